@@ -1,0 +1,50 @@
+r"""Supervised FER2013 (Kaggle CSV, 48x48 grey, 7 classes).
+
+  python -m jaxfer.main --config configs/supervised_fer2013.py \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --workdir /tmp/jaxfer/fer2013
+  # The Face2Exp 10% class-balanced labeled subset (the SSL baseline):
+  python -m jaxfer.main --config configs/supervised_fer2013.py:10pct \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --workdir /tmp/jaxfer/fer2013_10pct
+
+Selects checkpoints by PublicTest accuracy and reports PrivateTest. Expected
+results and wall times: see README. `:smoke` is a seconds-long variant on the
+210-row sample CSV for tests.
+"""
+
+from jaxfer import defaults
+
+
+def get_config(arg: str = ""):
+  variants = set(arg.split(",")) - {""}
+  unknown = variants - {"smoke", "10pct"}
+  if unknown:
+    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, 10pct")
+  smoke = "smoke" in variants
+  c = defaults.base()
+  c.data.source = "fer2013"
+  c.data.train_split = "Training"
+  c.data.eval_splits = ("PublicTest", "PrivateTest")
+  c.data.mean, c.data.std = (0.508,), (0.255,)
+  c.data.batch_size = 64
+  c.model = dict(name="resnet", depth=18, stages=(1, 1, 1, 1), width=32,
+                 stem="small", norm="batch", dtype="float32")
+  c.optimizer.lr = 0.05
+  c.total_steps = 6000
+  c.log_every, c.eval_every = 100, 1000
+  c.checkpoint.every = 1000
+  c.checkpoint.best_split = "PublicTest"
+  if "10pct" in variants:
+    c.data.labeled_fraction = 0.1
+    c.total_steps = 3000
+  if smoke:
+    c.data.path = "../shared/data/fer2013/fer2013_sample_210.csv"
+    c.data.cache_dir = ""
+    c.total_steps, c.log_every, c.eval_every = 6, 2, 3
+    c.checkpoint.every = 3
+    c.data.batch_size, c.data.eval_batch_size = 8, 32
+    c.model.width = 8
+    if "10pct" in variants:
+      c.data.labeled_fraction = 0.5
+  return c

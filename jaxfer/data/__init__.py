@@ -1,0 +1,1 @@
+"""Data: random-access sources, per-example transforms and Grain pipelines."""

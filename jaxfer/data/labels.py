@@ -1,0 +1,67 @@
+"""Class-name tables of every dataset and explicit maps between label orders.
+
+Every dataset keeps its own label order (see REFERENCE.md section 4). Names
+are canonical lower-case words, so a map between two orders is computed by
+name and never guessed: a class missing from the target is an error unless the
+caller asks for it to become -1 explicitly.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# FER+ vote columns in fer2013new.csv order (the last two are not classes).
+FERPLUS = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear",
+           "contempt")
+FERPLUS_VOTE_COLUMNS = FERPLUS + ("unknown", "not_face")
+# RAF-DB basic: file labels 1..7 are stored here as 0..6.
+RAFDB = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
+AFFECTNET8 = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry",
+              "contempt")
+AFFECTNET7 = AFFECTNET8[:7]
+ABAW_EXPR = ("neutral", "angry", "disgust", "fear", "happy", "sad", "surprise",
+             "other")
+
+TABLES = {
+    "fer2013": FER2013,
+    "ferplus": FERPLUS,
+    "rafdb": RAFDB,
+    "affectnet7": AFFECTNET7,
+    "affectnet8": AFFECTNET8,
+    "abaw_expr": ABAW_EXPR,
+}
+
+
+def class_names(table: str) -> tuple[str, ...]:
+  """Returns the class names of a named table, with a clear error."""
+  if table not in TABLES:
+    raise ValueError(f"unknown class table {table!r}; known: {sorted(TABLES)}")
+  return TABLES[table]
+
+
+def label_map(src: Sequence[str], dst: Sequence[str], *,
+              missing_ok: bool = False) -> np.ndarray:
+  """Index map from label order `src` to label order `dst`, by class name.
+
+  Args:
+    src: class names in the source order.
+    dst: class names in the target order.
+    missing_ok: map a source class absent from `dst` to -1 instead of raising.
+
+  Returns:
+    int32 array `m` with `m[i]` the index in `dst` of `src[i]`.
+  """
+  where = {name: i for i, name in enumerate(dst)}
+  missing = [name for name in src if name not in where]
+  if missing and not missing_ok:
+    raise ValueError(f"classes {missing} of {tuple(src)} have no counterpart in "
+                     f"{tuple(dst)}; pass missing_ok=True to map them to -1")
+  return np.array([where.get(name, -1) for name in src], np.int32)
+
+
+def remap(labels: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+  """Applies `label_map` output to an array of labels (-1 stays -1)."""
+  labels = np.asarray(labels)
+  out = np.where(labels >= 0, mapping[np.clip(labels, 0, None)], -1)
+  return out.astype(np.int32)

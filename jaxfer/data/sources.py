@@ -1,0 +1,105 @@
+"""The random-access source interface every dataset implements.
+
+A source is a Grain random-access data source: ``len(source)`` and
+``source[i]`` returning a dict with
+
+* ``"image"``: ``np.uint8[H, W, C]``, C = 1 (grey) or 3 (RGB); file sources
+  may return any size, transforms resize;
+* ``"label"``: ``np.int32`` scalar in ``[0, len(class_names))`` (labeled
+  sources only);
+* ``"soft_label"``: ``np.float32[num_classes]`` (optional, e.g. FER+ votes).
+
+and attributes ``name`` (for messages), ``class_names`` (a tuple, or ``None``
+for unlabeled pools), ``labels`` (``np.int32[N]``, labeled sources only: read
+without decoding images, for class-balanced sampling and splits) and
+``skipped`` (a list of ``(where, why)`` for bad items the user chose to skip;
+the training loop logs its length).
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+class DataError(ValueError):
+  """Bad input data. The message names the file and the row or field."""
+
+
+@dataclasses.dataclass
+class ArraySource:
+  """A labeled source held in memory (FER2013 rows, a distilled set, ...)."""
+  images: np.ndarray            # uint8 [N, H, W, C]
+  labels: np.ndarray            # int32 [N]
+  class_names: tuple[str, ...]
+  name: str = "arrays"
+  soft_labels: np.ndarray | None = None   # float32 [N, num_classes]
+  skipped: list = dataclasses.field(default_factory=list)
+
+  def __post_init__(self):
+    if self.images.ndim != 4 or self.images.dtype != np.uint8:
+      raise DataError(f"{self.name}: images must be uint8 [N, H, W, C], got "
+                      f"{self.images.dtype} {self.images.shape}")
+    if len(self.labels) != len(self.images):
+      raise DataError(f"{self.name}: {len(self.images)} images but "
+                      f"{len(self.labels)} labels")
+    check_labels(self.labels, len(self.class_names), self.name)
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    out = {"image": self.images[i], "label": np.int32(self.labels[i])}
+    if self.soft_labels is not None:
+      out["soft_label"] = self.soft_labels[i]
+    return out
+
+
+@dataclasses.dataclass
+class Subset:
+  """The rows `indices` of a source, keeping its attributes."""
+  parent: object
+  indices: np.ndarray
+  name: str = ""
+
+  def __post_init__(self):
+    self.indices = np.asarray(self.indices, np.int64)
+    self.name = self.name or f"{self.parent.name}[subset]"
+    self.class_names = self.parent.class_names
+    parent_labels = getattr(self.parent, "labels", None)
+    self.labels = (None if parent_labels is None
+                   else np.asarray(parent_labels)[self.indices])
+    self.skipped = getattr(self.parent, "skipped", [])
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.parent[int(self.indices[i])]
+
+
+@dataclasses.dataclass
+class Unlabeled:
+  """A labeled source seen as an unlabeled pool (labels dropped)."""
+  parent: object
+  name: str = ""
+
+  def __post_init__(self):
+    self.name = self.name or f"{self.parent.name}[unlabeled]"
+    self.class_names = None
+    self.labels = None
+    self.skipped = getattr(self.parent, "skipped", [])
+
+  def __len__(self) -> int:
+    return len(self.parent)
+
+  def __getitem__(self, i):
+    return {"image": self.parent[i]["image"]}
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+  """Raises DataError naming the first row whose label is out of range."""
+  labels = np.asarray(labels)
+  bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+  if bad.size:
+    raise DataError(f"{where}: row {bad[0]} has label {labels[bad[0]]}, outside "
+                    f"[0, {num_classes}) ({bad.size} such rows)")

@@ -1,0 +1,71 @@
+"""Every config field, its default and its meaning, in one place.
+
+Config files start from `base()` and change what their experiment needs; the
+CLI locks the result, so a mistyped `--config.field` is an error.
+"""
+
+import ml_collections
+
+
+def data() -> ml_collections.ConfigDict:
+  """The data fields (`config.data`)."""
+  return ml_collections.ConfigDict(dict(
+      # synthetic | fer2013 | rafdb | affectnet | image_folder | labeled_csv |
+      # tfds (see jaxfer/data/build.py).
+      source="synthetic",
+      path="",                     # file or folder of file-based sources
+      tfds_name="",                # dataset name for source="tfds"
+      class_table="fer2013",       # class names of source="labeled_csv"
+      ferplus="",                  # FER2013 only: "" | "majority" | "soft"
+      drop_blank=False,            # FER2013 only: drop the 12 blank images
+      cache_dir="~/.cache/jaxfer",  # parsed-CSV cache ("" for none)
+      on_bad="error",              # bad rows/images: "error" | "skip"
+      train_split="train",
+      eval_splits=("test",),
+      num_classes=7,
+      image_size=48,
+      channels=1,
+      mean=(0.5,),
+      std=(0.25,),
+      labeled_fraction=1.0,        # k% labeled subset of the train split
+      balanced_split=True,         # equal count per class in that subset
+      split_seed=0,
+      balanced_sampling=False,     # sample classes uniformly
+      batch_size=64,               # global labeled batch
+      eval_batch_size=256,
+      crop_padding=4,
+      flip=True,
+      strong_augment=False,        # RandAugment on the labeled stream
+      randaugment=dict(n=2, m=16, pool="face2exp"),
+      num_threads=2,               # Grain read threads
+      worker_count=0,              # Grain worker processes
+      synthetic=dict(seed=0, sizes=dict(train=6000, test=1400)),
+      # The unlabeled pool of semi-supervised methods (used when mu > 0):
+      # "rest" = the train split outside the labeled subset, labels dropped;
+      # or any source above (labels dropped), or "unlabeled_folder".
+      unlabeled=dict(source="rest", path="", split="train", on_bad="error",
+                     image_size=48, channels=1),
+  ))
+
+
+def base() -> ml_collections.ConfigDict:
+  """The full default config: supervised training on the synthetic faces."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.method = "supervised"
+  c.total_steps = 1000
+  c.mu = 0                          # unlabeled examples per labeled one
+  c.data = data()
+  c.model = dict(name="convnet", depth=3, width=32, norm="batch",
+                 dtype="float32")
+  c.optimizer = dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                     weight_decay=5e-4, warmup_steps=50, wait_steps=0,
+                     schedule="cosine", grad_clip=0.0)
+  c.label_smoothing = 0.0
+  c.ema_decay = 0.0                 # 0: no EMA of the parameters
+  c.log_every = 50
+  c.eval_every = 500
+  c.confusion_every_eval = False    # PNG at every evaluation, not only last
+  c.checkpoint = dict(every=500, keep=2, best_split="test",
+                      best_metric="accuracy")
+  return c

@@ -1,0 +1,49 @@
+"""Normalisation choice shared by every model."""
+
+import functools
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def norm_layer(kind: str, *, train: bool, dtype=jnp.float32,
+               axis_name: str | None = None, groups: int = 32):
+  """Returns a constructor of the normalisation layer named by `kind`.
+
+  Args:
+    kind: "batch", "group" (at most `groups` groups), "instance" or "none".
+    train: BatchNorm uses batch statistics (and updates its running ones).
+    dtype: compute dtype.
+    axis_name: BatchNorm reduces its statistics over this mapped axis too
+      (for jax.pmap / shard_map).
+    groups: the GroupNorm group count (reduced to divide the channels).
+  """
+  if kind == "batch":
+    return functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=0.9, epsilon=1e-5, dtype=dtype,
+                             axis_name=axis_name)
+  if kind == "group":
+    return lambda **kw: _GroupNorm(groups=groups, dtype=dtype, **kw)
+  if kind == "instance":
+    return lambda **kw: nn.GroupNorm(num_groups=None, group_size=1,
+                                     dtype=dtype, **kw)
+  if kind == "none":
+    return lambda **kw: (lambda x: x)
+  raise ValueError(f"config.model.norm must be batch, group, instance or "
+                   f"none, got {kind!r}")
+
+
+class _GroupNorm(nn.Module):
+  """GroupNorm whose group count divides the channel count."""
+  groups: int = 32
+  dtype: jnp.dtype = jnp.float32
+  scale_init: object = nn.initializers.ones
+
+  @nn.compact
+  def __call__(self, x):
+    c = x.shape[-1]
+    g = min(self.groups, c)
+    while c % g:
+      g -= 1
+    return nn.GroupNorm(num_groups=g, dtype=self.dtype,
+                        scale_init=self.scale_init)(x)

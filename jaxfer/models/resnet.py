@@ -1,0 +1,101 @@
+"""ResNet-18/34/50 with an ImageNet stem or a small-input stem for 48x48."""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxfer.models.layers import norm_layer
+
+STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions with a residual connection."""
+  filters: int
+  strides: int
+  norm: object
+  dtype: jnp.dtype
+
+  @nn.compact
+  def __call__(self, x):
+    conv = lambda f, k, s: nn.Conv(f, (k, k), s, padding="SAME",
+                                   use_bias=False, dtype=self.dtype)
+    y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(x)))
+    y = self.norm(scale_init=nn.initializers.zeros)(conv(self.filters, 3, 1)(y))
+    if x.shape[-1] != self.filters or self.strides != 1:
+      x = self.norm()(conv(self.filters, 1, self.strides)(x))
+    return nn.relu(x + y)
+
+
+class Bottleneck(nn.Module):
+  """1x1, 3x3, 1x1 convolutions (4x expansion) with a residual connection."""
+  filters: int
+  strides: int
+  norm: object
+  dtype: jnp.dtype
+
+  @nn.compact
+  def __call__(self, x):
+    conv = lambda f, k, s: nn.Conv(f, (k, k), s, padding="SAME",
+                                   use_bias=False, dtype=self.dtype)
+    y = nn.relu(self.norm()(conv(self.filters, 1, 1)(x)))
+    y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(y)))
+    y = self.norm(scale_init=nn.initializers.zeros)(
+        conv(4 * self.filters, 1, 1)(y))
+    if x.shape[-1] != 4 * self.filters or self.strides != 1:
+      x = self.norm()(conv(4 * self.filters, 1, self.strides)(x))
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """ResNet returning (logits, penultimate features).
+
+  Attributes:
+    num_classes: output classes.
+    depth: 18, 34 or 50 (sets the block and the stages unless `stages`).
+    stages: blocks per stage, overriding `depth` (tiny test models).
+    width: channels of the first stage (64 in the paper).
+    stem: "imagenet" (7x7/2 conv and 3x3/2 max-pool) or "small" (one 3x3/1
+      conv, for 32-64 px inputs such as FER2013's 48x48).
+    norm: "batch", "group", "instance" or "none".
+    dtype: compute dtype (parameters stay float32).
+    bn_axis_name: mapped axis BatchNorm reduces over (pmap / shard_map).
+  """
+  num_classes: int
+  depth: int = 18
+  stages: Sequence[int] | None = None
+  width: int = 64
+  stem: str = "small"
+  norm: str = "batch"
+  dtype: jnp.dtype = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.depth not in STAGES:
+      raise ValueError(f"ResNet depth must be one of {sorted(STAGES)}, got "
+                       f"{self.depth}")
+    norm = norm_layer(self.norm, train=train, dtype=self.dtype,
+                      axis_name=self.bn_axis_name)
+    block = Bottleneck if self.depth == 50 else BasicBlock
+    x = x.astype(self.dtype)
+    if self.stem == "imagenet":
+      x = nn.Conv(self.width, (7, 7), 2, padding=[(3, 3), (3, 3)],
+                  use_bias=False, dtype=self.dtype)(x)
+      x = nn.relu(norm()(x))
+      x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
+    elif self.stem == "small":
+      x = nn.Conv(self.width, (3, 3), 1, padding="SAME", use_bias=False,
+                  dtype=self.dtype)(x)
+      x = nn.relu(norm()(x))
+    else:
+      raise ValueError(f"config.model.stem must be imagenet or small, got "
+                       f"{self.stem!r}")
+    for i, n in enumerate(self.stages or STAGES[self.depth]):
+      for j in range(n):
+        x = block(self.width * 2**i, 2 if i and not j else 1, norm,
+                  self.dtype)(x)
+    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
+    return logits.astype(jnp.float32), features

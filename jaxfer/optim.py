@@ -1,0 +1,72 @@
+"""Optimizers and learning-rate schedules from config (optax)."""
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+
+def cosine_schedule(*, lr: float, total_steps: int, warmup_steps: int = 0,
+                    wait_steps: int = 0, kind: str = "cosine"):
+  """Zero for `wait_steps`, linear warm-up, then half a cosine to zero.
+
+  The MPL reference's `get_cosine_schedule_with_warmup` with a student wait.
+  `kind="constant"` keeps `lr` after the warm-up.
+  """
+  if kind not in ("cosine", "constant"):
+    raise ValueError(f"schedule must be cosine or constant, got {kind!r}")
+  decay_steps = max(total_steps - warmup_steps - wait_steps, 1)
+
+  def schedule(step):
+    t = jnp.asarray(step, jnp.float32) - wait_steps
+    warm = jnp.clip(t / max(warmup_steps, 1), 0.0, 1.0)
+    progress = jnp.clip((t - warmup_steps) / decay_steps, 0.0, 1.0)
+    cos = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    factor = jnp.where(t < warmup_steps, warm,
+                       cos if kind == "cosine" else 1.0)
+    return jnp.where(t < 0, 0.0, lr * factor)
+  return schedule
+
+
+def decay_mask(params):
+  """True for weights that get weight decay: kernels, not norms or biases."""
+  flat = flax.traverse_util.flatten_dict(params)
+  return flax.traverse_util.unflatten_dict(
+      {k: k[-1] == "kernel" for k in flat})
+
+
+def build(cfg: ml_collections.ConfigDict, total_steps: int):
+  """Returns (optax transformation, schedule) for `cfg`.
+
+  Args:
+    cfg: name ("sgd" or "adamw"), lr, momentum, nesterov, weight_decay,
+      warmup_steps, wait_steps, schedule ("cosine" or "constant"),
+      grad_clip (0: none).
+    total_steps: the schedule's length.
+  """
+  schedule = cosine_schedule(lr=cfg.lr, total_steps=total_steps,
+                             warmup_steps=cfg.get("warmup_steps", 0),
+                             wait_steps=cfg.get("wait_steps", 0),
+                             kind=cfg.get("schedule", "cosine"))
+  wd = cfg.get("weight_decay", 0.0)
+  if cfg.name == "sgd":
+    momentum = cfg.get("momentum", 0.0)
+    tx = optax.chain(
+        optax.add_decayed_weights(wd, mask=decay_mask) if wd else
+        optax.identity(),
+        optax.sgd(schedule, momentum=momentum or None,
+                  nesterov=cfg.get("nesterov", False)))
+  elif cfg.name == "adamw":
+    tx = optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
+                     weight_decay=wd, mask=decay_mask)
+  else:
+    raise ValueError(f"optimizer name must be sgd or adamw, got {cfg.name!r}")
+  if cfg.get("grad_clip", 0.0):
+    tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
+  return tx, schedule
+
+
+def ema_update(ema, new, decay: float):
+  """e <- decay * e + (1 - decay) * new, leaf by leaf."""
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)

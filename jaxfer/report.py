@@ -1,0 +1,83 @@
+"""Run reporting: metrics.jsonl, TensorBoard events, confusion-matrix PNGs.
+
+Only process 0 writes. TensorBoard events come from tensorboardX, which does
+not need TensorFlow.
+"""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+
+class Writer:
+  """Writes metric dicts to `<workdir>/metrics.jsonl` and TensorBoard."""
+
+  def __init__(self, workdir: str, *, resume_step: int = 0):
+    self.active = jax.process_index() == 0
+    self.path = pathlib.Path(workdir) / "metrics.jsonl"
+    if not self.active:
+      return
+    if resume_step:
+      self._truncate(resume_step)
+    elif self.path.exists():
+      self.path.unlink()
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self.tb = SummaryWriter(str(pathlib.Path(workdir) / "tb"),
+                            purge_step=resume_step or None)
+
+  def _truncate(self, step: int) -> None:
+    """Drops lines written after `step`, the step a resumed run restarts at.
+
+    A resumed run then leaves the same file as an uninterrupted one.
+    """
+    if not self.path.exists():
+      return
+    keep = [line for line in self.path.read_text().splitlines()
+            if line and json.loads(line)["step"] <= step]
+    self.path.write_text("".join(line + "\n" for line in keep))
+
+  def write(self, step: int, split: str, metrics: dict, **tags) -> None:
+    if not self.active:
+      return
+    row = {"step": int(step), "split": split, **tags,
+           **{k: float(v) for k, v in metrics.items()}}
+    with self.path.open("a") as f:
+      f.write(json.dumps(row) + "\n")
+    prefix = "/".join([split, *map(str, tags.values())])
+    for k, v in metrics.items():
+      self.tb.add_scalar(f"{prefix}/{k}", float(v), step)
+
+  def text(self, tag: str, text: str, step: int = 0) -> None:
+    if self.active:
+      self.tb.add_text(tag, text, step)
+
+  def close(self) -> None:
+    if self.active:
+      self.tb.close()
+
+
+def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
+  """Saves a row-normalised confusion matrix with counts as a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  cm = np.asarray(cm)
+  rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+  n = len(class_names)
+  fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.8 * n))
+  ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+  ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+  ax.set_yticks(range(n), class_names)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title, fontsize=9)
+  for i in range(n):
+    for j in range(n):
+      ax.text(j, i, f"{cm[i, j]}\n{rates[i, j]:.0%}", ha="center",
+              va="center", fontsize=7,
+              color="white" if rates[i, j] > 0.5 else "black")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,209 @@
+"""The one training loop. It does not know which method it runs.
+
+`run(config, workdir)` serves the CLI, the tests and the notebooks: it builds
+the data, the model and the method's pure functions, jits the step with the
+batch sharded over a one-axis device mesh ("data") and the state replicated,
+and then steps, logs, evaluates and checkpoints. A workdir that holds
+checkpoints is resumed, data iterator included.
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxfer import checkpoint as ckpt_lib
+from jaxfer import losses
+from jaxfer import methods
+from jaxfer import metrics as metrics_lib
+from jaxfer import models
+from jaxfer import report
+from jaxfer.data import build as data_build
+from jaxfer.data import pipeline
+
+
+class NonFiniteLoss(RuntimeError):
+  """The loss became NaN or infinite; the run stopped."""
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  return jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+
+
+def global_batch(local: dict, sharding) -> dict:
+  """Assembles global arrays from this process's part of a batch."""
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in local.items()}
+
+
+def evaluate(apply_jit, variables: dict, batches, num_classes: int):
+  """Confusion matrices and mean losses of several models on one pass.
+
+  Returns {model name: (metrics dict, confusion matrix)}.
+  """
+  cms = {name: np.zeros((num_classes, num_classes), np.int64)
+         for name in variables}
+  loss = dict.fromkeys(variables, 0.0)
+  count = 0.0
+  for batch in batches:
+    for name, v in variables.items():
+      preds, loss_sum = apply_jit(v, batch)
+      preds, labels, mask = (np.asarray(preds), np.asarray(batch["label"]),
+                             np.asarray(batch["mask"]))
+      cms[name] += metrics_lib.confusion_matrix(labels, preds, num_classes,
+                                                mask)
+      loss[name] += float(loss_sum)
+    count += float(np.asarray(batch["mask"]).sum())
+  return {name: ({"loss": loss[name] / max(count, 1),
+                  **metrics_lib.summarize(cms[name])}, cms[name])
+          for name in variables}
+
+
+def _eval_fn(apply):
+  def fn(variables, batch):
+    logits, _ = apply(variables, batch["image"])
+    loss = losses.xent(logits, batch["label"]) * batch["mask"]
+    return jnp.argmax(logits, -1), jnp.sum(loss)
+  return fn
+
+
+def _mean_metrics(pending: list) -> dict:
+  fetched = jax.device_get(pending)
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def _check_finite(pending: list, first_step: int, last_ckpt) -> None:
+  losses_ = np.asarray(jax.device_get([m["loss"] for m in pending]))
+  bad = np.flatnonzero(~np.isfinite(losses_))
+  if bad.size:
+    raise NonFiniteLoss(
+        f"loss is {losses_[bad[0]]} at step {first_step + bad[0] + 1}; the "
+        f"run stopped. The last good checkpoint is step {last_ckpt} (lower "
+        "the learning rate, or check the data)")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains and evaluates `config`, writing to `workdir`.
+
+  Returns:
+    The last evaluation: {"<split>/<model>/<metric>": value}.
+  """
+  workdir = pathlib.Path(workdir).expanduser().absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_main = jax.process_index() == 0
+  if is_main:
+    print(f"jaxfer: writing to {workdir}", flush=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  mesh = make_mesh()
+  n_dev = mesh.devices.size
+  for field in ("batch_size", "eval_batch_size"):
+    if config.data[field] % n_dev:
+      raise ValueError(f"config.data.{field}={config.data[field]} does not "
+                       f"divide over {n_dev} devices")
+  repl, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+  data = data_build.build(config, process_index=jax.process_index(),
+                          process_count=jax.process_count())
+  model = models.build(config.model, config.data.num_classes)
+  method = methods.build(config, model, config.total_steps)
+  rng = jax.random.key(config.seed)
+  size, ch = config.data.image_size, config.data.channels
+  state = jax.jit(method.init, out_shardings=repl)(
+      jax.random.fold_in(rng, -1), jnp.zeros((1, size, size, ch)))
+
+  ckpt = ckpt_lib.Checkpointer(workdir, keep=config.checkpoint.keep)
+  train_iter = iter(data.train)
+  restored = ckpt.restore(state)
+  start = 0
+  if restored is not None:
+    state, data_state, _ = restored
+    train_iter.set_state(data_state)
+    start = int(state.step)
+    if is_main:
+      print(f"jaxfer: resumed from step {start}", flush=True)
+  writer = report.Writer(workdir, resume_step=start)
+  writer.text("data", "\n\n".join(data.log))
+  if is_main:
+    print("\n".join(f"  {line}" for line in data.log), flush=True)
+
+  step_fn = jax.jit(method.step, in_shardings=(repl, sharded, repl),
+                    out_shardings=(repl, repl), donate_argnums=0)
+  apply_jit = jax.jit(_eval_fn(method.apply), out_shardings=repl)
+  cfg_dict = json.loads(config.to_json_best_effort())
+  last_ckpt, result = (start or None), {}
+
+  def do_eval(step: int, final: bool) -> float | None:
+    nonlocal result
+    variables = method.eval_variables(state)
+    best_value = None
+    for split, src in data.evals.items():
+      batches = (global_batch(b, sharded) for b in pipeline.eval_batches(
+          src, data.eval_transform, batch_size=config.data.eval_batch_size,
+          process_index=jax.process_index(),
+          process_count=jax.process_count()))
+      for name, (m, cm) in evaluate(apply_jit, variables, batches,
+                                    config.data.num_classes).items():
+        writer.write(step, split, m, model=name)
+        result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
+        if is_main:
+          print(f"  step {step} {split} {name}: " + ", ".join(
+              f"{k} {v:.4f}" for k, v in m.items()), flush=True)
+          if final or config.get("confusion_every_eval", False):
+            report.confusion_png(
+                cm, data.class_names,
+                workdir / f"confusion_{split}_{name}.png",
+                f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}")
+        sel = config.checkpoint
+        if split == sel.best_split and name == next(iter(variables)):
+          best_value = m[sel.best_metric]
+    return best_value
+
+  pending, t_log, wait = [], time.perf_counter(), 0.0
+  total = config.total_steps
+  bar = tqdm.tqdm(total=total, initial=start, disable=not is_main,
+                  unit="step", dynamic_ncols=True, mininterval=2.0)
+  try:
+    for step in range(start + 1, total + 1):
+      t0 = time.perf_counter()
+      batch = global_batch(next(train_iter), sharded)
+      wait += time.perf_counter() - t0
+      state, m = step_fn(state, batch, rng)
+      pending.append(m)
+      bar.update(1)
+      is_eval = step % config.eval_every == 0 or step == total
+      is_ckpt = step % config.checkpoint.every == 0 or step == total
+      if step % config.log_every == 0 or is_eval or is_ckpt:
+        _check_finite(pending, step - len(pending), last_ckpt)
+        mean = _mean_metrics(pending)
+        writer.write(step, "train", mean)
+        dt = time.perf_counter() - t_log
+        writer.write(step, "perf", {
+            "steps_per_sec": len(pending) / dt,
+            "images_per_sec": len(pending) * config.data.batch_size / dt,
+            "data_wait_fraction": wait / dt})
+        bar.set_postfix(loss=f"{mean['loss']:.3f}", refresh=False)
+        pending, t_log, wait = [], time.perf_counter(), 0.0
+      best_value = do_eval(step, step == total) if is_eval else None
+      if is_ckpt or best_value is not None:
+        ckpt.save(step, state, train_iter.get_state(), cfg_dict,
+                  last=is_ckpt, best_value=best_value)
+        last_ckpt = step if is_ckpt else last_ckpt
+  finally:
+    bar.close()
+    ckpt.close()
+    writer.close()
+  if start >= total and is_main:
+    print(f"jaxfer: {workdir} already holds step {total}; nothing to do")
+  return result
+
+
+def steps_for_epochs(num_examples: int, batch_size: int, epochs: float) -> int:
+  """Number of steps covering `epochs` passes over `num_examples`."""
+  return math.ceil(num_examples * epochs / batch_size)

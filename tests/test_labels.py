@@ -1,0 +1,31 @@
+"""Explicit maps between label orders."""
+
+import numpy as np
+import pytest
+
+from jaxfer.data import labels
+
+
+def test_fer2013_to_rafdb_by_name():
+  m = labels.label_map(labels.FER2013, labels.RAFDB)
+  for i, name in enumerate(labels.FER2013):
+    assert labels.RAFDB[m[i]] == name
+  # Round trip.
+  back = labels.label_map(labels.RAFDB, labels.FER2013)
+  np.testing.assert_array_equal(back[m], np.arange(7))
+
+
+def test_missing_class_is_an_error_unless_asked():
+  with pytest.raises(ValueError, match="contempt"):
+    labels.label_map(labels.AFFECTNET8, labels.FER2013)
+  m = labels.label_map(labels.AFFECTNET8, labels.FER2013, missing_ok=True)
+  assert m[7] == -1 and labels.FER2013[m[1]] == "happy"
+  np.testing.assert_array_equal(labels.remap(np.array([7, 1, -1]), m),
+                                [-1, 3, -1])
+
+
+def test_every_table_has_unique_names():
+  for name, table in labels.TABLES.items():
+    assert len(set(table)) == len(table), name
+  with pytest.raises(ValueError, match="unknown class table"):
+    labels.class_names("fer2014")

@@ -1,0 +1,61 @@
+"""Metrics against hand computations; schedules and weight-decay masks."""
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from jaxfer import metrics
+from jaxfer import optim
+
+
+def test_metrics_by_hand():
+  labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
+  preds = np.array([0, 0, 1, 1, 0, 2, 2, 1, 2, 2])
+  mask = np.array([1] * 9 + [0])
+  cm = metrics.confusion_matrix(labels, preds, 3, mask)
+  np.testing.assert_array_equal(cm, [[2, 1, 0], [1, 1, 0], [0, 1, 3]])
+  m = metrics.summarize(cm)
+  assert m["accuracy"] == pytest.approx(6 / 9)
+  assert m["mean_class_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 3 / 4) / 3)
+  p = np.array([2 / 3, 1 / 3, 1.0])
+  r = np.array([2 / 3, 1 / 2, 3 / 4])
+  assert m["macro_f1"] == pytest.approx(np.mean(2 * p * r / (p + r)))
+
+
+def test_absent_class_left_out_of_class_means():
+  cm = metrics.confusion_matrix(np.array([0, 1]), np.array([0, 0]), 3)
+  m = metrics.summarize(cm)
+  assert m["mean_class_accuracy"] == pytest.approx(0.5)
+  assert m["macro_f1"] == pytest.approx((2 * 0.5 / 1.5 + 0) / 2)
+
+
+def test_schedule_wait_warmup_cosine():
+  s = optim.cosine_schedule(lr=1.0, total_steps=110, warmup_steps=10,
+                            wait_steps=5)
+  assert float(s(0)) == 0 and float(s(4)) == 0
+  assert float(s(10)) == pytest.approx(0.5)
+  assert float(s(15)) == pytest.approx(1.0)
+  assert float(s(15 + 47.5)) == pytest.approx(0.5, abs=1e-6)
+  assert float(s(110)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_weight_decay_skips_norms_and_biases():
+  params = {"conv": {"kernel": jnp.ones(2), "bias": jnp.ones(2)},
+            "norm": {"scale": jnp.ones(2)}}
+  cfg = ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.0,
+                                       weight_decay=0.5, schedule="constant"))
+  tx, _ = optim.build(cfg, 10)
+  zeros = {"conv": {"kernel": jnp.zeros(2), "bias": jnp.zeros(2)},
+           "norm": {"scale": jnp.zeros(2)}}
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(new["conv"]["kernel"], 0.5)
+  np.testing.assert_allclose(new["conv"]["bias"], 1.0)
+  np.testing.assert_allclose(new["norm"]["scale"], 1.0)
+
+
+def test_unknown_optimizer():
+  with pytest.raises(ValueError, match="sgd or adamw"):
+    optim.build(ml_collections.ConfigDict(dict(name="lamb", lr=1.0)), 10)
