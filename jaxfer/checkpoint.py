@@ -1,4 +1,5 @@
-"""Orbax checkpoints of the state, the data iterator and the config.
+"""Orbax checkpoints of the state, the data iterator, the config and facts
+about the run (class names) that prediction needs.
 
 Two managers in the workdir: ``checkpoints/`` keeps the last ``keep`` saves
 (every ``every`` steps and at the end), ``best/`` keeps the one save whose
@@ -33,12 +34,13 @@ class Checkpointer:
     return self.last.latest_step()
 
   def save(self, step: int, state, data_state: dict, config: dict, *,
-           last: bool = True, best_value: float | None = None) -> None:
+           meta: dict | None = None, last: bool = True, best_value: float | None = None) -> None:
     """Saves to `checkpoints/` if `last`, to `best/` if `best_value` is
     given (Orbax keeps it only if it beats the best so far)."""
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),
                               data=ocp.args.JsonSave(data_state),
-                              config=ocp.args.JsonSave(config))
+                              config=ocp.args.JsonSave(config),
+                              meta=ocp.args.JsonSave(meta or {}))
     if last and step not in self.last.all_steps():
       self.last.save(step, args=args)
     if best_value is not None and step not in self.best.all_steps():
@@ -63,12 +65,13 @@ class Checkpointer:
     self.best.close()
 
 
-def read_config(workdir: str, *, best: bool = True) -> dict:
-  """The config saved with the best (or latest) checkpoint of a workdir."""
+def read_config(workdir: str, *, best: bool = True) -> tuple[dict, dict]:
+  """(config, meta) saved with the best (or latest) checkpoint."""
   sub = "best" if best else "checkpoints"
   manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / sub)
   step = manager.latest_step()
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/{sub}")
-  return manager.restore(step, args=ocp.args.Composite(
-      config=ocp.args.JsonRestore())).config
+  out = manager.restore(step, args=ocp.args.Composite(
+      config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  return out.config, out.meta

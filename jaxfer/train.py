@@ -113,10 +113,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                           process_count=jax.process_count())
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps)
-  rng = jax.random.key(config.seed)
+  init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init, out_shardings=repl)(
-      jax.random.fold_in(rng, -1), jnp.zeros((1, size, size, ch)))
+      init_rng, jnp.zeros((1, size, size, ch)))
 
   ckpt = ckpt_lib.Checkpointer(workdir, keep=config.checkpoint.keep)
   train_iter = iter(data.train)
@@ -193,7 +193,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
         ckpt.save(step, state, train_iter.get_state(), cfg_dict,
-                  last=is_ckpt, best_value=best_value)
+                  meta={"class_names": list(data.class_names)}, last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
   finally:
     bar.close()

@@ -58,7 +58,7 @@ def train_step(state: State, batch, rng, *, apply_fn, tx,
                                             axis_name)
   net = common.apply_updates(state.net, grads, stats, tx, ema_decay=ema_decay)
   metrics = {"loss": loss, "accuracy": acc,
-             "grad_norm": optax.global_norm(grads)}
+             "grad_norm": optax.tree_utils.tree_norm(grads)}
   return State(state.step + 1, net), metrics
 
 

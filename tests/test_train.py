@@ -1,0 +1,156 @@
+"""The training loop end to end: CLI, config errors, resume after SIGKILL,
+non-finite loss."""
+
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxfer import train
+from jaxfer.data.sources import DataError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = ["--config", str(ROOT / "configs/default.py") + ":smoke"]
+
+
+def _cli(*args, log=None):
+  """Starts the CLI; output goes to pipes, or to files when `log` is set
+  (a process that is waited on, not communicated with, must not fill a
+  pipe)."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  out = err = subprocess.PIPE
+  if log is not None:
+    out, err = open(f"{log}.out", "w"), open(f"{log}.err", "w")
+  return subprocess.Popen([sys.executable, "-m", "jaxfer.main", *args],
+                          cwd=ROOT, env=env, stdout=out, stderr=err,
+                          text=True)
+
+
+def _rows(workdir, drop=("perf",)):
+  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+  return [r for r in map(json.loads, lines) if r["split"] not in drop]
+
+
+def _final_params(workdir):
+  ckpt = pathlib.Path(workdir) / "checkpoints"
+  step = max(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
+  tree = ocp.StandardCheckpointer().restore(ckpt / str(step) / "state")
+  return step, tree
+
+
+def test_cli_trains_default_and_writes_everything(tmp_path):
+  p = _cli(*SMOKE, "--workdir", str(tmp_path))
+  out, err = p.communicate(timeout=300)
+  assert p.returncode == 0, err
+  assert f"writing to {tmp_path}" in out
+  rows = _rows(tmp_path)
+  evals = [r for r in rows if r["split"] == "test"]
+  assert [r["step"] for r in evals] == [10, 20]
+  for key in ("loss", "accuracy", "mean_class_accuracy", "macro_f1"):
+    assert all(0 <= r[key] < 10 for r in evals), key
+  assert [r["step"] for r in rows if r["split"] == "train"] == [5, 10, 15, 20]
+  assert (tmp_path / "confusion_test_model.png").stat().st_size > 1000
+  assert list((tmp_path / "tb").iterdir())
+  assert _final_params(tmp_path)[0] == 20
+
+
+def test_config_typo_is_an_error_naming_the_field(tmp_path):
+  p = _cli(*SMOKE, "--workdir", str(tmp_path), "--config.data.batchsize=3")
+  _, err = p.communicate(timeout=120)
+  assert p.returncode != 0 and "batchsize" in err
+
+
+def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path):
+  args = [*SMOKE, "--config.total_steps=40", "--config.checkpoint.every=5",
+          "--config.eval_every=20"]
+  ref = _cli(*args, "--workdir", str(tmp_path / "ref"), log=tmp_path / "ref")
+  assert ref.wait(timeout=300) == 0
+  rng = random.Random(os.getpid())
+  wd = tmp_path / "killed"
+  p = _cli(*args, "--workdir", str(wd), log=tmp_path / "killed")
+  deadline = time.time() + 240
+  while not (wd / "checkpoints" / "5").exists() and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(rng.uniform(0.0, 1.5))
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  resumed = _cli(*args, "--workdir", str(wd))
+  out, err = resumed.communicate(timeout=300)
+  assert resumed.returncode == 0, err
+  assert "resumed from step" in out
+  assert _rows(wd) == _rows(tmp_path / "ref")
+  step_a, a = _final_params(wd)
+  step_b, b = _final_params(tmp_path / "ref")
+  assert step_a == step_b == 40
+  for x, y in zip(*map(lambda t: __import__("jax").tree.leaves(t), (a, b))):
+    np.testing.assert_array_equal(x, y)
+
+
+def _smoke_config():
+  sys.path.insert(0, str(ROOT / "configs"))
+  try:
+    import default  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  return default.get_config("smoke")
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  config = _smoke_config()
+  config.optimizer.lr = 1e12
+  config.optimizer.warmup_steps = 0
+  config.log_every = 1
+  config.checkpoint.every = 1
+  with pytest.raises(train.NonFiniteLoss, match="loss is") as e:
+    train.run(config, str(tmp_path))
+  step = int(str(e.value).split("at step ")[1].split(";")[0])
+  saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert all(s < step for s in saved)
+  assert f"last good checkpoint is step {saved[-1] if saved else None}" in str(
+      e.value)
+
+
+def test_class_count_mismatch_names_the_field(tmp_path):
+  config = _smoke_config()
+  config.data.num_classes = 8
+  with pytest.raises(DataError, match="config.data.num_classes=8"):
+    train.run(config, str(tmp_path))
+
+
+def test_predict_cli_matches_in_process_model(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxfer import predict  # pylint: disable=g-import-not-at-top
+  from jaxfer.data import synthetic  # pylint: disable=g-import-not-at-top
+  p = _cli(*SMOKE, "--workdir", str(tmp_path / "wd"))
+  p.communicate(timeout=300)
+  assert p.returncode == 0
+  faces = synthetic.SyntheticFaces(3, seed=99)
+  paths = []
+  for i in range(3):
+    paths.append(str(tmp_path / f"face{i}.png"))
+    Image.fromarray(faces[i]["image"][..., 0]).save(paths[-1])
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  out = subprocess.run(
+      [sys.executable, "-m", "jaxfer.predict", "--workdir",
+       str(tmp_path / "wd"), "--top=7", *paths], cwd=ROOT, env=env,
+      capture_output=True, text=True, timeout=300, check=True).stdout
+  config, meta, method, state = predict.load(str(tmp_path / "wd"))
+  probs = predict.predict(config, method, method.eval_variables(state)["model"],
+                          [faces[i]["image"] for i in range(3)])
+  lines = [l for l in out.splitlines() if l.startswith(str(tmp_path))]
+  assert len(lines) == 3
+  for line, p in zip(lines, probs):
+    printed = dict(kv.rsplit(" ", 1) for kv in line.split(": ")[1].split(", "))
+    assert len(printed) == 7
+    for name, value in printed.items():
+      assert float(value) == pytest.approx(
+          p[meta["class_names"].index(name)], abs=1e-3)
