@@ -43,6 +43,10 @@ def data() -> ml_collections.ConfigDict:
       # The unlabeled pool of semi-supervised methods (used when mu > 0):
       # "rest" = the train split outside the labeled subset, labels dropped;
       # or any source above (labels dropped), or "unlabeled_folder".
+      # Evaluations on other datasets, labels mapped by class name: name ->
+      # dict(source=..., path=..., split=..., num_classes=...,
+      # drop_unmapped=False), e.g. a FER2013 model on RAF-DB's test split.
+      cross_eval={},
       unlabeled=dict(source="rest", path="", split="train", on_bad="error",
                      image_size=48, channels=1),
   ))

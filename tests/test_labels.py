@@ -29,3 +29,16 @@ def test_every_table_has_unique_names():
     assert len(set(table)) == len(table), name
   with pytest.raises(ValueError, match="unknown class table"):
     labels.class_names("fer2014")
+
+
+def test_relabeled_source_maps_by_name_and_counts_drops():
+  from jaxfer.data.sources import ArraySource, Relabeled  # pylint: disable=g-import-not-at-top
+  images = np.zeros((8, 2, 2, 1), np.uint8)
+  src = ArraySource(images, np.arange(8, dtype=np.int32), labels.AFFECTNET8)
+  with pytest.raises(ValueError, match="contempt"):
+    Relabeled(src, labels.FER2013)
+  r = Relabeled(src, labels.FER2013, drop_unmapped=True)
+  assert len(r) == 7 and r.dropped == {"unmapped_classes": 1}
+  for i in range(7):
+    assert labels.FER2013[r[i]["label"]] == labels.AFFECTNET8[i]
+    assert r.labels[i] == r[i]["label"]

@@ -168,4 +168,12 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
     evals[split] = make_source(cfg, split)
     check_classes(evals[split], cfg.num_classes)
     log.append(_describe(evals[split]))
+  for name, other in cfg.cross_eval.items():
+    other_cfg = cfg.copy_and_resolve_references()
+    with other_cfg.unlocked():
+      other_cfg.update(other)
+    evals[name] = sources.Relabeled(
+        make_source(other_cfg, other["split"]), full.class_names,
+        drop_unmapped=other.get("drop_unmapped", False))
+    log.append(_describe(evals[name]))
   return Data(train, evals, tuple(full.class_names), eval_tf, log)

@@ -103,3 +103,34 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   if bad.size:
     raise DataError(f"{where}: row {bad[0]} has label {labels[bad[0]]}, outside "
                     f"[0, {num_classes}) ({bad.size} such rows)")
+
+
+class Relabeled:
+  """A labeled source seen in another label order, mapped by class name.
+
+  A model trained on one dataset can so be evaluated on another. Classes
+  without a counterpart are an error unless `drop_unmapped`, which leaves
+  their rows out and counts them in `dropped`.
+  """
+
+  def __init__(self, parent, class_names, *, drop_unmapped: bool = False):
+    from jaxfer.data import labels as labels_lib  # pylint: disable=g-import-not-at-top
+    mapping = labels_lib.label_map(parent.class_names, class_names,
+                                   missing_ok=drop_unmapped)
+    mapped = labels_lib.remap(parent.labels, mapping)
+    self.rows = np.flatnonzero(mapped >= 0)
+    self.parent, self.mapping = parent, mapping
+    self.labels = mapped[self.rows]
+    self.class_names = tuple(class_names)
+    self.name = f"{parent.name}->{'/'.join(class_names)}"
+    self.skipped = getattr(parent, "skipped", [])
+    self.dropped = {"unmapped_classes": int(len(mapped) - len(self.rows))}
+
+  def __len__(self) -> int:
+    return len(self.rows)
+
+  def __getitem__(self, i):
+    item = dict(self.parent[int(self.rows[i])])
+    item["label"] = np.int32(self.mapping[item["label"]])
+    item.pop("soft_label", None)
+    return item
