@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 from jaxfer import methods
 from jaxfer import models
-from jaxfer import train
+from jaxfer import parallel
 from jaxfer.data import build as data_build
 
 config_flags.DEFINE_config_file("config", None, "Config file.",
@@ -47,7 +47,7 @@ def bench_pipeline(config, steps: int) -> dict:
 def bench_step(config, batch_shapes: dict, steps: int) -> dict:
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps)
-  mesh = train.make_mesh()
+  runner = parallel.MeshRunner(method.step, parallel.make_mesh())
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init)(jax.random.key(0),
                                jnp.zeros((1, size, size, ch)))
@@ -55,10 +55,8 @@ def bench_step(config, batch_shapes: dict, steps: int) -> dict:
   batch = {k: (rng.integers(0, config.data.num_classes, s).astype(np.int32)
                if k == "label" else rng.normal(size=s).astype(np.float32))
            for k, s in batch_shapes.items()}
-  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
-      "data"))
-  batch = train.global_batch(batch, sharded)
-  step = jax.jit(method.step, donate_argnums=0)
+  batch = runner.put_batch(batch)
+  step = runner.step
   state, m = step(state, batch, jax.random.key(1))
   jax.block_until_ready(m)
   times = []

@@ -70,6 +70,12 @@ def base() -> ml_collections.ConfigDict:
   c.log_every = 50
   c.eval_every = 500
   c.confusion_every_eval = False    # PNG at every evaluation, not only last
+  # Data parallelism (jaxfer/parallel.py): "mesh" (jit over all devices)
+  # or "pmap"; multi-host runtime when distributed.enabled or
+  # JAXFER_DISTRIBUTED=1 (address etc. empty: detected by JAX).
+  c.parallel = dict(mode="mesh")
+  c.distributed = dict(enabled=False, coordinator_address="",
+                       num_processes=1, process_id=0)
   c.checkpoint = dict(every=500, keep=2, best_split="test",
                       best_metric="accuracy")
   return c

@@ -28,3 +28,57 @@ def noisy_view(item, rng):
 def pair_view(item, rng):
   return {"weak": noisy_view(item, rng)["image"],
           "strong": noisy_view(item, rng)["image"]}
+
+
+def supervised_params_after(mode: str, *, norm: str, steps: int = 3,
+                            num_devices: int | None = None,
+                            batch_size: int = 16):
+  """Parameters of a tiny ResNet after `steps` supervised steps on fixed
+  global batches, run by the given data-parallel path.
+
+  Args:
+    mode: "mesh" or "pmap" (jaxfer.parallel), or "shard_map" (the step
+      under jax.shard_map with check_vma=False, as a user would call it).
+    norm: "batch" or "group".
+    steps: optimizer steps.
+    num_devices: devices of the mesh path (default: all).
+    batch_size: the global batch.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  from jaxfer import models, parallel  # pylint: disable=g-import-not-at-top
+  from jaxfer.methods import supervised  # pylint: disable=g-import-not-at-top
+
+  axis = None if mode == "mesh" else parallel.PMAP_AXIS
+  cfg = ml_collections.ConfigDict(dict(
+      method="supervised", label_smoothing=0.1, ema_decay=0.0,
+      optimizer=dict(name="sgd", lr=0.1, momentum=0.9, nesterov=True,
+                     weight_decay=5e-4, schedule="constant")))
+  model = models.build(ml_collections.ConfigDict(dict(
+      name="resnet", depth=18, stages=(1, 1), width=4, norm=norm)), 7,
+                       bn_axis_name=axis)
+  method = supervised.build(cfg, model, 100, axis_name=axis)
+  state = jax.jit(method.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  rng = np.random.default_rng(0)
+  batches = [{"image": rng.normal(size=(batch_size, 8, 8, 1)).astype(
+                  np.float32),
+              "label": rng.integers(0, 7, batch_size).astype(np.int32)}
+             for _ in range(steps)]
+  devices = jax.devices()[:num_devices]
+  mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+  if mode == "shard_map":
+    step = jax.jit(jax.shard_map(
+        method.step, mesh=jax.sharding.Mesh(np.array(devices),
+                                            (parallel.PMAP_AXIS,)),
+        in_specs=(P(), P(parallel.PMAP_AXIS), P()), out_specs=(P(), P()),
+        check_vma=False))
+    for b in batches:
+      state, _ = step(state, b, jax.random.key(1))
+    return jax.device_get(state.net.params)
+  runner = parallel.make_runner(mode, method.step, mesh)
+  state = runner.put_state(state)
+  for b in batches:
+    state, _ = runner.step(state, runner.put_batch(b), jax.random.key(1))
+  return jax.device_get(runner.host_state(state).net.params)

@@ -1,10 +1,11 @@
 """The one training loop. It does not know which method it runs.
 
 `run(config, workdir)` serves the CLI, the tests and the notebooks: it builds
-the data, the model and the method's pure functions, jits the step with the
-batch sharded over a one-axis device mesh ("data") and the state replicated,
-and then steps, logs, evaluates and checkpoints. A workdir that holds
-checkpoints is resumed, data iterator included.
+the data, the model and the method's pure functions, hands the step to a
+data-parallel runner (`jaxfer/parallel.py`: one jit over a device mesh, or
+pmap), and then steps, logs, evaluates and checkpoints. A workdir that holds
+checkpoints is resumed, data iterator included. Only process 0 writes
+metrics and shows progress; Orbax writes checkpoints once.
 """
 
 import json
@@ -24,6 +25,7 @@ from jaxfer import losses
 from jaxfer import methods
 from jaxfer import metrics as metrics_lib
 from jaxfer import models
+from jaxfer import parallel
 from jaxfer import report
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
@@ -33,12 +35,7 @@ class NonFiniteLoss(RuntimeError):
   """The loss became NaN or infinite; the run stopped."""
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  return jax.sharding.Mesh(np.array(jax.devices()), ("data",))
-
-
-def global_batch(local: dict, sharding) -> dict:
-  """Assembles global arrays from this process's part of a batch."""
+def _global(local: dict, sharding) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local.items()}
 
@@ -95,24 +92,26 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns:
     The last evaluation: {"<split>/<model>/<metric>": value}.
   """
+  parallel.maybe_initialize(config.distributed)
   workdir = pathlib.Path(workdir).expanduser().absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
   if is_main:
     print(f"jaxfer: writing to {workdir}", flush=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-  mesh = make_mesh()
-  n_dev = mesh.devices.size
+  mesh = parallel.make_mesh()
   for field in ("batch_size", "eval_batch_size"):
-    if config.data[field] % n_dev:
-      raise ValueError(f"config.data.{field}={config.data[field]} does not "
-                       f"divide over {n_dev} devices")
+    parallel.check_divisible(f"config.data.{field}", config.data[field],
+                             mesh.devices.size, "devices")
   repl, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
   data = data_build.build(config, process_index=jax.process_index(),
                           process_count=jax.process_count())
-  model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps)
+  axis = parallel.PMAP_AXIS if config.parallel.mode == "pmap" else None
+  model = models.build(config.model, config.data.num_classes,
+                       bn_axis_name=axis)
+  method = methods.build(config, model, config.total_steps, axis_name=axis)
+  runner = parallel.make_runner(config.parallel.mode, method.step, mesh)
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init, out_shardings=repl)(
@@ -133,18 +132,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if is_main:
     print("\n".join(f"  {line}" for line in data.log), flush=True)
 
-  step_fn = jax.jit(method.step, in_shardings=(repl, sharded, repl),
-                    out_shardings=(repl, repl), donate_argnums=0)
+  state = runner.put_state(state)
   apply_jit = jax.jit(_eval_fn(method.apply), out_shardings=repl)
   cfg_dict = json.loads(config.to_json_best_effort())
   last_ckpt, result = (start or None), {}
 
   def do_eval(step: int, final: bool) -> float | None:
     nonlocal result
-    variables = method.eval_variables(state)
+    variables = method.eval_variables(runner.host_state(state))
     best_value = None
     for split, src in data.evals.items():
-      batches = (global_batch(b, sharded) for b in pipeline.eval_batches(
+      batches = (_global(b, sharded) for b in pipeline.eval_batches(
           src, data.eval_transform, batch_size=config.data.eval_batch_size,
           process_index=jax.process_index(),
           process_count=jax.process_count()))
@@ -172,9 +170,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   try:
     for step in range(start + 1, total + 1):
       t0 = time.perf_counter()
-      batch = global_batch(next(train_iter), sharded)
+      batch = runner.put_batch(next(train_iter))
       wait += time.perf_counter() - t0
-      state, m = step_fn(state, batch, rng)
+      state, m = runner.step(state, batch, rng)
       pending.append(m)
       bar.update(1)
       is_eval = step % config.eval_every == 0 or step == total
@@ -192,7 +190,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         pending, t_log, wait = [], time.perf_counter(), 0.0
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
-        ckpt.save(step, state, train_iter.get_state(), cfg_dict,
+        ckpt.save(step, runner.host_state(state), train_iter.get_state(), cfg_dict,
                   meta={"class_names": list(data.class_names)}, last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
   finally:

@@ -119,7 +119,7 @@ def _describe(src) -> str:
   line = f"{src.name}: {len(src)} examples"
   if getattr(src, "labels", None) is not None and src.class_names:
     counts = np.bincount(src.labels, minlength=len(src.class_names))
-    line += " (" + ", ".join(f"{n} {c}" for n, c in
+    line += " (" + ", ".join(f"{name} {n}" for name, n in
                              zip(src.class_names, counts)) + ")"
   if getattr(src, "dropped", None):
     line += f"; dropped by protocol: {src.dropped}"

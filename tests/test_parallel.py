@@ -1,0 +1,137 @@
+"""Data parallelism: the same results on 1 device, a 4-device mesh, pmap,
+shard_map and two processes; clear errors for indivisible batches.
+
+Device counts are fixed when JAX starts, so each check runs in a fresh
+process with XLA_FLAGS=--xla_force_host_platform_device_count=N.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, devices: int, timeout=300, extra_env=None):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+         **(extra_env or {})}
+  return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+_COMPARE = """
+import json, jax, numpy as np
+from jaxfer import testing
+out = {}
+for norm in ("group", "batch"):
+  ref = testing.supervised_params_after("mesh", norm=norm, num_devices=1)
+  for mode in ("mesh", "pmap", "shard_map"):
+    got = testing.supervised_params_after(mode, norm=norm)
+    out[f"{norm}/{mode}"] = max(float(np.max(np.abs(a - b))) for a, b in
+        zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
+  out[f"{norm}/moved"] = max(float(np.max(np.abs(a))) for a in
+                             jax.tree.leaves(ref))
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_one_device_mesh_pmap_and_shard_map_agree():
+  p = _python(_COMPARE, devices=4)
+  assert p.returncode == 0, p.stderr[-3000:]
+  out = json.loads(p.stdout.split("RESULT")[1])
+  for key, diff in out.items():
+    if not key.endswith("moved"):
+      assert diff < 1e-5, (key, diff, out)
+  assert out["batch/moved"] > 0.1   # the parameters really were trained
+
+
+def test_indivisible_batch_is_a_clear_error(tmp_path):
+  code = f"""
+import sys
+sys.path.insert(0, "configs")
+import default
+from jaxfer import train
+c = default.get_config("smoke")
+c.data.batch_size = 18
+try:
+  train.run(c, {str(tmp_path)!r})
+except ValueError as e:
+  print("ERROR", e)
+"""
+  p = _python(code, devices=4)
+  assert "ERROR config.data.batch_size=18 does not divide over 4 devices" in (
+      p.stdout), p.stderr[-2000:]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+_RUN = """
+import sys
+sys.path.insert(0, "configs")
+import default
+from jaxfer import train
+c = default.get_config("smoke")
+c.total_steps, c.eval_every, c.checkpoint.every = 6, 6, 6
+c.parallel.mode = sys.argv[1] if len(sys.argv) > 1 else "mesh"
+if len(sys.argv) > 2:
+  c.distributed.enabled = True
+  c.distributed.coordinator_address = sys.argv[2]
+  c.distributed.num_processes = 2
+  c.distributed.process_id = int(sys.argv[3])
+train.run(c, sys.argv[-1])
+"""
+
+
+def _params(workdir):
+  import jax  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  tree = ocp.StandardCheckpointer().restore(
+      pathlib.Path(workdir) / "checkpoints" / "6" / "state")
+  return jax.tree.leaves(tree["net"]["params"])
+
+
+def _spawn(args, devices, log):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  with open(log, "w") as f:
+    return subprocess.Popen([sys.executable, "-c", _RUN, *args], cwd=ROOT,
+                            env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def test_two_processes_match_one_process_with_four_devices(tmp_path):
+  ref = _spawn(["mesh", str(tmp_path / "one")], 4, tmp_path / "one.log")
+  assert ref.wait(timeout=300) == 0, (tmp_path / "one.log").read_text()
+  address = f"127.0.0.1:{_free_port()}"
+  procs = [_spawn(["mesh", address, str(i), str(tmp_path / "two")], 2,
+                  tmp_path / f"p{i}.log") for i in range(2)]
+  try:
+    codes = [p.wait(timeout=300) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  logs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
+  assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+  assert "writing to" in logs[0] and "writing to" not in logs[1]
+  for a, b in zip(_params(tmp_path / "one"), _params(tmp_path / "two")):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+  assert sum('"split": "test"' in r for r in rows) == 1   # process 0 only
+
+
+def test_pmap_path_of_the_loop_matches_mesh(tmp_path):
+  for mode in ("mesh", "pmap"):
+    p = _spawn([mode, str(tmp_path / mode)], 4, tmp_path / f"{mode}.log")
+    assert p.wait(timeout=300) == 0, (tmp_path / f"{mode}.log").read_text()
+  for a, b in zip(_params(tmp_path / "mesh"), _params(tmp_path / "pmap")):
+    np.testing.assert_allclose(a, b, atol=1e-5)
