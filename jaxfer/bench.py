@@ -7,10 +7,21 @@ r"""Benchmarks that print figures measured side by side in one run.
 `train`: images/s of the input pipeline (the config's own Grain stream,
 augmentation included) and of the jitted training step on batches of the
 same shape, with their ratio: above 1 the pipeline keeps up.
+
+  python -m jaxfer.bench parallel --config configs/default.py \
+      --out /tmp/bench_parallel.json
+
+`parallel`: the supervised step's median time on 1, 2 and 4 forced CPU
+devices (mesh path, same global batch), and the max abs difference of the
+parameters after 3 steps between 1 device and 4 devices by the mesh path,
+jax.pmap and jax.shard_map, for GroupNorm and BatchNorm. Each device count
+runs in its own process (XLA fixes it at start-up).
 """
 
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -70,10 +81,69 @@ def bench_step(config, batch_shapes: dict, steps: int) -> dict:
           "step_images_per_sec": config.data.batch_size / med}
 
 
+_EQUALITY = """
+import json, jax, numpy as np
+from jaxfer import testing
+out = {}
+for norm in ("group", "batch"):
+  ref = testing.supervised_params_after("mesh", norm=norm, num_devices=1)
+  for mode in ("mesh", "pmap", "shard_map"):
+    got = testing.supervised_params_after(mode, norm=norm)
+    out[f"{norm}/{mode}"] = max(float(np.max(np.abs(a - b))) for a, b in
+        zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
+print("RESULT" + json.dumps(out))
+"""
+
+
+def _in_process_with_devices(n: int, args: list[str]) -> dict:
+  env = {**os.environ,
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+  p = subprocess.run([sys.executable, *args], env=env, capture_output=True,
+                     text=True, check=False)
+  if "RESULT" not in p.stdout:
+    raise RuntimeError(f"{args} on {n} devices failed:\n{p.stderr[-3000:]}")
+  return json.loads(p.stdout.split("RESULT")[1])
+
+
+def bench_parallel(config_arg: list[str], steps: int) -> dict:
+  out = {"step_time": {}}
+  for n in (1, 2, 4):
+    r = _in_process_with_devices(
+        n, ["-m", "jaxfer.bench", "step", *config_arg, f"--steps={steps}"])
+    out["step_time"][n] = r
+    print(f"{n} device(s): median step {r['step_median_sec'] * 1000:.0f} ms, "
+          f"{r['step_images_per_sec']:.0f} images/s", flush=True)
+  out["max_abs_param_diff_vs_1_device"] = _in_process_with_devices(
+      4, ["-c", _EQUALITY])
+  for k, v in out["max_abs_param_diff_vs_1_device"].items():
+    print(f"4 devices, {k}: max |param - 1-device param| = {v:.2e}")
+  return out
+
+
 def main(argv):
-  if len(argv) != 2 or argv[1] != "train" or flags.FLAGS.config is None:
-    raise app.UsageError("usage: python -m jaxfer.bench train --config FILE")
+  commands = ("train", "parallel", "step")
+  if len(argv) != 2 or argv[1] not in commands or flags.FLAGS.config is None:
+    raise app.UsageError("usage: python -m jaxfer.bench {train,parallel} "
+                         "--config FILE")
   config, steps = flags.FLAGS.config, flags.FLAGS.steps
+  if argv[1] == "step":              # one device count; used by `parallel`
+    shapes = {"image": [config.data.batch_size, config.data.image_size,
+                        config.data.image_size, config.data.channels],
+              "label": [config.data.batch_size]}
+    print("RESULT" + json.dumps(bench_step(config, shapes, steps)))
+    return
+  if argv[1] == "parallel":
+    config_arg, skip = [], False
+    for a in sys.argv[2:]:                 # pass the config flags through
+      if skip or a.startswith(("--out", "--steps")):
+        skip = not skip and "=" not in a and a in ("--out", "--steps")
+        continue
+      config_arg.append(a)
+    out = bench_parallel(config_arg, steps)
+    if flags.FLAGS.out:
+      with open(flags.FLAGS.out, "w") as f:
+        json.dump(out, f, indent=2)
+    return
   out = {"devices": [str(d) for d in jax.devices()],
          "model": config.model.to_dict(),
          "batch_size": config.data.batch_size,

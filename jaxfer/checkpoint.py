@@ -75,3 +75,17 @@ def read_config(workdir: str, *, best: bool = True) -> tuple[dict, dict]:
   out = manager.restore(step, args=ocp.args.Composite(
       config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
   return out.config, out.meta
+
+
+def read_arrays(directory) -> dict:
+  """A saved state as numpy arrays, whatever devices it was saved from.
+
+  `directory` is a checkpoint item, e.g. `<workdir>/checkpoints/<step>/state`.
+  """
+  ckptr = ocp.StandardCheckpointer()
+  meta = ckptr.metadata(directory).item_metadata
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+      dict(meta))
+  return jax.device_get(ckptr.restore(directory, target))

@@ -91,16 +91,13 @@ class PmapRunner:
     self.devices = jax.local_devices()
     self._step = jax.pmap(step, axis_name=PMAP_AXIS, in_axes=(0, 0, None),
                           donate_argnums=0)
+    self._identity = jax.pmap(lambda t: t)
 
   def put_state(self, state):
     n = len(self.devices)
-
-    def replicate(x):
-      x = np.asarray(x)
-      return jax.device_put(np.broadcast_to(x, (n,) + x.shape),
-                            jax.sharding.PmapSharding.default(
-                                (n,) + x.shape, 0, self.devices))
-    return jax.tree.map(replicate, state)
+    stacked = jax.tree.map(
+        lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state)
+    return self._identity(stacked)     # one copy per device, pmap-placed
 
   def host_state(self, state):
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
@@ -122,3 +119,17 @@ def make_runner(mode: str, step, mesh):
     raise ValueError(f"config.parallel.mode must be mesh or pmap, got "
                      f"{mode!r}")
   return runners[mode](step, mesh)
+
+
+def step_rng(rng, step, axis_name: str | None = None):
+  """The key of one step (and one device): fold_in(rng, step[, device]).
+
+  No key is stored in the state: a restarted run replays the same
+  randomness. Under the mesh path randomness is drawn for the global batch,
+  so it needs no device index; under pmap/shard_map pass the axis name to
+  give each device its own stream.
+  """
+  rng = jax.random.fold_in(rng, step)
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  return rng

@@ -51,13 +51,12 @@ def evaluate(apply_jit, variables: dict, batches, num_classes: int):
   count = 0.0
   for batch in batches:
     for name, v in variables.items():
-      preds, loss_sum = apply_jit(v, batch)
-      preds, labels, mask = (np.asarray(preds), np.asarray(batch["label"]),
-                             np.asarray(batch["mask"]))
+      # Replicated outputs: every process can read the whole global batch.
+      preds, labels, mask, loss_sum = map(np.asarray, apply_jit(v, batch))
       cms[name] += metrics_lib.confusion_matrix(labels, preds, num_classes,
                                                 mask)
       loss[name] += float(loss_sum)
-    count += float(np.asarray(batch["mask"]).sum())
+    count += float(mask.sum())
   return {name: ({"loss": loss[name] / max(count, 1),
                   **metrics_lib.summarize(cms[name])}, cms[name])
           for name in variables}
@@ -67,7 +66,7 @@ def _eval_fn(apply):
   def fn(variables, batch):
     logits, _ = apply(variables, batch["image"])
     loss = losses.xent(logits, batch["label"]) * batch["mask"]
-    return jnp.argmax(logits, -1), jnp.sum(loss)
+    return jnp.argmax(logits, -1), batch["label"], batch["mask"], jnp.sum(loss)
   return fn
 
 

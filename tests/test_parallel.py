@@ -84,7 +84,7 @@ from jaxfer import train
 c = default.get_config("smoke")
 c.total_steps, c.eval_every, c.checkpoint.every = 6, 6, 6
 c.parallel.mode = sys.argv[1] if len(sys.argv) > 1 else "mesh"
-if len(sys.argv) > 2:
+if len(sys.argv) > 3:
   c.distributed.enabled = True
   c.distributed.coordinator_address = sys.argv[2]
   c.distributed.num_processes = 2
@@ -95,8 +95,8 @@ train.run(c, sys.argv[-1])
 
 def _params(workdir):
   import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  tree = ocp.StandardCheckpointer().restore(
+  from jaxfer import checkpoint  # pylint: disable=g-import-not-at-top
+  tree = checkpoint.read_arrays(
       pathlib.Path(workdir) / "checkpoints" / "6" / "state")
   return jax.tree.leaves(tree["net"]["params"])
 
