@@ -82,3 +82,21 @@ def supervised_params_after(mode: str, *, norm: str, steps: int = 3,
   for b in batches:
     state, _ = runner.step(state, runner.put_batch(b), jax.random.key(1))
   return jax.device_get(runner.host_state(state).net.params)
+
+
+def parallel_param_diffs() -> dict:
+  """Max abs parameter difference after 3 supervised steps between one
+  device and all devices by the mesh path, pmap and shard_map, for GroupNorm
+  and BatchNorm ("<norm>/moved": how far 1-device training moved them)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  out = {}
+  for norm in ("group", "batch"):
+    ref = supervised_params_after("mesh", norm=norm, num_devices=1)
+    for mode in ("mesh", "pmap", "shard_map"):
+      got = supervised_params_after(mode, norm=norm)
+      out[f"{norm}/{mode}"] = max(
+          float(np.max(np.abs(a - b)))
+          for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
+    out[f"{norm}/moved"] = max(float(np.max(np.abs(a)))
+                               for a in jax.tree.leaves(ref))
+  return out

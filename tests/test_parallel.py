@@ -26,20 +26,8 @@ def _python(code: str, devices: int, timeout=300, extra_env=None):
                         capture_output=True, text=True, timeout=timeout)
 
 
-_COMPARE = """
-import json, jax, numpy as np
-from jaxfer import testing
-out = {}
-for norm in ("group", "batch"):
-  ref = testing.supervised_params_after("mesh", norm=norm, num_devices=1)
-  for mode in ("mesh", "pmap", "shard_map"):
-    got = testing.supervised_params_after(mode, norm=norm)
-    out[f"{norm}/{mode}"] = max(float(np.max(np.abs(a - b))) for a, b in
-        zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
-  out[f"{norm}/moved"] = max(float(np.max(np.abs(a))) for a in
-                             jax.tree.leaves(ref))
-print("RESULT" + json.dumps(out))
-"""
+_COMPARE = ("import json; from jaxfer import testing; "
+            "print('RESULT' + json.dumps(testing.parallel_param_diffs()))")
 
 
 def test_one_device_mesh_pmap_and_shard_map_agree():

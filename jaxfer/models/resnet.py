@@ -10,6 +10,11 @@ from jaxfer.models.layers import norm_layer
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
 
+def _conv(features: int, kernel: int, strides: int, dtype):
+  return nn.Conv(features, (kernel, kernel), strides, padding="SAME",
+                 use_bias=False, dtype=dtype)
+
+
 def _last_scale(zero: bool):
   return nn.initializers.zeros if zero else nn.initializers.ones
 
@@ -24,10 +29,10 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s: nn.Conv(f, (k, k), s, padding="SAME",
-                                   use_bias=False, dtype=self.dtype)
+    conv = lambda f, k, s: _conv(f, k, s, self.dtype)
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(x)))
-    y = self.norm(scale_init=_last_scale(self.zero_init))(conv(self.filters, 3, 1)(y))
+    y = self.norm(scale_init=_last_scale(self.zero_init))(
+        conv(self.filters, 3, 1)(y))
     if x.shape[-1] != self.filters or self.strides != 1:
       x = self.norm()(conv(self.filters, 1, self.strides)(x))
     return nn.relu(x + y)
@@ -43,8 +48,7 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s: nn.Conv(f, (k, k), s, padding="SAME",
-                                   use_bias=False, dtype=self.dtype)
+    conv = lambda f, k, s: _conv(f, k, s, self.dtype)
     y = nn.relu(self.norm()(conv(self.filters, 1, 1)(x)))
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(y)))
     y = self.norm(scale_init=_last_scale(self.zero_init))(
