@@ -147,8 +147,9 @@ def main(argv):
   print(f"{'what':<28}{'images/s':>12}")
   print(f"{'input pipeline':<28}{out['pipeline_images_per_sec']:>12.0f}")
   print(f"{'train step (median)':<28}{out['step_images_per_sec']:>12.0f}")
-  print(f"pipeline / step = {out['pipeline_over_step']:.1f}x "
-        f"({'the pipeline keeps up' if out['pipeline_over_step'] > 1 else 'THE PIPELINE IS THE BOTTLENECK'})")
+  verdict = ("the pipeline keeps up" if out["pipeline_over_step"] > 1
+             else "THE PIPELINE IS THE BOTTLENECK")
+  print(f"pipeline / step = {out['pipeline_over_step']:.1f}x ({verdict})")
   if flags.FLAGS.out:
     with open(flags.FLAGS.out, "w") as f:
       json.dump(out, f, indent=2)

@@ -34,7 +34,8 @@ class Checkpointer:
     return self.last.latest_step()
 
   def save(self, step: int, state, data_state: dict, config: dict, *,
-           meta: dict | None = None, last: bool = True, best_value: float | None = None) -> None:
+           meta: dict | None = None, last: bool = True,
+           best_value: float | None = None) -> None:
     """Saves to `checkpoints/` if `last`, to `best/` if `best_value` is
     given (Orbax keeps it only if it beats the best so far)."""
     args = ocp.args.Composite(state=ocp.args.StandardSave(state),

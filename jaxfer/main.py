@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 from absl import app
+from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
@@ -27,6 +28,8 @@ flags.DEFINE_string("workdir", "/tmp/jaxfer/default",
 
 
 def main(argv):
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:

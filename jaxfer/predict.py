@@ -10,6 +10,7 @@ import functools
 import sys
 
 from absl import app
+from absl import logging
 from absl import flags
 import jax
 import jax.numpy as jnp
@@ -67,12 +68,15 @@ def predict(config, method, variables, images: list[np.ndarray]):
 
 
 def main(argv):
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
   paths = argv[1:]
   if not flags.FLAGS.workdir or not paths:
     raise app.UsageError("usage: python -m jaxfer.predict --workdir DIR "
                          "IMAGE...")
   try:
-    config, meta, method, state = load(flags.FLAGS.workdir, best=flags.FLAGS.best)
+    config, meta, method, state = load(flags.FLAGS.workdir,
+                                       best=flags.FLAGS.best)
     images = [read_image(p) for p in paths]
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)

@@ -9,7 +9,6 @@ metrics and shows progress; Orbax writes checkpoints once.
 """
 
 import json
-import math
 import pathlib
 import time
 
@@ -189,8 +188,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         pending, t_log, wait = [], time.perf_counter(), 0.0
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
-        ckpt.save(step, runner.host_state(state), train_iter.get_state(), cfg_dict,
-                  meta={"class_names": list(data.class_names)}, last=is_ckpt, best_value=best_value)
+        ckpt.save(step, runner.host_state(state), train_iter.get_state(),
+                  cfg_dict, meta={"class_names": list(data.class_names)},
+                  last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
   finally:
     bar.close()
@@ -199,8 +199,3 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if start >= total and is_main:
     print(f"jaxfer: {workdir} already holds step {total}; nothing to do")
   return result
-
-
-def steps_for_epochs(num_examples: int, batch_size: int, epochs: float) -> int:
-  """Number of steps covering `epochs` passes over `num_examples`."""
-  return math.ceil(num_examples * epochs / batch_size)

@@ -55,8 +55,8 @@ def label_map(src: Sequence[str], dst: Sequence[str], *,
   where = {name: i for i, name in enumerate(dst)}
   missing = [name for name in src if name not in where]
   if missing and not missing_ok:
-    raise ValueError(f"classes {missing} of {tuple(src)} have no counterpart in "
-                     f"{tuple(dst)}; pass missing_ok=True to map them to -1")
+    raise ValueError(f"classes {missing} of {tuple(src)} have no counterpart "
+                     f"in {tuple(dst)}; pass missing_ok=True to map them to -1")
   return np.array([where.get(name, -1) for name in src], np.int32)
 
 

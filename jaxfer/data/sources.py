@@ -101,8 +101,8 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   labels = np.asarray(labels)
   bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
   if bad.size:
-    raise DataError(f"{where}: row {bad[0]} has label {labels[bad[0]]}, outside "
-                    f"[0, {num_classes}) ({bad.size} such rows)")
+    raise DataError(f"{where}: row {bad[0]} has label {labels[bad[0]]}, "
+                    f"outside [0, {num_classes}) ({bad.size} such rows)")
 
 
 class Relabeled:
