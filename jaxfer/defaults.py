@@ -65,6 +65,34 @@ def base() -> ml_collections.ConfigDict:
   c.optimizer = dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True,
                      weight_decay=5e-4, warmup_steps=50, wait_steps=0,
                      schedule="cosine", grad_clip=0.0)
+  # Meta-Face2Exp (method="face2exp", jaxfer/methods/face2exp.py): the
+  # teacher uses `optimizer`, the student `face2exp.student_optimizer`.
+  c.face2exp = dict(
+      # first_order (the reference) | score_function | exact | exact_jvp
+      feedback="exact_jvp",
+      unroll_steps=1,               # K student updates (exact only)
+      remat=False,                  # jax.checkpoint per unroll segment
+      segment=1,                    # student steps per remat segment
+      scan=False,                   # lax.scan over segments (else Python)
+      label_view="weak",            # teacher view giving the student labels
+      pseudo_temperature=1.0,       # soft/sampled labels softmax(z / T)
+      meta_weight=1.0,              # weight of the feedback term
+      same_bn_batch=False,          # L_new forward on [labeled; strong]
+      uda=dict(weight=1.0, steps=1, temperature=1.0, threshold=0.95,
+               mask=False),         # Face2Exp: unmasked (rate logged)
+      first_order=dict(sign="old_minus_new",   # or new_minus_old (MPL HEAD)
+                       argmax_view="strong",   # view of the teacher argmax
+                       reduce="mean"),         # or sum
+      student_optimizer=dict(name="sgd", lr=0.05, momentum=0.9,
+                             nesterov=True, weight_decay=5e-4,
+                             warmup_steps=50, wait_steps=0,
+                             schedule="cosine", grad_clip=0.0),
+      # The student alone on the labeled set after the meta steps (counted
+      # in total_steps).
+      finetune=dict(steps=0, name="sgd", lr=1e-5, momentum=0.0,
+                    nesterov=False, weight_decay=0.0, schedule="constant",
+                    warmup_steps=0),
+  )
   c.label_smoothing = 0.0
   c.ema_decay = 0.0                 # 0: no EMA of the parameters
   c.log_every = 50

@@ -100,3 +100,34 @@ def parallel_param_diffs() -> dict:
     out[f"{norm}/moved"] = max(float(np.max(np.abs(a)))
                                for a in jax.tree.leaves(ref))
   return out
+
+
+def tiny_model(norm: str = "batch", num_classes: int = 3, dtype=None):
+  """A one-block ConvNet (width 4) for meta-gradient tests; float64 when
+  x64 is on."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxfer.models.convnet import ConvNet  # pylint: disable=g-import-not-at-top
+  return ConvNet(num_classes=num_classes, depth=1, width=4, norm=norm,
+                 dtype=dtype or jnp.result_type(float))
+
+
+def tiny_meta_batch(*, labeled: int = 4, unlabeled: int = 6, size: int = 4,
+                    num_classes: int = 3, seed: int = 0) -> dict:
+  """A Meta-Face2Exp batch of random images (float64 when x64 is on)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  f = lambda *s: jnp.asarray(rng.normal(size=s), jnp.result_type(float))
+  return {"image": f(labeled, size, size, 1),
+          "label": jnp.asarray(np.arange(labeled) % num_classes, jnp.int32),
+          "unlabeled_weak": f(unlabeled, size, size, 1),
+          "unlabeled_strong": f(unlabeled, size, size, 1)}
+
+
+def init_variables(model, rng, size: int = 4):
+  """(params, batch_stats) of `model` in the default float dtype."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  v = model.init(rng, jnp.zeros((1, size, size, 1)))
+  cast = lambda t: jax.tree.map(
+      lambda a: jnp.asarray(a, jnp.result_type(float)), t)
+  return cast(v["params"]), cast(v.get("batch_stats", {}))

@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import norm_layer, out_dtype
 
 
 class ConvNet(nn.Module):
@@ -28,6 +28,6 @@ class ConvNet(nn.Module):
       x = nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype)(x)
       x = nn.relu(norm()(x))
       x = nn.avg_pool(x, (2, 2), (2, 2))
-    features = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    features = x.reshape(x.shape[0], -1).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(jnp.float32), features
+    return logits.astype(out_dtype(self.dtype)), features

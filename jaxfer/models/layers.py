@@ -33,6 +33,12 @@ def norm_layer(kind: str, *, train: bool, dtype=jnp.float32,
                    f"none, got {kind!r}")
 
 
+def out_dtype(dtype):
+  """Logits and features: float32 for bfloat16 compute, else `dtype` (so
+  float64 tests stay float64)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 class _GroupNorm(nn.Module):
   """GroupNorm whose group count divides the channel count."""
   groups: int = 32

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import norm_layer, out_dtype
 
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
@@ -109,6 +109,6 @@ class ResNet(nn.Module):
       for j in range(n):
         x = block(self.width * 2**i, 2 if i and not j else 1, norm,
                   self.dtype, self.zero_init_residual)(x)
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(jnp.float32), features
+    return logits.astype(out_dtype(self.dtype)), features

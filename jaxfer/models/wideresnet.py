@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import norm_layer, out_dtype
 
 
 class _Block(nn.Module):
@@ -48,6 +48,6 @@ class WideResNet(nn.Module):
         x = _Block(f * self.widen, 2 if i and not j else 1, norm,
                    self.dtype)(x)
     x = nn.leaky_relu(norm()(x), 0.1)
-    features = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(jnp.float32), features
+    return logits.astype(out_dtype(self.dtype)), features
