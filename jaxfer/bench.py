@@ -16,6 +16,12 @@ devices (mesh path, same global batch), and the max abs difference of the
 parameters after 3 steps between 1 device and 4 devices by the mesh path,
 jax.pmap and jax.shard_map, for GroupNorm and BatchNorm. Each device count
 runs in its own process (XLA fixes it at start-up).
+
+  python -m jaxfer.bench meta --config configs/face2exp_fer2013.py \
+      --out /tmp/bench_meta.json
+
+`meta`: time and peak memory of the Meta-Face2Exp feedbacks against the
+supervised step (see jaxfer/bench_meta.py).
 """
 
 import json
@@ -41,6 +47,8 @@ config_flags.DEFINE_config_file("config", None, "Config file.",
                                 lock_config=True)
 flags.DEFINE_integer("steps", 10, "Timed steps (after one warm-up step).")
 flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
+flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
+                  "K of the exact rows.")
 
 
 def bench_pipeline(config, steps: int) -> dict:
@@ -112,12 +120,23 @@ def bench_parallel(config_arg: list[str], steps: int) -> dict:
   return out
 
 
+def _write(out: dict) -> None:
+  if flags.FLAGS.out:
+    with open(flags.FLAGS.out, "w") as f:
+      json.dump(out, f, indent=2)
+
+
 def main(argv):
-  commands = ("train", "parallel", "step")
+  commands = ("train", "parallel", "meta", "step")
   if len(argv) != 2 or argv[1] not in commands or flags.FLAGS.config is None:
-    raise app.UsageError("usage: python -m jaxfer.bench {train,parallel} "
-                         "--config FILE")
+    raise app.UsageError("usage: python -m jaxfer.bench "
+                         "{train,parallel,meta} --config FILE")
   config, steps = flags.FLAGS.config, flags.FLAGS.steps
+  if argv[1] == "meta":
+    from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
+    ks = tuple(int(k) for k in flags.FLAGS.ks)
+    _write(bench_meta.run(config, steps, ks))
+    return
   if argv[1] == "step":              # one device count; used by `parallel`
     shapes = {"image": [config.data.batch_size, config.data.image_size,
                         config.data.image_size, config.data.channels],
@@ -131,10 +150,7 @@ def main(argv):
         skip = not skip and "=" not in a and a in ("--out", "--steps")
         continue
       config_arg.append(a)
-    out = bench_parallel(config_arg, steps)
-    if flags.FLAGS.out:
-      with open(flags.FLAGS.out, "w") as f:
-        json.dump(out, f, indent=2)
+    _write(bench_parallel(config_arg, steps))
     return
   out = {"devices": [str(d) for d in jax.devices()],
          "model": config.model.to_dict(),
@@ -150,10 +166,7 @@ def main(argv):
   verdict = ("the pipeline keeps up" if out["pipeline_over_step"] > 1
              else "THE PIPELINE IS THE BOTTLENECK")
   print(f"pipeline / step = {out['pipeline_over_step']:.1f}x ({verdict})")
-  if flags.FLAGS.out:
-    with open(flags.FLAGS.out, "w") as f:
-      json.dump(out, f, indent=2)
-  sys.stdout.flush()
+  _write(out)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def data() -> ml_collections.ConfigDict:
       # dict(source=..., path=..., split=..., num_classes=...,
       # drop_unmapped=False), e.g. a FER2013 model on RAF-DB's test split.
       cross_eval={},
+      # center_crop: keep the central fraction of each pool image (LFW's
+      # loose 250x250 crops: 0.5).
       unlabeled=dict(source="rest", path="", split="train", on_bad="error",
-                     image_size=48, channels=1),
+                     image_size=48, channels=1, center_crop=1.0),
   ))
 
 

@@ -30,75 +30,106 @@ def pair_view(item, rng):
           "strong": noisy_view(item, rng)["image"]}
 
 
-def supervised_params_after(mode: str, *, norm: str, steps: int = 3,
-                            num_devices: int | None = None,
-                            batch_size: int = 16):
-  """Parameters of a tiny ResNet after `steps` supervised steps on fixed
-  global batches, run by the given data-parallel path.
+def params_after(mode: str, *, norm: str, method: str = "supervised",
+                 steps: int = 3, num_devices: int | None = None,
+                 batch_size: int = 16, **face2exp):
+  """The state's arrays after `steps` steps of a tiny ResNet on fixed global
+  batches, run by the given data-parallel path.
 
   Args:
     mode: "mesh" or "pmap" (jaxfer.parallel), or "shard_map" (the step
       under jax.shard_map with check_vma=False, as a user would call it).
     norm: "batch" or "group".
+    method: "supervised" or "face2exp" (then mu = 2 and `face2exp` fields,
+      e.g. feedback="exact", unroll_steps=2).
     steps: optimizer steps.
     num_devices: devices of the mesh path (default: all).
-    batch_size: the global batch.
+    batch_size: the global labeled batch.
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from jaxfer import models, parallel  # pylint: disable=g-import-not-at-top
-  from jaxfer.methods import supervised  # pylint: disable=g-import-not-at-top
+  from jaxfer import defaults, methods, models, parallel  # pylint: disable=g-import-not-at-top
 
   axis = None if mode == "mesh" else parallel.PMAP_AXIS
-  cfg = ml_collections.ConfigDict(dict(
-      method="supervised", label_smoothing=0.1, ema_decay=0.0,
-      optimizer=dict(name="sgd", lr=0.1, momentum=0.9, nesterov=True,
-                     weight_decay=5e-4, schedule="constant")))
-  model = models.build(ml_collections.ConfigDict(dict(
-      name="resnet", depth=18, stages=(1, 1), width=4, norm=norm)), 7,
+  cfg = defaults.base()
+  cfg.method, cfg.label_smoothing = method, 0.1
+  cfg.mu = 2 if method == "face2exp" else 0
+  cfg.optimizer.update(lr=0.1, schedule="constant", warmup_steps=0)
+  cfg.face2exp.student_optimizer.update(lr=0.1, schedule="constant",
+                                        warmup_steps=0)
+  cfg.face2exp.update(face2exp)
+  arch = (dict(name="resnet", depth=18, stages=(1, 1), width=4)
+          if method == "supervised" else dict(name="convnet", depth=2,
+                                              width=4))
+  model = models.build(ml_collections.ConfigDict(dict(**arch, norm=norm)), 7,
                        bn_axis_name=axis)
-  method = supervised.build(cfg, model, 100, axis_name=axis)
-  state = jax.jit(method.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  meth = methods.build(cfg, model, 100, axis_name=axis)
+  state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   rng = np.random.default_rng(0)
-  batches = [{"image": rng.normal(size=(batch_size, 8, 8, 1)).astype(
-                  np.float32),
-              "label": rng.integers(0, 7, batch_size).astype(np.int32)}
-             for _ in range(steps)]
+  image = lambda n: rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
+  batches = []
+  for _ in range(steps):
+    b = {"image": image(batch_size),
+         "label": rng.integers(0, 7, batch_size).astype(np.int32)}
+    if cfg.mu:
+      b["unlabeled_weak"] = image(batch_size * cfg.mu)
+      b["unlabeled_strong"] = image(batch_size * cfg.mu)
+    batches.append(b)
   devices = jax.devices()[:num_devices]
   mesh = jax.sharding.Mesh(np.array(devices), ("data",))
   if mode == "shard_map":
     step = jax.jit(jax.shard_map(
-        method.step, mesh=jax.sharding.Mesh(np.array(devices),
-                                            (parallel.PMAP_AXIS,)),
+        meth.step, mesh=jax.sharding.Mesh(np.array(devices),
+                                          (parallel.PMAP_AXIS,)),
         in_specs=(P(), P(parallel.PMAP_AXIS), P()), out_specs=(P(), P()),
         check_vma=False))
     for b in batches:
       state, _ = step(state, b, jax.random.key(1))
-    return jax.device_get(state.net.params)
-  runner = parallel.make_runner(mode, method.step, mesh)
+    return jax.device_get(state)
+  runner = parallel.make_runner(mode, meth.step, mesh)
   state = runner.put_state(state)
   for b in batches:
     state, _ = runner.step(state, runner.put_batch(b), jax.random.key(1))
-  return jax.device_get(runner.host_state(state).net.params)
+  return jax.device_get(runner.host_state(state))
+
+
+# (norm, method, paths, face2exp fields) of the data-parallel checks. pmap
+# is built on shard_map, so Meta-Face2Exp checks mesh and pmap only (CPU
+# time); first_order shares score_function's code path but the draw.
+PARALLEL_CASES = (
+    ("group", "supervised", ("mesh", "pmap", "shard_map"), {}),
+    ("batch", "supervised", ("mesh", "pmap", "shard_map"), {}),
+    ("batch", "face2exp", ("mesh", "pmap"), dict(feedback="score_function")),
+    ("batch", "face2exp", ("mesh", "pmap"), dict(feedback="exact_jvp")),
+    ("batch", "face2exp", ("mesh", "pmap"),
+     dict(feedback="exact", unroll_steps=2)),
+)
 
 
 def parallel_param_diffs() -> dict:
-  """Max abs parameter difference after 3 supervised steps between one
-  device and all devices by the mesh path, pmap and shard_map, for GroupNorm
-  and BatchNorm ("<norm>/moved": how far 1-device training moved them)."""
+  """Max abs difference of every state array after 3 steps between one
+  device and all devices by the mesh path, pmap and shard_map
+  ("<case>/moved": how far 1-device training moved the parameters)."""
   import jax  # pylint: disable=g-import-not-at-top
   out = {}
-  for norm in ("group", "batch"):
-    ref = supervised_params_after("mesh", norm=norm, num_devices=1)
-    for mode in ("mesh", "pmap", "shard_map"):
-      got = supervised_params_after(mode, norm=norm)
-      out[f"{norm}/{mode}"] = max(
-          float(np.max(np.abs(a - b)))
+  for norm, method, paths, f2e in PARALLEL_CASES:
+    case = "/".join([method, norm, *f2e.values()][:3]).replace(
+        "supervised/", "")
+    ref = params_after("mesh", norm=norm, method=method, num_devices=1,
+                       **f2e)
+    start = params_after("mesh", norm=norm, method=method, num_devices=1,
+                         steps=0, **f2e)
+    for mode in paths:
+      got = params_after(mode, norm=norm, method=method, **f2e)
+      out[f"{case}/{mode}"] = max(
+          float(np.max(np.abs(np.asarray(a, np.float64) - b)))
           for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
-    out[f"{norm}/moved"] = max(float(np.max(np.abs(a)))
-                               for a in jax.tree.leaves(ref))
+    out[f"{case}/moved"] = max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - b)))
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(start))
+        if np.issubdtype(np.asarray(a).dtype, np.floating))
   return out
 
 

@@ -31,13 +31,17 @@ _COMPARE = ("import json; from jaxfer import testing; "
 
 
 def test_one_device_mesh_pmap_and_shard_map_agree():
-  p = _python(_COMPARE, devices=4)
+  """Supervised (GroupNorm, BatchNorm) and Meta-Face2Exp's feedbacks
+  (BatchNorm): the whole state after 3 steps, 1 device vs 4."""
+  p = _python(_COMPARE, devices=4, timeout=600)
   assert p.returncode == 0, p.stderr[-3000:]
   out = json.loads(p.stdout.split("RESULT")[1])
+  assert len(out) == 2 * 4 + 3 * 3
   for key, diff in out.items():
-    if not key.endswith("moved"):
-      assert diff < 1e-5, (key, diff, out)
-  assert out["batch/moved"] > 0.1   # the parameters really were trained
+    if key.endswith("moved"):
+      assert diff > 1e-2, (key, out)  # the states really were trained
+    else:
+      assert diff < 2e-5, (key, diff, out)
 
 
 def test_indivisible_batch_is_a_clear_error(tmp_path):

@@ -153,6 +153,8 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
       pool = make_source(ucfg, ucfg.get("split", "train"))
       unlabeled = (pool if pool.class_names is None
                    else sources.Unlabeled(pool))
+      if ucfg.get("center_crop", 1.0) != 1.0:
+        unlabeled = sources.CenterCropped(unlabeled, ucfg.center_crop)
     log.append(_describe(unlabeled))
   train = pipeline.train_dataset(
       pipeline.Stream(labeled, train_tf, cfg.balanced_sampling,

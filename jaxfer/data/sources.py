@@ -96,6 +96,38 @@ class Unlabeled:
     return {"image": self.parent[i]["image"]}
 
 
+@dataclasses.dataclass
+class CenterCropped:
+  """A source whose images are cut to their central `fraction` (per side).
+
+  For face-recognition pools whose crops are loose (LFW's 250x250 images
+  hold the face in about their central half) when the labeled FER data is
+  tightly cropped.
+  """
+  parent: object
+  fraction: float
+
+  def __post_init__(self):
+    if not 0 < self.fraction <= 1:
+      raise ValueError(f"center crop fraction must be in (0, 1], got "
+                       f"{self.fraction}")
+    self.name = f"{self.parent.name}[center {self.fraction:g}]"
+    self.class_names = self.parent.class_names
+    self.labels = getattr(self.parent, "labels", None)
+    self.skipped = getattr(self.parent, "skipped", [])
+
+  def __len__(self) -> int:
+    return len(self.parent)
+
+  def __getitem__(self, i):
+    item = dict(self.parent[i])
+    img = item["image"]
+    h, w = (max(1, round(d * self.fraction)) for d in img.shape[:2])
+    top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+    item["image"] = img[top:top + h, left:left + w]
+    return item
+
+
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   """Raises DataError naming the first row whose label is out of range."""
   labels = np.asarray(labels)

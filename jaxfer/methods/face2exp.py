@@ -135,7 +135,8 @@ def _student_loss(params, batch_stats, batch, *, apply_fn, alpha: float):
 
 def student_updates(student: unroll.Inner, batch, targets, *, apply_fn, tx,
                     hp: Hyper, axis_name=None):
-  """K real optimizer updates of the student on chunks of the strong views.
+  """K real optimizer updates of the student on K chunks of the strong
+  views (and the same labeled batch each time).
 
   Returns (new student, (losses [K], labeled logits [K, B, C])).
   """
@@ -144,7 +145,10 @@ def student_updates(student: unroll.Inner, batch, targets, *, apply_fn, tx,
   if xu.shape[0] % k:
     raise ValueError(f"{xu.shape[0]} unlabeled images per device do not "
                      f"split into {k} unrolled student steps")
-  chunk = lambda a: a.reshape((k, a.shape[0] // k) + a.shape[1:])
+  # Inner step t takes rows t, t + K, t + 2K, ...: on any device count the
+  # global batch splits into the same K chunks.
+  chunk = lambda a: jnp.swapaxes(
+      a.reshape((a.shape[0] // k, k) + a.shape[1:]), 0, 1)
   loss_fn = functools.partial(_student_loss, apply_fn=apply_fn,
                               alpha=hp.label_smoothing)
   step = lambda c, xs: unroll.train_step(
@@ -225,6 +229,19 @@ def _jvp_student(student: unroll.Inner, batch, q, *, apply_fn, tx, hp,
   return new, (s_loss[None], s_l[None]), l_new, u
 
 
+def sample_labels(rng, logits, axis_name=None):
+  """Labels ~ Cat(softmax(logits)) by the Gumbel-max trick, with the noise
+  drawn for the global batch and sliced per device, so the draw is the same
+  on one device, a mesh and under pmap."""
+  n, c = logits.shape
+  if axis_name is None:
+    return jnp.argmax(logits + jax.random.gumbel(rng, (n, c)), -1)
+  noise = jax.random.gumbel(rng, (n * jax.lax.psum(1, axis_name), c))
+  noise = jax.lax.dynamic_slice_in_dim(
+      noise, jax.lax.axis_index(axis_name) * n, n)
+  return jnp.argmax(logits + noise, -1)
+
+
 def feedback(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
              hp: Hyper, axis_name=None, labels=None):
   """The feedback term of the teacher's loss, as a function of its logits.
@@ -266,7 +283,7 @@ def feedback(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
     if labels is None and hp.feedback == "first_order":
       labels = jnp.argmax(logits_v, -1)
     elif labels is None:
-      labels = jax.random.categorical(rng, logits_v)
+      labels = sample_labels(rng, logits_v, axis_name)
     l_new, (new, (s_losses, s_l)) = objective_for_targets(
         jax.nn.one_hot(labels, num_classes), student, batch,
         apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name)
@@ -301,14 +318,14 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
   Args:
     state: the State.
     batch: {"image", "label", "unlabeled_weak", "unlabeled_strong"}.
-    rng: the run's base key (folded with the step, and the device index
-      under `axis_name`).
+    rng: the run's base key (folded with the step; the same on every
+      device: see `sample_labels`).
     apply_fn: the model's `apply` (teacher and student share it).
     teacher_tx, student_tx: their optax transformations.
     hp: the statics.
     axis_name: under pmap/shard_map, the mapped data axis.
   """
-  rng = parallel.step_rng(rng, state.step, axis_name)
+  rng = parallel.step_rng(rng, state.step)
   teacher, student = state.teacher, state.student
   fwd = lambda p: teacher_logits(p, teacher.batch_stats, batch,
                                  apply_fn=apply_fn)
