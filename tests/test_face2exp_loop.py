@@ -1,0 +1,93 @@
+"""Meta-Face2Exp in the training loop: the smoke config end to end on the
+real FER2013 sample (with a finetune stage), resume equality, LFW pool."""
+
+import json
+import pathlib
+import shutil
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxfer import checkpoint
+from jaxfer import train
+from conftest import FER_SAMPLE, LFW, need
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(variant="smoke"):
+  sys.path.insert(0, str(ROOT / "configs"))
+  try:
+    import face2exp_fer2013  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  c = face2exp_fer2013.get_config(variant)
+  c.data.path = str(FER_SAMPLE)
+  return c
+
+
+def _state(workdir, step):
+  return checkpoint.read_arrays(pathlib.Path(workdir) / "checkpoints" /
+                                str(step) / "state")
+
+
+def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
+  need(FER_SAMPLE)
+  config = _config()
+  config.face2exp.feedback = "exact"
+  config.face2exp.unroll_steps = 2
+  config.checkpoint.every = 2              # keeps steps 4 and 6
+  result = train.run(config, str(tmp_path))
+  for split in ("PublicTest", "PrivateTest"):
+    for model in ("student", "teacher"):
+      assert 0 <= result[f"{split}/{model}/accuracy"] <= 1
+  rows = [json.loads(l) for l in
+          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train_rows = [r for r in rows if r["split"] == "train"]
+  # Logged at steps 2, 3, 4 (meta) and 6 (mean of the finetune steps 5, 6).
+  assert [(r["step"], r["stage"]) for r in train_rows] == [
+      (2, 0.0), (3, 0.0), (4, 0.0), (6, 1.0)]
+  assert all(np.isfinite(r["l_new"]) and r["teacher_loss"] > 0
+             for r in train_rows[:3])
+  meta, tuned = _state(tmp_path, 4), _state(tmp_path, 6)
+  moved = lambda net: any(np.any(a != b) for a, b in zip(
+      jax.tree.leaves(meta[net]["params"]),
+      jax.tree.leaves(tuned[net]["params"])))
+  assert moved("student") and not moved("teacher")
+
+
+def test_resume_gives_identical_state(tmp_path):
+  need(FER_SAMPLE)
+  config = _config()
+  config.face2exp.feedback = "score_function"   # randomness replays too
+  train.run(config, str(tmp_path / "a"))
+  train.run(config, str(tmp_path / "b"))
+  shutil.rmtree(tmp_path / "b" / "checkpoints" / "6")
+  shutil.rmtree(tmp_path / "b" / "best")
+  train.run(config, str(tmp_path / "b"))
+  a, b = _state(tmp_path / "a", 6), _state(tmp_path / "b", 6)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_lfw_pool_feeds_the_unlabeled_stream(tmp_path):
+  need(FER_SAMPLE)
+  need(LFW)
+  config = _config("smoke,lfw")
+  config.data.unlabeled.path = str(LFW)
+  config.total_steps, config.face2exp.finetune.steps = 2, 0
+  config.eval_every = config.checkpoint.every = 2
+  result = train.run(config, str(tmp_path))
+  assert "PrivateTest/student/accuracy" in result
+  log = (tmp_path / "metrics.jsonl").read_text()
+  assert '"split": "train"' in log
+
+
+def test_face2exp_without_unlabeled_data_is_a_clear_error(tmp_path):
+  need(FER_SAMPLE)
+  config = _config()
+  config.mu = 0
+  with pytest.raises(ValueError, match="config.mu > 0"):
+    train.run(config, str(tmp_path))
