@@ -136,7 +136,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   last_ckpt, result = (start or None), {}
 
   def do_eval(step: int, final: bool) -> float | None:
-    nonlocal result
     variables = method.eval_variables(runner.host_state(state))
     best_value = None
     for split, src in data.evals.items():

@@ -9,19 +9,17 @@
 """
 
 import dataclasses
-import functools
 import itertools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
 from jax.test_util import check_grads
 
 from jaxfer import testing
 from jaxfer import unroll
-from jaxfer.methods import face2exp
+from jaxfer.methods import mpl
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +54,9 @@ def _problem(norm="batch", opt="sgd", unlabeled=6):
 def _objective(hp, model, teacher, student, batch, tx):
   """The bilevel objective f(θT) = L_l(θS^(K)(θT))."""
   def f(t_params):
-    z, _ = face2exp.teacher_logits(t_params, teacher[1], batch,
+    z, _ = mpl.teacher_logits(t_params, teacher[1], batch,
                                    apply_fn=model.apply)
-    return face2exp.meta_objective(z, student, batch, apply_fn=model.apply,
+    return mpl.meta_objective(z, student, batch, apply_fn=model.apply,
                                    tx=tx, hp=hp)[0]
   return f
 
@@ -66,9 +64,9 @@ def _objective(hp, model, teacher, student, batch, tx):
 def _feedback_grad(hp, model, teacher, student, batch, tx, labels=None):
   """(value, gradient in θT) of the feedback term of mode `hp.feedback`."""
   def f(t_params):
-    z, _ = face2exp.teacher_logits(t_params, teacher[1], batch,
+    z, _ = mpl.teacher_logits(t_params, teacher[1], batch,
                                    apply_fn=model.apply)
-    return face2exp.feedback(z, student, batch, jax.random.key(5),
+    return mpl.feedback(z, student, batch, jax.random.key(5),
                              apply_fn=model.apply, tx=tx, hp=hp,
                              labels=labels)[0]
   return jax.value_and_grad(f)(teacher[0])
@@ -83,7 +81,7 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov"])
 def test_exact_matches_central_finite_differences(k, opt):
   model, teacher, student, batch, tx = _problem("batch", opt)
-  hp = face2exp.Hyper(feedback="exact", unroll_steps=k, label_smoothing=0.1)
+  hp = mpl.Hyper(feedback="exact", unroll_steps=k, label_smoothing=0.1)
   f = _objective(hp, model, teacher, student, batch, tx)
   check_grads(f, (teacher[0],), order=1, modes=["rev"], eps=1e-5,
               atol=1e-7, rtol=1e-6)
@@ -96,7 +94,7 @@ def test_exact_matches_central_finite_differences(k, opt):
     (True, False, 3)])
 def test_remat_and_scan_give_the_same_meta_gradient(remat, scan, segment):
   model, teacher, student, batch, tx = _problem("batch", "momentum")
-  base = face2exp.Hyper(feedback="exact", unroll_steps=3)
+  base = mpl.Hyper(feedback="exact", unroll_steps=3)
   other = dataclasses.replace(base, remat=remat, scan=scan, segment=segment)
   _, ref = _feedback_grad(base, model, teacher, student, batch, tx)
   _, got = _feedback_grad(other, model, teacher, student, batch, tx)
@@ -111,7 +109,7 @@ def test_remat_and_scan_give_the_same_meta_gradient(remat, scan, segment):
 ])
 def test_exact_jvp_equals_exact_at_one_step(norm, opt, alpha, view):
   model, teacher, student, batch, tx = _problem(norm, opt)
-  hp = face2exp.Hyper(feedback="exact", label_smoothing=alpha,
+  hp = mpl.Hyper(feedback="exact", label_smoothing=alpha,
                       label_view=view, pseudo_temperature=1.5)
   v_exact, g_exact = _feedback_grad(hp, model, teacher, student, batch, tx)
   v_jvp, g_jvp = _feedback_grad(dataclasses.replace(hp, feedback="exact_jvp"),
@@ -125,17 +123,17 @@ def test_exact_jvp_equals_exact_at_one_step(norm, opt, alpha, view):
 def test_score_function_is_unbiased_by_enumeration():
   """E_y[estimate(y)] = grad of E_y[L_l(θS'(y))], y ~ Cat(teacher)."""
   model, teacher, student, batch, tx = _problem("batch", "sgd", unlabeled=3)
-  hp = face2exp.Hyper(feedback="score_function", label_smoothing=0.1,
+  hp = mpl.Hyper(feedback="score_function", label_smoothing=0.1,
                       pseudo_temperature=0.7)
   apply = model.apply
 
   def log_probs(t_params):
-    z, _ = face2exp.teacher_logits(t_params, teacher[1], batch,
+    z, _ = mpl.teacher_logits(t_params, teacher[1], batch,
                                    apply_fn=apply)
     return jax.nn.log_softmax(z[hp.label_view] / hp.pseudo_temperature)
 
   draws = [jnp.array(y) for y in itertools.product(range(3), repeat=3)]
-  objective = [face2exp.objective_for_targets(
+  objective = [mpl.objective_for_targets(
       jax.nn.one_hot(y, 3), student, batch, apply_fn=apply, tx=tx,
       hp=hp)[0] for y in draws]
 
@@ -160,7 +158,7 @@ def test_score_function_is_unbiased_by_enumeration():
 @pytest.mark.parametrize("mode", ["exact", "exact_jvp"])
 def test_a_teacher_step_along_the_feedback_lowers_the_students_loss(mode):
   model, teacher, student, batch, tx = _problem("batch", "momentum")
-  hp = face2exp.Hyper(feedback=mode)
+  hp = mpl.Hyper(feedback=mode)
   f = _objective(hp, model, teacher, student, batch, tx)
   _, g = _feedback_grad(hp, model, teacher, student, batch, tx)
   step = lambda s: jax.tree.map(lambda p, d: p - s * d, teacher[0], g)
@@ -170,7 +168,7 @@ def test_a_teacher_step_along_the_feedback_lowers_the_students_loss(mode):
 
 def test_first_order_sign_switch_negates_the_feedback():
   model, teacher, student, batch, tx = _problem("batch", "sgd")
-  hp = face2exp.Hyper(feedback="first_order")
+  hp = mpl.Hyper(feedback="first_order")
   _, a = _feedback_grad(hp, model, teacher, student, batch, tx)
   _, b = _feedback_grad(dataclasses.replace(hp, sign="new_minus_old"),
                         model, teacher, student, batch, tx)
@@ -185,12 +183,12 @@ def test_first_order_is_the_reference_formula():
   """d * mean_i CE(z_strong_i, argmax z_strong_i), d = L_old - L_new, with
   the student trained on the weak view's argmax: recomputed by hand."""
   model, teacher, student, batch, tx = _problem("batch", "sgd")
-  hp = face2exp.Hyper(feedback="first_order")
+  hp = mpl.Hyper(feedback="first_order")
   apply = model.apply
-  z, _ = face2exp.teacher_logits(teacher[0], teacher[1], batch,
+  z, _ = mpl.teacher_logits(teacher[0], teacher[1], batch,
                                  apply_fn=apply)
   hard_weak = jnp.argmax(z["weak"], -1)
-  l_new, (_, (_, s_l)) = face2exp.objective_for_targets(
+  l_new, (_, (_, s_l)) = mpl.objective_for_targets(
       jax.nn.one_hot(hard_weak, 3), student, batch, apply_fn=apply, tx=tx,
       hp=hp)
   l_old = jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(s_l[0]),
@@ -199,19 +197,19 @@ def test_first_order_is_the_reference_formula():
   ce = -jnp.take_along_axis(jax.nn.log_softmax(z["strong"]),
                             hard_strong[:, None], -1)
   want = (l_old - l_new) * jnp.mean(ce)
-  got, (_, m) = face2exp.feedback(z, student, batch, jax.random.key(0),
+  got, (_, m) = mpl.feedback(z, student, batch, jax.random.key(0),
                                   apply_fn=apply, tx=tx, hp=hp)
   assert abs(float(got - want)) < 1e-14 and abs(float(m["d"])) > 1e-6
 
 
 def test_inconsistent_statics_are_clear_errors():
   with pytest.raises(ValueError, match="unroll_steps=2"):
-    face2exp.check(face2exp.Hyper(feedback="exact_jvp", unroll_steps=2))
+    mpl.check(mpl.Hyper(feedback="exact_jvp", unroll_steps=2))
   with pytest.raises(ValueError, match="feedback must be one of"):
-    face2exp.check(face2exp.Hyper(feedback="exakt"))
+    mpl.check(mpl.Hyper(feedback="exakt"))
   model, _, student, batch, tx = _problem()
   with pytest.raises(ValueError, match="do not split into 4"):
-    face2exp.student_updates(student, batch, jnp.ones((6, 3)) / 3,
+    mpl.student_updates(student, batch, jnp.ones((6, 3)) / 3,
                              apply_fn=model.apply, tx=tx,
-                             hp=face2exp.Hyper(feedback="exact",
+                             hp=mpl.Hyper(feedback="exact",
                                                unroll_steps=4))
