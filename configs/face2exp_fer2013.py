@@ -42,12 +42,12 @@ def get_config(arg: str = ""):
   c.data.batch_size = 64
   c.model = dict(name="convnet", depth=4, width=64, norm="batch",
                  dtype="float32")
-  c.total_steps = 2000
+  c.total_steps = 1000
   c.optimizer.lr = 0.05
-  c.optimizer.warmup_steps = 200
+  c.optimizer.warmup_steps = 100
   c.face2exp.student_optimizer.lr = 0.05
-  c.face2exp.student_optimizer.warmup_steps = 200
-  c.face2exp.uda.steps = 500
+  c.face2exp.student_optimizer.warmup_steps = 100
+  c.face2exp.uda.steps = 250
   c.log_every, c.eval_every = 100, 500
   c.checkpoint.every = 500
   c.checkpoint.best_split = "PublicTest"

@@ -49,6 +49,7 @@ flags.DEFINE_integer("steps", 10, "Timed steps (after one warm-up step).")
 flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
 flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
                   "K of the exact rows.")
+flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
 
 
 def bench_pipeline(config, steps: int) -> dict:
@@ -135,7 +136,8 @@ def main(argv):
   if argv[1] == "meta":
     from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
     ks = tuple(int(k) for k in flags.FLAGS.ks)
-    _write(bench_meta.run(config, steps, ks))
+    scan_ks = tuple(int(k) for k in flags.FLAGS.scan_ks)
+    _write(bench_meta.run(config, steps, ks, scan_ks))
     return
   if argv[1] == "step":              # one device count; used by `parallel`
     shapes = {"image": [config.data.batch_size, config.data.image_size,

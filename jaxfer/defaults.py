@@ -11,7 +11,7 @@ def data() -> ml_collections.ConfigDict:
   """The data fields (`config.data`)."""
   return ml_collections.ConfigDict(dict(
       # synthetic | fer2013 | rafdb | affectnet | image_folder | labeled_csv |
-      # tfds (see jaxfer/data/build.py).
+      # tfds | distilled (see jaxfer/data/build.py).
       source="synthetic",
       path="",                     # file or folder of file-based sources
       tfds_name="",                # dataset name for source="tfds"
@@ -47,6 +47,9 @@ def data() -> ml_collections.ConfigDict:
       # dict(source=..., path=..., split=..., num_classes=...,
       # drop_unmapped=False), e.g. a FER2013 model on RAF-DB's test split.
       cross_eval={},
+      # A distilled set (a method="distill" workdir's `distilled/`) mixed
+      # into the labeled training set at this share of draws.
+      distilled=dict(path="", ratio=0.0),
       # center_crop: keep the central fraction of each pool image (LFW's
       # loose 250x250 crops: 0.5).
       unlabeled=dict(source="rest", path="", split="train", on_bad="error",
@@ -94,6 +97,34 @@ def base() -> ml_collections.ConfigDict:
       finetune=dict(steps=0, name="sgd", lr=1e-5, momentum=0.0,
                     nesterov=False, weight_decay=0.0, schedule="constant",
                     warmup_steps=0),
+  )
+  # Dataset distillation (method="distill", jaxfer/methods/distill.py).
+  c.distill = dict(
+      objective="unroll",           # unroll (exact bilevel) | krr (FRePo)
+      images_per_class=1,
+      steps_per_epoch=1,            # S groups of images, one per inner step
+      epochs=10,                    # inner steps T = S * epochs
+      init="resample",              # inner network: resample | fixed | pool
+      init_images="real",           # real (random per class) | noise
+      learn_labels=False,           # learn soft labels too
+      lr_init=0.01,                 # initial inner learning rates
+      inner_momentum=0.0,
+      lr_images=0.01,               # outer Adam(0.5, 0.999) learning rates
+      lr_lrs=0.001,
+      lr_labels=0.01,
+      remat=True,                   # jax.checkpoint per unroll segment
+      segment=1,
+      scan=False,                   # lax.scan (else Python unroll)
+      augment=False,                # DSA: same draw on synthetic and real
+      krr_reg=1e-6,                 # ridge, times tr(K) / n
+      pool_size=8,                  # pool of online-trained networks
+      pool_max_age=100,             # a member restarts after this many steps
+      pool_lr=0.01,
+      # How fresh networks are trained on the distilled set to evaluate it:
+      # "learned" (the T inner steps) or "train" (optimizer below).
+      eval=dict(mode="train", nets=5, steps=300, batch_size=256, name="sgd",
+                lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-4,
+                warmup_steps=0, schedule="cosine"),
   )
   c.label_smoothing = 0.0
   c.ema_decay = 0.0                 # 0: no EMA of the parameters

@@ -84,6 +84,23 @@ def _check_finite(pending: list, first_step: int, last_ckpt) -> None:
         "the learning rate, or check the data)")
 
 
+def _group_summaries(metrics: dict) -> dict:
+  """Mean and std over models named "<group>/<i>" (several networks of one
+  protocol): {"<group>/mean": {...}, "<group>/std": {...}}."""
+  groups = {}
+  for name, m in metrics.items():
+    head, sep, tail = name.rpartition("/")
+    if sep and tail.isdigit():
+      groups.setdefault(head, []).append(m)
+  out = {}
+  for group, ms in groups.items():
+    out[f"{group}/mean"] = {k: float(np.mean([m[k] for m in ms]))
+                            for k in ms[0]}
+    out[f"{group}/std"] = {k: float(np.std([m[k] for m in ms]))
+                           for k in ms[0]}
+  return out
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates `config`, writing to `workdir`.
 
@@ -143,8 +160,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           src, data.eval_transform, batch_size=config.data.eval_batch_size,
           process_index=jax.process_index(),
           process_count=jax.process_count()))
-      for name, (m, cm) in evaluate(apply_jit, variables, batches,
-                                    config.data.num_classes).items():
+      evals = evaluate(apply_jit, variables, batches, config.data.num_classes)
+      for name, (m, cm) in evals.items():
         writer.write(step, split, m, model=name)
         result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
         if is_main:
@@ -153,11 +170,25 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
           if final or config.get("confusion_every_eval", False):
             report.confusion_png(
                 cm, data.class_names,
-                workdir / f"confusion_{split}_{name}.png",
+                workdir / f"confusion_{split}_{name.replace('/', '_')}.png",
                 f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}")
-        sel = config.checkpoint
-        if split == sel.best_split and name == next(iter(variables)):
-          best_value = m[sel.best_metric]
+      summaries = _group_summaries({k: m for k, (m, _) in evals.items()})
+      for name, m in summaries.items():
+        writer.write(step, split, m, model=name)
+        result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
+      if is_main:
+        for group in {n.rsplit("/", 1)[0] for n in summaries}:
+          mean, std = summaries[f"{group}/mean"], summaries[f"{group}/std"]
+          print(f"  step {step} {split} {group} (mean +- std): " + ", ".join(
+              f"{k} {mean[k]:.4f} +- {std[k]:.4f}" for k in mean), flush=True)
+      sel = config.checkpoint
+      if split == sel.best_split:
+        first = next(iter(variables))
+        group = first.rsplit("/", 1)[0]
+        chosen = summaries.get(f"{group}/mean", evals[first][0])
+        best_value = chosen[sel.best_metric]
+    if is_main and method.export is not None:
+      method.export(runner.host_state(state), workdir, data.class_names)
     return best_value
 
   pending, t_log, wait = [], time.perf_counter(), 0.0

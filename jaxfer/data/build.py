@@ -74,13 +74,16 @@ def make_source(cfg, split: str):
         class_names=labels_lib.class_names(cfg.class_table), on_bad=on_bad)
   if kind == "unlabeled_folder":
     return files.UnlabeledFolder(_need_path(cfg, kind), on_bad=on_bad)
+  if kind == "distilled":
+    from jaxfer.data import distilled  # pylint: disable=g-import-not-at-top
+    return distilled.load(_need_path(cfg, kind))
   if kind == "tfds":
     from jaxfer.data import tfds_source  # pylint: disable=g-import-not-at-top
     return tfds_source.TfdsSource(cfg.tfds_name, split=split,
                                   data_dir=cfg.get("path") or None)
   raise ValueError(f"config.data.source {kind!r} is not one of synthetic, "
                    "fer2013, rafdb, affectnet, image_folder, labeled_csv, "
-                   "unlabeled_folder, tfds")
+                   "unlabeled_folder, tfds, distilled")
 
 
 def check_classes(source, num_classes: int) -> None:
@@ -139,6 +142,12 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
       seed=cfg.split_seed, balanced=cfg.balanced_split)
   labeled = full if cfg.labeled_fraction == 1 else sources.Subset(
       full, labeled_idx, f"{full.name}[{cfg.labeled_fraction:.0%} labeled]")
+  mix = cfg.get("distilled", {})
+  if mix.get("path"):
+    from jaxfer.data import distilled  # pylint: disable=g-import-not-at-top
+    extra = distilled.load(os.path.expanduser(mix.path))
+    check_classes(extra, cfg.num_classes)
+    labeled = distilled.Mixed(labeled, extra, mix.ratio)
   log = [_describe(labeled)]
   unlabeled = None
   if config.get("mu", 0):

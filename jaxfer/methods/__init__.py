@@ -1,10 +1,12 @@
 """Methods: each builds a `common.Method` of pure functions from a config."""
 
+from jaxfer.methods import distillation
 from jaxfer.methods import face2exp
 from jaxfer.methods import supervised
 from jaxfer.methods.common import Method
 
-REGISTRY = {"supervised": supervised.build, "face2exp": face2exp.build}
+REGISTRY = {"supervised": supervised.build, "face2exp": face2exp.build,
+            "distill": distillation.build}
 
 
 def build(config, model, total_steps: int, *, axis_name=None) -> Method:

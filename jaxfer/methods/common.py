@@ -35,11 +35,18 @@ class Method:
     eval_variables: state -> {model name: flax variables} to evaluate; the
       first name is the one checkpoints are selected by.
     apply: (variables, images) -> (logits, features) in eval mode.
+    export: optional (state, workdir, class_names) -> None, called by the
+      loop on process 0 after each evaluation, for what a method produces
+      besides checkpoints (e.g. a distilled set).
+
+  Evaluated models named ``<group>/<i>`` (several networks of one protocol)
+  are also summarised by the loop as ``<group>/mean`` and ``<group>/std``.
   """
   init: Callable
   step: Callable
   eval_variables: Callable
   apply: Callable
+  export: Callable | None = None
 
 
 def variables(params, batch_stats) -> dict:

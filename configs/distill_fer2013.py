@@ -1,0 +1,66 @@
+r"""Dataset distillation of FER2013 (48x48 grey, 7 classes) into 1 or 10
+synthetic images per class, then the standard evaluation: 5 fresh ConvNets
+trained only on them, mean +- std of their test accuracy.
+
+  python -m jaxfer.main --config configs/distill_fer2013.py \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --workdir /tmp/jaxfer/distill_1
+  # Variants (comma-separated): 10ipc (10 images per class), krr (FRePo
+  # objective instead of the exact unroll), random (no distillation: the
+  # same number of random real images, the baseline), smoke (tests).
+  python -m jaxfer.main --config configs/distill_fer2013.py:10ipc,krr ...
+
+The distilled set lands in `<workdir>/distilled/` (arrays, metadata, a PNG
+per class); train on labeled + distilled with
+`configs/supervised_fer2013.py --config.data.distilled.path=<it>
+--config.data.distilled.ratio=0.1`. Expected results: README
+("Dataset distillation").
+"""
+
+from jaxfer import defaults
+
+
+def get_config(arg: str = ""):
+  variants = set(arg.split(",")) - {""}
+  unknown = variants - {"smoke", "10ipc", "krr", "random"}
+  if unknown:
+    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, "
+                     "10ipc, krr, random")
+  c = defaults.base()
+  c.method = "distill"
+  c.data.source = "fer2013"
+  c.data.train_split = "Training"
+  c.data.eval_splits = ("PublicTest", "PrivateTest")
+  c.data.mean, c.data.std = (0.508,), (0.255,)
+  c.data.batch_size = 256             # real images per outer step
+  c.data.crop_padding, c.data.flip = 0, False
+  # The ConvNet of DC/DSA/MTT (instance norm), narrower for the CPU.
+  c.model = dict(name="convnet", depth=3, width=32, norm="instance",
+                 dtype="float32")
+  d = c.distill
+  d.images_per_class = 10 if "10ipc" in variants else 1
+  d.epochs = 10
+  d.augment = True
+  d.lr_init = 0.02
+  d.eval.steps = 300
+  c.total_steps = 300
+  c.log_every, c.eval_every = 25, 300
+  c.checkpoint.every = 100
+  c.checkpoint.best_split = "PublicTest"
+  if "krr" in variants:
+    d.objective = "krr"
+    d.learn_labels = True
+  if "random" in variants:          # one outer step that changes nothing
+    d.lr_images = d.lr_lrs = d.lr_labels = 0.0
+    c.total_steps = c.eval_every = c.checkpoint.every = 1
+  if "smoke" in variants:
+    c.data.path = "../shared/data/fer2013/fer2013_sample_210.csv"
+    c.data.cache_dir = ""
+    c.data.image_size = 16
+    c.data.batch_size, c.data.eval_batch_size = 16, 32
+    c.model.width, c.model.depth = 4, 2
+    d.epochs, d.eval.nets, d.eval.steps = 3, 2, 5
+    d.pool_size = 2
+    c.total_steps, c.log_every, c.eval_every = 4, 2, 4
+    c.checkpoint.every = 2
+  return c
