@@ -22,6 +22,12 @@ runs in its own process (XLA fixes it at start-up).
 
 `meta`: time and peak memory of the Meta-Face2Exp feedbacks against the
 supervised step (see jaxfer/bench_meta.py).
+
+  python -m jaxfer.bench distill --config configs/distill_fer2013.py \
+      --out /tmp/bench_distill.json
+
+`distill`: time and memory of one distillation outer step for T inner steps
+(with and without remat) against T plain training steps.
 """
 
 import json
@@ -33,6 +39,7 @@ import time
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +57,9 @@ flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
 flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
                   "K of the exact rows.")
 flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
+flags.DEFINE_list("ts", ["10", "30", "100", "300"], "distill: inner steps T.")
+flags.DEFINE_list("scan_ts", ["10", "30"], "distill: the T of the lax.scan "
+                  "rows.")
 
 
 def bench_pipeline(config, steps: int) -> dict:
@@ -128,16 +138,24 @@ def _write(out: dict) -> None:
 
 
 def main(argv):
-  commands = ("train", "parallel", "meta", "step")
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
+  commands = ("train", "parallel", "meta", "distill", "step")
   if len(argv) != 2 or argv[1] not in commands or flags.FLAGS.config is None:
     raise app.UsageError("usage: python -m jaxfer.bench "
-                         "{train,parallel,meta} --config FILE")
+                         "{train,parallel,meta,distill} --config FILE")
   config, steps = flags.FLAGS.config, flags.FLAGS.steps
   if argv[1] == "meta":
     from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
     ks = tuple(int(k) for k in flags.FLAGS.ks)
     scan_ks = tuple(int(k) for k in flags.FLAGS.scan_ks)
     _write(bench_meta.run(config, steps, ks, scan_ks))
+    return
+  if argv[1] == "distill":
+    from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
+    ts = tuple(int(t) for t in flags.FLAGS.ts)
+    scan_ts = tuple(int(t) for t in flags.FLAGS.scan_ts)
+    _write(bench_meta.run_distill(config, steps, ts, scan_ts))
     return
   if argv[1] == "step":              # one device count; used by `parallel`
     shapes = {"image": [config.data.batch_size, config.data.image_size,

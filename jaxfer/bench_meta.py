@@ -1,4 +1,7 @@
-"""`python -m jaxfer.bench meta`: the cost of the Meta-Face2Exp feedbacks.
+"""Benchmarks of the two meta-gradient engines (`python -m jaxfer.bench
+meta` and `... distill`, the latter documented at `run_distill`).
+
+`meta`: the cost of the Meta-Face2Exp feedbacks.
 
 On one model and one batch shape (from the config: model, batch_size, mu,
 image size), in one process: the median step time and the memory XLA
@@ -13,12 +16,14 @@ the same B labeled and B * mu unlabeled images, so K steps read K * B * mu
 unlabeled images; the rows say how many. Ratios are to the supervised step.
 """
 
+import dataclasses
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxfer import methods
 from jaxfer import models
@@ -125,4 +130,79 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2)) -> dict:
                                        / rows["first_order"]["step_median_sec"])
   print(f"exact_jvp / first_order time: "
         f"{out['exact_jvp_over_first_order']:.2f}x (goal <= 1.3x)")
+  return out
+
+
+def _timed(fn, args, steps: int) -> dict:
+  """Compiles `fn` (a jitted function) on args, then its median time."""
+  t0 = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - t0
+  jax.block_until_ready(compiled(*args))
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(*args))
+    times.append(time.perf_counter() - t0)
+  return {"median_sec": statistics.median(times),
+          "memory_bytes": xla_memory_bytes(compiled),
+          "compile_sec": compile_s}
+
+
+def run_distill(config, steps: int, ts=(10, 30, 100, 300),
+                scan_ts=(10, 30)) -> dict:
+  """`python -m jaxfer.bench distill`: one outer step (the meta-gradient of
+  the real-batch loss through T inner steps) for each T, as a Python unroll
+  with and without `jax.checkpoint` per step and as a `lax.scan` with it;
+  against one plain inner training step on the same synthetic batch."""
+  from jaxfer import unroll  # pylint: disable=g-import-not-at-top
+  from jaxfer.methods import distill  # pylint: disable=g-import-not-at-top
+  from jaxfer.methods import distillation  # pylint: disable=g-import-not-at-top
+  d, cfg = config.distill, config.data
+  c, n = cfg.num_classes, d.images_per_class
+  model = models.build(config.model, c)
+  rng = np.random.default_rng(0)
+  shape = (cfg.image_size, cfg.image_size, cfg.channels)
+  images = jnp.asarray(rng.normal(size=(c * n,) + shape), jnp.float32)
+  labels = jnp.repeat(jnp.arange(c), n)
+  real = {"image": jnp.asarray(rng.normal(size=(cfg.batch_size,) + shape),
+                               jnp.float32),
+          "label": jnp.asarray(rng.integers(0, c, cfg.batch_size))}
+  tx = optax.sgd(1.0, momentum=d.inner_momentum or None)
+  init = distill.fresh(jax.random.key(0), model, images[:1], tx)
+  hp0 = distillation.hyper(config)
+  target = jax.nn.one_hot(labels, c)
+  plain = jax.jit(lambda net: unroll.train_step(
+      net, {"image": images, "target": target},
+      loss_fn=lambda p, s, b: distill.soft_loss(p, s, b,
+                                                apply_fn=model.apply),
+      tx=tx, lr_scale=0.01)[0])
+  base = _timed(plain, (init,), steps * 5)
+  out = {"devices": [str(x) for x in jax.devices()],
+         "model": config.model.to_dict(), "synthetic_images": c * n,
+         "real_batch": cfg.batch_size, "plain_step": base, "rows": {}}
+  print(f"plain inner step on {c * n} images: {base['median_sec'] * 1e3:.1f}"
+        f" ms, {base['memory_bytes'] / 2**20:.0f} MiB")
+  print(f"{'outer step':<22}{'median s':>10}{'/ (T x plain)':>15}"
+        f"{'MiB':>8}{'compile s':>11}", flush=True)
+  for t in ts:
+    forms = [("python", dict(remat=False, scan=False)),
+             ("python+remat", dict(remat=True, scan=False))]
+    if t in scan_ts:
+      forms.append(("scan+remat", dict(remat=True, scan=True)))
+    for form, kw in forms:
+      hp = dataclasses.replace(hp0, steps_per_epoch=1, epochs=t,
+                               objective="unroll", **kw)
+      learned = {"images": images,
+                 "raw_lrs": jnp.full((t,), distillation.softplus_inverse(
+                     0.01)),
+                 "label_logits": 5.0 * target}
+      grad = jax.jit(jax.value_and_grad(lambda l, hp=hp: distill.unroll_loss(
+          l, labels, init, real, None, apply_fn=model.apply, tx=tx, hp=hp)))
+      r = _timed(grad, (learned,), steps)
+      r["over_t_plain"] = r["median_sec"] / (t * base["median_sec"])
+      out["rows"][f"T={t} {form}"] = r
+      print(f"{f'T={t} {form}':<22}{r['median_sec']:>10.3f}"
+            f"{r['over_t_plain']:>15.2f}{r['memory_bytes'] / 2**20:>8.0f}"
+            f"{r['compile_sec']:>11.1f}", flush=True)
   return out
