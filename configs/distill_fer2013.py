@@ -32,7 +32,7 @@ def get_config(arg: str = ""):
   c.data.train_split = "Training"
   c.data.eval_splits = ("PublicTest", "PrivateTest")
   c.data.mean, c.data.std = (0.508,), (0.255,)
-  c.data.batch_size = 256             # real images per outer step
+  c.data.batch_size = 128             # real images per outer step
   c.data.crop_padding, c.data.flip = 0, False
   # The ConvNet of DC/DSA/MTT (instance norm), narrower for the CPU.
   c.model = dict(name="convnet", depth=3, width=32, norm="instance",
@@ -43,8 +43,8 @@ def get_config(arg: str = ""):
   d.augment = True
   d.lr_init = 0.02
   d.eval.steps = 300
-  c.total_steps = 300
-  c.log_every, c.eval_every = 25, 300
+  c.total_steps = 200
+  c.log_every, c.eval_every = 25, 200
   c.checkpoint.every = 100
   c.checkpoint.best_split = "PublicTest"
   if "krr" in variants:
