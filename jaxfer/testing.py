@@ -32,7 +32,7 @@ def pair_view(item, rng):
 
 def params_after(mode: str, *, norm: str, method: str = "supervised",
                  steps: int = 3, num_devices: int | None = None,
-                 batch_size: int = 16, **face2exp):
+                 batch_size: int = 16, **fields):
   """The state's arrays after `steps` steps of a tiny ResNet on fixed global
   batches, run by the given data-parallel path.
 
@@ -40,8 +40,9 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
     mode: "mesh" or "pmap" (jaxfer.parallel), or "shard_map" (the step
       under jax.shard_map with check_vma=False, as a user would call it).
     norm: "batch" or "group".
-    method: "supervised" or "face2exp" (then mu = 2 and `face2exp` fields,
-      e.g. feedback="exact", unroll_steps=2).
+    method: "supervised", "face2exp" (then mu = 2, and `fields` set
+      `config.face2exp`, e.g. feedback="exact", unroll_steps=2) or
+      "distill" (`fields` set `config.distill`).
     steps: optimizer steps.
     num_devices: devices of the mesh path (default: all).
     batch_size: the global labeled batch.
@@ -59,7 +60,11 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   cfg.optimizer.update(lr=0.1, schedule="constant", warmup_steps=0)
   cfg.face2exp.student_optimizer.update(lr=0.1, schedule="constant",
                                         warmup_steps=0)
-  cfg.face2exp.update(face2exp)
+  if method == "distill":
+    cfg.distill.update(init_images="noise", epochs=2, augment=True,
+                       pool_size=2, **fields)
+  else:
+    cfg.face2exp.update(fields)
   arch = (dict(name="resnet", depth=18, stages=(1, 1), width=4)
           if method == "supervised" else dict(name="convnet", depth=2,
                                               width=4))
@@ -105,6 +110,8 @@ PARALLEL_CASES = (
     ("batch", "face2exp", ("mesh", "pmap"), dict(feedback="exact_jvp")),
     ("batch", "face2exp", ("mesh", "pmap"),
      dict(feedback="exact", unroll_steps=2)),
+    ("batch", "distill", ("mesh", "pmap"), dict(objective="unroll")),
+    ("group", "distill", ("mesh", "pmap"), dict(objective="krr")),
 )
 
 
@@ -114,15 +121,15 @@ def parallel_param_diffs() -> dict:
   ("<case>/moved": how far 1-device training moved the parameters)."""
   import jax  # pylint: disable=g-import-not-at-top
   out = {}
-  for norm, method, paths, f2e in PARALLEL_CASES:
-    case = "/".join([method, norm, *f2e.values()][:3]).replace(
+  for norm, method, paths, fields in PARALLEL_CASES:
+    case = "/".join([method, norm, *fields.values()][:3]).replace(
         "supervised/", "")
     ref = params_after("mesh", norm=norm, method=method, num_devices=1,
-                       **f2e)
+                       **fields)
     start = params_after("mesh", norm=norm, method=method, num_devices=1,
-                         steps=0, **f2e)
+                         steps=0, **fields)
     for mode in paths:
-      got = params_after(mode, norm=norm, method=method, **f2e)
+      got = params_after(mode, norm=norm, method=method, **fields)
       out[f"{case}/{mode}"] = max(
           float(np.max(np.abs(np.asarray(a, np.float64) - b)))
           for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
