@@ -131,6 +131,10 @@ def bench_parallel(config_arg: list[str], steps: int) -> dict:
   return out
 
 
+def _ints(values) -> tuple[int, ...]:
+  return tuple(int(v) for v in values if v)
+
+
 def _write(out: dict) -> None:
   if flags.FLAGS.out:
     with open(flags.FLAGS.out, "w") as f:
@@ -147,14 +151,12 @@ def main(argv):
   config, steps = flags.FLAGS.config, flags.FLAGS.steps
   if argv[1] == "meta":
     from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
-    ks = tuple(int(k) for k in flags.FLAGS.ks)
-    scan_ks = tuple(int(k) for k in flags.FLAGS.scan_ks)
+    ks, scan_ks = _ints(flags.FLAGS.ks), _ints(flags.FLAGS.scan_ks)
     _write(bench_meta.run(config, steps, ks, scan_ks))
     return
   if argv[1] == "distill":
     from jaxfer import bench_meta  # pylint: disable=g-import-not-at-top
-    ts = tuple(int(t) for t in flags.FLAGS.ts)
-    scan_ts = tuple(int(t) for t in flags.FLAGS.scan_ts)
+    ts, scan_ts = _ints(flags.FLAGS.ts), _ints(flags.FLAGS.scan_ts)
     _write(bench_meta.run_distill(config, steps, ts, scan_ts))
     return
   if argv[1] == "step":              # one device count; used by `parallel`

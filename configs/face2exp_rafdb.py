@@ -1,0 +1,53 @@
+r"""Meta-Face2Exp on RAF-DB basic (7 classes, aligned 100x100 RGB faces).
+
+  python -m jaxfer.main --config configs/face2exp_rafdb.py \
+      --config.data.path=/data/RAF-DB/basic --workdir /tmp/jaxfer/f2e_rafdb
+  # LFW (or any identity-folder face pool) as the unlabeled faces:
+  ... --config.data.unlabeled.source=unlabeled_folder \
+      --config.data.unlabeled.path=../shared/data/lfw \
+      --config.data.unlabeled.center_crop=0.5
+
+`data.path` holds `EmoLabel/list_patition_label.txt` and `Image/aligned/`.
+The 10% class-balanced subset of the 12,271 training images is labeled (the
+Face2Exp protocol); the rest, labels dropped, are the unlabeled faces.
+ResNet-18 (small stem) at 96x96, batch 64, mu 7, teacher and student
+SGD-Nesterov lr 0.05 cosine over 20k steps with 500 warm-up steps,
+RandAugment(2, 16), the exact one-step feedback, a generic normalisation
+(0.5 +- 0.25: RAF-DB statistics not computed here). Evaluated on the 3,068
+test images (student, student EMA, teacher). Not run here (no RAF-DB on the
+development machine): no measured result yet; on FER2013 see README.
+"""
+
+from jaxfer import defaults
+
+
+def get_config(arg: str = ""):
+  if arg not in ("", "smoke"):
+    raise ValueError(f"unknown variant {arg!r}; use smoke")
+  c = defaults.base()
+  c.method = "face2exp"
+  c.mu = 7
+  c.data.source = "rafdb"
+  c.data.train_split, c.data.eval_splits = "train", ("test",)
+  c.data.image_size, c.data.channels = 96, 3
+  c.data.mean, c.data.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+  c.data.crop_padding = 8
+  c.data.labeled_fraction = 0.1
+  c.data.batch_size, c.data.eval_batch_size = 64, 256
+  c.data.unlabeled.image_size, c.data.unlabeled.channels = 96, 3
+  c.model = dict(name="resnet", depth=18, stem="small", norm="batch",
+                 dtype="float32")
+  c.optimizer.update(lr=0.05, warmup_steps=500)
+  c.face2exp.student_optimizer.update(lr=0.05, warmup_steps=500)
+  c.face2exp.feedback = "exact_jvp"
+  c.face2exp.uda.steps = 2_000
+  c.ema_decay = 0.999
+  c.total_steps = 20_000
+  c.log_every, c.eval_every = 100, 1_000
+  c.checkpoint.every = 1_000
+  if arg == "smoke":
+    c.model = dict(name="resnet", depth=18, stages=(1,), width=4,
+                   stem="small", norm="batch", dtype="float32")
+    c.data.image_size = c.data.unlabeled.image_size = 32
+    c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
+  return c

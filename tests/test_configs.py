@@ -1,0 +1,81 @@
+"""Every config file and variant loads, locks, and builds its model and
+method; the configs of datasets absent here take one real step on random
+batches."""
+
+import importlib
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfer import methods
+from jaxfer import models
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "default": ("", "smoke"),
+    "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke"),
+    "face2exp_fer2013": ("", "smoke", "lfw"),
+    "face2exp_affectnet": ("", "smoke"),
+    "face2exp_rafdb": ("", "smoke"),
+    "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
+}
+
+
+def _module(name):
+  sys.path.insert(0, str(ROOT / "configs"))
+  try:
+    return importlib.import_module(name)
+  finally:
+    sys.path.pop(0)
+
+
+def _built(config):
+  if config.method == "distill":
+    config.distill.init_images = "noise"      # no data read
+  model = models.build(config.model, config.data.num_classes)
+  method = methods.build(config, model, config.total_steps)
+  size, ch = config.data.image_size, config.data.channels
+  return method, jax.eval_shape(method.init, jax.random.key(0),
+                                jnp.zeros((1, size, size, ch)))
+
+
+@pytest.mark.parametrize("name,variant", [
+    (n, v) for n, vs in CONFIGS.items() for v in vs])
+def test_config_builds(name, variant):
+  mod = _module(name)
+  assert f"--config configs/{name}.py" in mod.__doc__   # the command
+  config = mod.get_config(variant)
+  config.lock()
+  with pytest.raises(AttributeError):
+    config.not_a_field = 1
+  _, state = _built(config)
+  assert jax.tree.leaves(state)
+
+
+def test_unknown_variant_is_an_error():
+  with pytest.raises(ValueError, match="unknown variant"):
+    _module("face2exp_fer2013").get_config("smokey")
+
+
+@pytest.mark.parametrize("name", ["face2exp_affectnet", "face2exp_rafdb"])
+def test_configs_without_local_data_take_a_real_step(name):
+  config = _module(name).get_config("smoke")
+  method, _ = _built(config)
+  size, ch = config.data.image_size, config.data.channels
+  b, n = config.data.batch_size, config.data.batch_size * config.mu
+  rng = np.random.default_rng(0)
+  img = lambda k: rng.normal(size=(k, size, size, ch)).astype(np.float32)
+  batch = {"image": img(b), "label": np.arange(b) % 7,
+           "unlabeled_weak": img(n), "unlabeled_strong": img(n)}
+  state = jax.jit(method.init)(jax.random.key(0), jnp.zeros((1, size, size,
+                                                             ch)))
+  new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"])) and int(new.step) == 1
+  moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+      jax.tree.leaves(state.teacher.params), jax.tree.leaves(
+          new.teacher.params))]
+  assert max(moved) > 0
