@@ -12,9 +12,10 @@ same shape, with their ratio: above 1 the pipeline keeps up.
       --out /tmp/bench_parallel.json
 
 `parallel`: the supervised step's median time on 1, 2 and 4 forced CPU
-devices (mesh path, same global batch), and the max abs difference of the
-parameters after 3 steps between 1 device and 4 devices by the mesh path,
-jax.pmap and jax.shard_map, for GroupNorm and BatchNorm. Each device count
+devices (mesh path, same global batch), and the max abs difference of every
+state array after 3 steps between 1 device and 4 devices by the mesh path,
+jax.pmap (and jax.shard_map), for the cases of
+`jaxfer.testing.PARALLEL_CASES` (supervised, Meta-Face2Exp, distillation). Each device count
 runs in its own process (XLA fixes it at start-up).
 
   python -m jaxfer.bench meta --config configs/face2exp_fer2013.py \
@@ -125,8 +126,8 @@ def bench_parallel(config_arg: list[str], steps: int) -> dict:
   out["max_abs_param_diff_vs_1_device"] = _in_process_with_devices(
       4, ["-c", _EQUALITY])
   for k, v in out["max_abs_param_diff_vs_1_device"].items():
-    what = ("largest 1-device parameter" if k.endswith("moved") else
-            "max |param - 1-device param|")
+    what = ("how far 3 steps moved the state" if k.endswith("moved") else
+            "max |state - 1-device state|")
     print(f"4 devices, {k}: {what} = {v:.2e}")
   return out
 
