@@ -4,7 +4,8 @@ meta` and `... distill`, the latter documented at `run_distill`).
 `meta`: the cost of the Meta-Face2Exp feedbacks.
 
 On one model and one batch shape (from the config: model, batch_size, mu,
-image size), in one process: the median step time and the memory XLA
+image size), in one process, every row compiled first and then timed in
+turn, round after round: the median step time and the memory XLA
 assigns to the compiled step (arguments, outputs and the peak of live
 temporaries, from `Compiled.memory_analysis()`; the same on CPU and GPU) for the plain supervised step, the four
 feedback modes, and `exact` for K = 1, 2, 4, 8 unrolled student updates,
@@ -56,8 +57,12 @@ def xla_memory_bytes(compiled) -> int:
              + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def measure(config, steps: int) -> dict:
-  """Compiles and times one method's step on a random batch."""
+def prepare(config):
+  """Compiles one method's step on a random batch.
+
+  Returns (facts, call): `call()` runs one step (feeding the donated state
+  back) and waits for it.
+  """
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps)
   size, ch = config.data.image_size, config.data.channels
@@ -65,27 +70,35 @@ def measure(config, steps: int) -> dict:
                                jnp.zeros((1, size, size, ch)))
   batch = _batch(config, config.mu if config.method != "supervised" else 0,
                  np.random.default_rng(0))
-  step = jax.jit(method.step, donate_argnums=0)
   rng = jax.random.key(1)
   t0 = time.perf_counter()
-  compiled = step.lower(state, batch, rng).compile()
-  compile_s = time.perf_counter() - t0
-  mem = compiled.memory_analysis()
-  times = []
-  if steps:
-    state, m = compiled(state, batch, rng)
+  compiled = jax.jit(method.step, donate_argnums=0).lower(
+      state, batch, rng).compile()
+  facts = {"peak_memory_bytes": xla_memory_bytes(compiled),
+           "compile_sec": time.perf_counter() - t0,
+           "unlabeled_per_step": int(batch.get("unlabeled_weak",
+                                               np.zeros(0)).shape[0])}
+  holder = {"state": state}
+
+  def call():
+    holder["state"], m = compiled(holder["state"], batch, rng)
     jax.block_until_ready(m)
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    state, m = compiled(state, batch, rng)
-    jax.block_until_ready(m)
-    times.append(time.perf_counter() - t0)
-  return {"step_median_sec": statistics.median(times) if times else math.nan,
-          "peak_memory_bytes": xla_memory_bytes(compiled),
-          "temp_bytes": int(mem.temp_size_in_bytes),
-          "compile_sec": compile_s,
-          "unlabeled_per_step": int(batch.get("unlabeled_weak",
-                                              np.zeros(0)).shape[0])}
+  return facts, call
+
+
+def time_round_robin(calls: dict, steps: int) -> dict:
+  """Median seconds per call, timing the calls in turn, `steps` rounds
+  after one warm-up round: a slow drift of the machine's load touches
+  every row alike, so their ratios hold."""
+  times = {name: [] for name in calls}
+  for r in range(steps + 1 if steps else 0):
+    for name, call in calls.items():
+      t0 = time.perf_counter()
+      call()
+      if r:
+        times[name].append(time.perf_counter() - t0)
+  return {name: statistics.median(t) if t else math.nan
+          for name, t in times.items()}
 
 
 def variants(config, ks=(1, 2, 4, 8), scan_ks=(1, 2)):
@@ -119,14 +132,19 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2)) -> dict:
          "model": config.model.to_dict(),
          "batch_size": config.data.batch_size, "mu": config.mu,
          "image_size": config.data.image_size, "rows": {}}
-  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup':>7}"
-        f"{'peak MiB':>10}{'x sup':>7}", flush=True)
-  base = None
+  facts, calls = {}, {}
   for name, c in variants(config, ks, scan_ks):
-    r = measure(c, steps)
-    base = base or r
-    r["time_ratio"] = r["step_median_sec"] / base["step_median_sec"]
-    r["memory_ratio"] = r["peak_memory_bytes"] / base["peak_memory_bytes"]
+    facts[name], calls[name] = prepare(c)
+    print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s", flush=True)
+  medians = time_round_robin(calls, steps)
+  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup':>7}"
+        f"{'XLA MiB':>10}{'x sup':>7}", flush=True)
+  base = next(iter(facts))
+  for name, r in facts.items():
+    r["step_median_sec"] = medians[name]
+    r["time_ratio"] = medians[name] / medians[base]
+    r["memory_ratio"] = (r["peak_memory_bytes"]
+                         / facts[base]["peak_memory_bytes"])
     out["rows"][name] = r
     print(f"{name:<26}{r['unlabeled_per_step']:>7}"
           f"{r['step_median_sec']:>10.3f}{r['time_ratio']:>7.2f}"
@@ -140,21 +158,13 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2)) -> dict:
   return out
 
 
-def _timed(fn, args, steps: int) -> dict:
-  """Compiles `fn` (a jitted function) on args, then its median time."""
+def _compiled(fn, args):
+  """(facts, call) of a jitted function on fixed arguments."""
   t0 = time.perf_counter()
   compiled = fn.lower(*args).compile()
-  compile_s = time.perf_counter() - t0
-  if steps:
-    jax.block_until_ready(compiled(*args))
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
-    times.append(time.perf_counter() - t0)
-  return {"median_sec": statistics.median(times) if times else math.nan,
-          "memory_bytes": xla_memory_bytes(compiled),
-          "compile_sec": compile_s}
+  facts = {"memory_bytes": xla_memory_bytes(compiled),
+           "compile_sec": time.perf_counter() - t0}
+  return facts, lambda: jax.block_until_ready(compiled(*args))
 
 
 def run_distill(config, steps: int, ts=(10, 30, 100, 300),
@@ -185,14 +195,11 @@ def run_distill(config, steps: int, ts=(10, 30, 100, 300),
       loss_fn=lambda p, s, b: distill.soft_loss(p, s, b,
                                                 apply_fn=model.apply),
       tx=tx, lr_scale=0.01)[0])
-  base = _timed(plain, (init,), steps * 5)
+  facts, calls = {}, {}
+  facts["plain"], calls["plain"] = _compiled(plain, (init,))
   out = {"devices": [str(x) for x in jax.devices()],
          "model": config.model.to_dict(), "synthetic_images": c * n,
-         "real_batch": cfg.batch_size, "plain_step": base, "rows": {}}
-  print(f"plain inner step on {c * n} images: {base['median_sec'] * 1e3:.1f}"
-        f" ms, {base['memory_bytes'] / 2**20:.0f} MiB")
-  print(f"{'outer step':<22}{'median s':>10}{'/ (T x plain)':>15}"
-        f"{'MiB':>8}{'compile s':>11}", flush=True)
+         "real_batch": cfg.batch_size, "rows": {}}
   for t in ts:
     forms = [("python", dict(remat=False, scan=False)),
              ("python+remat", dict(remat=True, scan=False))]
@@ -207,10 +214,24 @@ def run_distill(config, steps: int, ts=(10, 30, 100, 300),
                  "label_logits": 5.0 * target}
       grad = jax.jit(jax.value_and_grad(lambda l, hp=hp: distill.unroll_loss(
           l, labels, init, real, None, apply_fn=model.apply, tx=tx, hp=hp)))
-      r = _timed(grad, (learned,), steps)
-      r["over_t_plain"] = r["median_sec"] / (t * base["median_sec"])
-      out["rows"][f"T={t} {form}"] = r
-      print(f"{f'T={t} {form}':<22}{r['median_sec']:>10.3f}"
-            f"{r['over_t_plain']:>15.2f}{r['memory_bytes'] / 2**20:>8.0f}"
-            f"{r['compile_sec']:>11.1f}", flush=True)
+      name = f"T={t} {form}"
+      facts[name], calls[name] = _compiled(grad, (learned,))
+      facts[name]["inner_steps"] = t
+      print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s",
+            flush=True)
+  medians = time_round_robin(calls, steps)
+  base = facts.pop("plain")
+  base["median_sec"] = medians["plain"]
+  out["plain_step"] = base
+  print(f"plain inner step on {c * n} images: {base['median_sec'] * 1e3:.1f}"
+        f" ms, {base['memory_bytes'] / 2**20:.0f} MiB")
+  print(f"{'outer step':<22}{'median s':>10}{'/ (T x plain)':>15}"
+        f"{'XLA MiB':>9}{'compile s':>11}")
+  for name, r in facts.items():
+    r["median_sec"] = medians[name]
+    r["over_t_plain"] = r["median_sec"] / (r["inner_steps"]
+                                           * base["median_sec"])
+    out["rows"][name] = r
+    print(f"{name:<22}{r['median_sec']:>10.3f}{r['over_t_plain']:>15.2f}"
+          f"{r['memory_bytes'] / 2**20:>9.0f}{r['compile_sec']:>11.1f}")
   return out
