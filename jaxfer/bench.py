@@ -58,9 +58,11 @@ flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
 flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
                   "K of the exact rows.")
 flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
-flags.DEFINE_list("ts", ["10", "30", "100", "300"], "distill: inner steps T.")
-flags.DEFINE_list("scan_ts", ["10", "30"], "distill: the T of the lax.scan "
-                  "rows.")
+flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
+                  "Python-unrolled rows (with and without remat; T = 100 "
+                  "compiles for minutes on CPU).")
+flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
+                  "the lax.scan + remat rows (compile time flat in T).")
 
 
 def bench_pipeline(config, steps: int) -> dict:

@@ -167,8 +167,8 @@ def _compiled(fn, args):
   return facts, lambda: jax.block_until_ready(compiled(*args))
 
 
-def run_distill(config, steps: int, ts=(10, 30, 100, 300),
-                scan_ts=(10, 30)) -> dict:
+def run_distill(config, steps: int, ts=(10, 30, 100),
+                scan_ts=(10, 30, 100, 300)) -> dict:
   """`python -m jaxfer.bench distill`: one outer step (the meta-gradient of
   the real-batch loss through T inner steps) for each T, as a Python unroll
   with and without `jax.checkpoint` per step and as a `lax.scan` with it;
@@ -200,9 +200,11 @@ def run_distill(config, steps: int, ts=(10, 30, 100, 300),
   out = {"devices": [str(x) for x in jax.devices()],
          "model": config.model.to_dict(), "synthetic_images": c * n,
          "real_batch": cfg.batch_size, "rows": {}}
-  for t in ts:
-    forms = [("python", dict(remat=False, scan=False)),
-             ("python+remat", dict(remat=True, scan=False))]
+  for t in sorted(set(ts) | set(scan_ts)):
+    forms = []
+    if t in ts:
+      forms += [("python", dict(remat=False, scan=False)),
+                ("python+remat", dict(remat=True, scan=False))]
     if t in scan_ts:
       forms.append(("scan+remat", dict(remat=True, scan=True)))
     for form, kw in forms:
