@@ -1,0 +1,70 @@
+"""The meta-gradient benchmarks on tiny configs: every requested row is
+measured, and the printed ratios are the ratios of the measured figures
+(the README's tables are read from these fields)."""
+
+import importlib
+import math
+import pathlib
+import sys
+
+import pytest
+
+from jaxfer import bench_meta
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _config(name, arg):
+  sys.path.insert(0, str(ROOT / "configs"))
+  try:
+    return importlib.import_module(name).get_config(arg)
+  finally:
+    sys.path.pop(0)
+
+
+def test_bench_meta_rows_and_ratios():
+  config = _config("face2exp_fer2013", "smoke")
+  config.data.image_size, config.model.depth = 16, 2
+  out = bench_meta.run(config, steps=1, ks=(1, 2), scan_ks=())
+  rows = out["rows"]
+  assert list(rows) == [
+      "supervised", "first_order", "score_function", "exact_jvp",
+      "exact K=1", "exact K=1 remat", "exact K=2", "exact K=2 remat"]
+  sup = rows["supervised"]
+  b, mu = out["batch_size"], out["mu"]
+  for name, r in rows.items():
+    assert r["step_median_sec"] > 0 and r["peak_memory_bytes"] > 0
+    assert r["time_ratio"] == pytest.approx(
+        r["step_median_sec"] / sup["step_median_sec"])
+    assert r["memory_ratio"] == pytest.approx(
+        r["peak_memory_bytes"] / sup["peak_memory_bytes"])
+    k = 2 if "K=2" in name else 1
+    assert r["unlabeled_per_step"] == (0 if name == "supervised"
+                                       else k * b * mu)
+  # The unroll keeps K sets of activations: more memory at K = 2 than 1.
+  assert rows["exact K=2"]["peak_memory_bytes"] > rows["exact K=1"][
+      "peak_memory_bytes"]
+  assert out["exact_jvp_over_first_order"] == pytest.approx(
+      rows["exact_jvp"]["step_median_sec"]
+      / rows["first_order"]["step_median_sec"])
+
+
+def test_bench_distill_scan_only_rows():
+  out = bench_meta.run_distill(_config("distill_fer2013", "smoke"), steps=1,
+                               ts=(2,), scan_ts=(2, 6))
+  rows = out["rows"]
+  assert list(rows) == ["T=2 python", "T=2 python+remat", "T=2 scan+remat",
+                        "T=6 scan+remat"]
+  plain = out["plain_step"]["median_sec"]
+  for r in rows.values():
+    assert r["over_t_plain"] == pytest.approx(
+        r["median_sec"] / (r["inner_steps"] * plain))
+    assert math.isfinite(r["median_sec"]) and r["memory_bytes"] > 0
+  assert rows["T=6 scan+remat"]["inner_steps"] == 6
+
+
+def test_bench_memory_only_has_no_times():
+  out = bench_meta.run_distill(_config("distill_fer2013", "smoke"), steps=0,
+                               ts=(), scan_ts=(2,))
+  r = out["rows"]["T=2 scan+remat"]
+  assert math.isnan(r["median_sec"]) and r["memory_bytes"] > 0
