@@ -24,3 +24,8 @@ def masked_mean(x: jax.Array, mask: jax.Array | None) -> jax.Array:
   if mask is None:
     return jnp.mean(x)
   return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Fraction of argmax predictions equal to the labels (a step metric)."""
+  return jnp.mean(jnp.argmax(logits, -1) == labels)

@@ -133,3 +133,9 @@ def step_rng(rng, step, axis_name: str | None = None):
   if axis_name is not None:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   return rng
+
+
+def pmean(x, axis_name: str | None):
+  """`lax.pmean` over the mapped data axis; the identity without one (the
+  mesh path, where arrays are already global)."""
+  return x if axis_name is None else jax.lax.pmean(x, axis_name)

@@ -21,7 +21,7 @@ from PIL import Image
 from jaxfer import checkpoint as ckpt_lib
 from jaxfer import methods
 from jaxfer import models
-from jaxfer.data import transforms
+from jaxfer.data import views
 
 flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
 flags.DEFINE_bool("best", True, "Use the best checkpoint, else the latest.")
@@ -58,7 +58,7 @@ def read_image(path: str) -> np.ndarray:
 
 def predict(config, method, variables, images: list[np.ndarray]):
   """Class probabilities [N, C] for uint8 HWC images."""
-  view = functools.partial(transforms.eval_view, size=config.data.image_size,
+  view = functools.partial(views.eval_view, size=config.data.image_size,
                            channels=config.data.channels,
                            mean=tuple(config.data.mean),
                            std=tuple(config.data.std))

@@ -1,9 +1,11 @@
-"""Shared fixtures: where the real data lives, and CPU-only JAX."""
+"""Shared fixtures: where the real data lives, CPU-only JAX, test images."""
 
 import os
 import pathlib
 
+import numpy as np
 import pytest
+from PIL import Image
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -22,3 +24,35 @@ def need(path: pathlib.Path):
     pytest.skip(f"real data {path} is absent (it ships beside the repo as "
                 "../shared/data; see README)")
   return path
+
+
+# Test images for the transforms, RandAugment and view tests.
+
+MEAN3, STD3 = (0.5863, 0.4595, 0.4030), (0.2715, 0.2424, 0.2366)
+STATS = {1: ((0.5,), (0.25,)), 3: (MEAN3, STD3)}
+
+
+def face(h=48, w=48, c=1, seed=0):
+  """A test image: a mid-range gradient plus noise, no value 0 or 128-only.
+
+  Its range is inside [20, 220], so AutoContrast and Equalize change it, and
+  it is asymmetric, so a flip changes it.
+  """
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[:h, :w]
+  base = 20 + 150 * (x + 2 * y) / (w + 2 * h)
+  img = base[..., None] + rng.integers(0, 50, (h, w, c))
+  return img.astype(np.uint8)
+
+
+def pil(img):
+  return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
+
+
+def arr(im):
+  a = np.asarray(im)
+  return a[..., None] if a.ndim == 2 else a
+
+
+def rng(seed=0):
+  return np.random.default_rng(seed)

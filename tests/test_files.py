@@ -9,6 +9,7 @@ from PIL import Image
 
 from conftest import LFW, need
 from jaxfer.data import files
+from jaxfer.data import images
 from jaxfer.data import labels
 from jaxfer.data.sources import DataError
 from jaxfer.data.tfds_source import TfdsSource
@@ -122,7 +123,7 @@ def test_missing_folder_and_bad_on_bad(tmp_path):
     ("rgb.tiff", "RGB", (4, 5, 6), [4, 5, 6]),
 ])
 def test_modes_become_grey_or_rgb(tmp_path, name, mode, color, expected):
-  image = files.load_image(str(_save(tmp_path / name, mode, color=color)))
+  image = images.load_image(str(_save(tmp_path / name, mode, color=color)))
   assert image.dtype == np.uint8 and image.shape[:2] == (6, 8)
   assert image.shape[2] == (3 if expected is None else len(expected))
   if expected is not None:
@@ -131,7 +132,7 @@ def test_modes_become_grey_or_rgb(tmp_path, name, mode, color, expected):
 
 def test_16_bit_grey_scales_to_8_bits(tmp_path):
   Image.fromarray(np.full((3, 4), 51400, np.uint16)).save(tmp_path / "g.png")
-  image = files.load_image(str(tmp_path / "g.png"))
+  image = images.load_image(str(tmp_path / "g.png"))
   assert image.shape == (3, 4, 1) and (image == 200).all()
 
 

@@ -18,7 +18,7 @@ from jaxfer.data import fer2013
 from jaxfer.data import labels as labels_lib
 from jaxfer.data import pipeline
 from jaxfer.data import sources
-from jaxfer.data import transforms
+from jaxfer.data import views
 
 
 def _split_path(path: str, split: str, suffix: str = "") -> str:
@@ -111,11 +111,11 @@ def _views(cfg):
   aug = dict(crop_padding=cfg.crop_padding, flip=cfg.flip)
   strong = dict(n=cfg.randaugment.n, m=cfg.randaugment.m,
                 pool=cfg.randaugment.pool)
-  return (functools.partial(transforms.labeled_train, **common, **aug,
+  return (functools.partial(views.labeled_train, **common, **aug,
                             strong=strong if cfg.strong_augment else None),
-          functools.partial(transforms.unlabeled_pair, **common, **aug,
+          functools.partial(views.unlabeled_pair, **common, **aug,
                             **strong),
-          functools.partial(transforms.eval_view, **common))
+          functools.partial(views.eval_view, **common))
 
 
 def _describe(src) -> str:

@@ -1,12 +1,15 @@
-"""Methods: each builds a `common.Method` of pure functions from a config."""
+"""Methods: one module per `config.method`, each with a `build(config,
+model, total_steps, *, axis_name)` that returns the `base.Method` (a bundle
+of pure functions) the training loop runs. `REGISTRY` is the one place that
+maps a config's method name to its builder."""
 
-from jaxfer.methods import distillation
+from jaxfer.methods import distill
 from jaxfer.methods import face2exp
 from jaxfer.methods import supervised
-from jaxfer.methods.common import Method
+from jaxfer.methods.base import Method
 
 REGISTRY = {"supervised": supervised.build, "face2exp": face2exp.build,
-            "distill": distillation.build}
+            "distill": distill.build}
 
 
 def build(config, model, total_steps: int, *, axis_name=None) -> Method:

@@ -1,245 +1,188 @@
-"""Dataset distillation: a few synthetic images per class that train a FER
-model. The other meta-gradient engine of jaxfer (see REFERENCE.md sec. 2).
+"""The `distill` Method for the training loop: the synthetic set's start,
+the evaluation protocol and the export (the math is in
+`jaxfer/meta/distillation.py`).
 
-Learned: the images (n per class), per-step inner learning rates
-eta_t = softplus(raw_t) (Wang et al. 2018) and optionally soft labels.
-Two outer objectives (`hp.objective`):
-
-* ``unroll``: a network trained for T = steps_per_epoch * epochs inner steps
-  on the synthetic images, from a fresh random initialisation (``resample``,
-  each outer step), a ``fixed`` one, or a partly trained ``pool`` member;
-  the loss of the result on a real batch is differentiated through the T
-  real optax updates (`jaxfer.unroll`: lax.scan or Python loop, with
-  jax.checkpoint per segment).
-* ``krr``: kernel ridge regression on the features of a pool of networks
-  trained online on the synthetic images (FRePo): no inner unroll.
-  pred = K_rs (K_ss + reg * tr(K_ss) / n * I)^-1 Y_s, mean squared error.
-
-Optional DSA augmentation: one draw per outer step, applied to the synthetic
-images (every inner step) and the real batch alike (`jaxfer.augment`).
+Evaluation (what `eval_variables` returns): `distill.eval.nets` freshly
+initialised networks trained only on the synthetic images, either by the
+``learned`` inner procedure (the T steps with the learned learning rates)
+or by ``train`` (the DC/DSA/MTT protocol: `eval.steps` SGD steps with
+momentum 0.9, cosine `eval.lr`, and DSA augmentation when `distill.augment`).
+They are named ``distilled/<i>``; the loop logs their mean and std.
 """
 
-import dataclasses
-from typing import Any
+import functools
+import pathlib
 
-import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from jaxfer import augment
-from jaxfer import losses
-from jaxfer import parallel
-from jaxfer import unroll
-from jaxfer.methods import common
+from jaxfer import optim
+from jaxfer.data import build as data_build
+from jaxfer.data import distilled as distilled_data
+from jaxfer.data import pipeline
+from jaxfer.data import views
+from jaxfer.meta import augment
+from jaxfer.meta import distillation
+from jaxfer.meta import unroll
+from jaxfer.meta.distillation import Hyper
+from jaxfer.methods import base
+from jaxfer.models import net as net_lib
 
 
-@flax.struct.dataclass
-class Pool:
-  """Networks trained online on the synthetic images (stacked on axis 0)."""
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-  age: jax.Array        # int32 [P]: steps since the member's initialisation
+def softplus_inverse(y: float) -> float:
+  return float(np.log(np.expm1(y)))
 
 
-@flax.struct.dataclass
-class State:
-  step: jax.Array
-  learned: dict         # {"images", "raw_lrs", "label_logits"}
-  labels: jax.Array     # int32 [N], class-major (n per class)
-  opt_state: Any        # the outer optimizer's
-  pool: Pool | None = None
+def real_images(config, n: int) -> np.ndarray:
+  """n random labeled training images per class, class-major, normalized
+  as the evaluation view (deterministic by `data.split_seed`)."""
+  cfg = config.data
+  src = data_build.make_source(cfg, cfg.train_split)
+  labeled, _ = pipeline.split_labeled(
+      src.labels, cfg.labeled_fraction, num_classes=cfg.num_classes,
+      seed=cfg.split_seed, balanced=cfg.balanced_split)
+  labels = np.asarray(src.labels)[labeled]
+  rng = np.random.default_rng(cfg.split_seed)
+  view = functools.partial(views.eval_view, size=cfg.image_size,
+                           channels=cfg.channels, mean=tuple(cfg.mean),
+                           std=tuple(cfg.std))
+  out = []
+  for c in range(cfg.num_classes):
+    members = labeled[labels == c]
+    if len(members) < n:
+      raise ValueError(f"{src.name}: class {c} has {len(members)} labeled "
+                       f"images, fewer than distill.images_per_class={n}")
+    for i in rng.choice(members, n, replace=False):
+      out.append(view(src[int(i)])["image"])
+  return np.stack(out)
 
 
-@dataclasses.dataclass(frozen=True)
-class Hyper:
-  """Statics of a distillation step (see `distill` in jaxfer/defaults.py)."""
-  objective: str = "unroll"
-  num_classes: int = 7
-  steps_per_epoch: int = 1
-  epochs: int = 10
-  init: str = "resample"
-  learn_labels: bool = False
-  remat: bool = True
-  segment: int = 1
-  scan: bool = False
-  augment: bool = False
-  krr_reg: float = 1e-6
-  pool_max_age: int = 100
-  seed: int = 0
-
-  @property
-  def inner_steps(self) -> int:
-    return self.steps_per_epoch * self.epochs
+def hyper(config) -> Hyper:
+  d = config.distill
+  hp = Hyper(objective=d.objective, num_classes=config.data.num_classes,
+             steps_per_epoch=d.steps_per_epoch, epochs=d.epochs, init=d.init,
+             learn_labels=d.learn_labels, remat=d.remat, segment=d.segment,
+             scan=d.scan, augment=d.augment, krr_reg=d.krr_reg,
+             pool_max_age=d.pool_max_age, seed=config.seed)
+  for name, value, allowed in (("objective", hp.objective, ("unroll", "krr")),
+                               ("init", hp.init,
+                                ("resample", "fixed", "pool"))):
+    if value not in allowed:
+      raise ValueError(f"config.distill.{name} must be one of {allowed}, "
+                       f"got {value!r}")
+  if d.images_per_class % d.steps_per_epoch:
+    raise ValueError(f"config.distill.images_per_class={d.images_per_class} "
+                     f"does not split into steps_per_epoch="
+                     f"{d.steps_per_epoch} groups")
+  return hp
 
 
-def targets(learned: dict, labels, hp: Hyper):
-  """The synthetic images' target distributions."""
-  if hp.learn_labels:
-    return jax.nn.softmax(learned["label_logits"])
-  return jax.nn.one_hot(labels, hp.num_classes)
+def _train_fresh(rng, images, target, *, model, cfg, aug: bool):
+  """The `train` protocol: one network trained on the synthetic set."""
+  tx, _ = optim.build(cfg, cfg.steps)
+  net = distillation.fresh(rng, model, images[:1], tx)
+  batch = min(cfg.batch_size, images.shape[0])
+
+  @jax.jit
+  def step(net, images, target, k):
+    k_pick, k_aug = jax.random.split(k)
+    pick = jax.random.choice(k_pick, images.shape[0], (batch,),
+                             replace=False)
+    x = images[pick]
+    if aug:
+      x = augment.apply(augment.sample(k_aug), x)
+    new, _ = unroll.train_step(
+        net, {"image": x, "target": target[pick]},
+        loss_fn=lambda p, s, b: distillation.soft_loss(p, s, b,
+                                                  apply_fn=model.apply),
+        tx=tx)
+    return new
+
+  images, target = jnp.asarray(images), jnp.asarray(target)
+  for t in range(cfg.steps):
+    net = step(net, images, target, jax.random.fold_in(rng, t))
+  return net
 
 
-def soft_loss(params, batch_stats, batch, *, apply_fn):
-  logits, _, stats = common.forward(apply_fn, params, batch_stats,
-                                    batch["image"], train=True)
-  return jnp.mean(losses.soft_xent(logits, batch["target"])), (stats, None)
+def build(config, model, total_steps: int, *,
+          axis_name: str | None = None) -> base.Method:
+  """The distill Method for `config` (fields: `distill`, `data`)."""
+  del total_steps
+  hp = hyper(config)
+  d, cfg = config.distill, config.data
+  c, n = cfg.num_classes, d.images_per_class
+  inner_tx = optax.sgd(1.0, momentum=d.inner_momentum or None)
+  adam = lambda lr: optax.adam(lr, b1=0.5, b2=0.999)
+  keys = ("images", "raw_lrs", "label_logits")
+  outer_tx = optax.multi_transform(
+      {"images": adam(d.lr_images), "raw_lrs": adam(d.lr_lrs),
+       "label_logits": adam(d.lr_labels)}, {k: k for k in keys})
+  use_pool = hp.objective == "krr" or hp.init == "pool"
+  start = real_images(config, n) if d.init_images == "real" else None
+  if d.init_images not in ("real", "noise"):
+    raise ValueError(f"config.distill.init_images must be real or noise, "
+                     f"got {d.init_images!r}")
+
+  def init(rng, example):
+    k_img, k_pool = jax.random.split(rng)
+    shape = (c * n,) + tuple(example.shape[1:])
+    images = (jnp.asarray(start) if start is not None
+              else jax.random.normal(k_img, shape))
+    labels = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n)
+    learned = {"images": images,
+               "raw_lrs": jnp.full((hp.inner_steps,),
+                                   softplus_inverse(d.lr_init)),
+               "label_logits": 5.0 * jax.nn.one_hot(labels, c)}
+    pool = (distillation.init_pool(k_pool, d.pool_size, model, images[:1],
+                              inner_tx, d.pool_max_age) if use_pool else None)
+    return distillation.State(jnp.int32(0), learned, labels,
+                         outer_tx.init(learned), pool)
+
+  step = functools.partial(distillation.distill_step, model=model,
+                           inner_tx=inner_tx, outer_tx=outer_tx,
+                           pool_lr=d.pool_lr, hp=hp, axis_name=axis_name)
+
+  @jax.jit
+  def learned_net(learned, labels, rng):
+    net, _ = distillation.inner_train(
+        distillation.fresh(rng, model, learned["images"][:1], inner_tx),
+        learned["images"], distillation.targets(learned, labels, hp),
+        jax.nn.softplus(learned["raw_lrs"]), None, apply_fn=model.apply,
+        tx=inner_tx, hp=hp)
+    return net
+
+  def eval_variables(state):
+    learned, labels = _local(state.learned), _local(state.labels)
+    target = distillation.targets(learned, labels, hp)
+    out = {}
+    for i in range(d.eval.nets):
+      rng = jax.random.key(10_000 + i)
+      if d.eval.mode == "learned":
+        net = learned_net(learned, labels, rng)
+      else:
+        net = _train_fresh(rng, learned["images"], target, model=model,
+                           cfg=d.eval, aug=hp.augment)
+      out[f"distilled/{i}"] = net_lib.variables(net.params, net.batch_stats)
+    return out
+
+  def export(state, workdir, class_names):
+    learned, labels = _local(state.learned), _local(state.labels)
+    distilled_data.save(
+        pathlib.Path(workdir) / "distilled", images=learned["images"],
+        labels=labels, soft_labels=distillation.targets(learned, labels, hp),
+        class_names=class_names, mean=tuple(cfg.mean), std=tuple(cfg.std),
+        lrs=(jax.nn.softplus(learned["raw_lrs"])
+             if hp.objective == "unroll" else None),
+        learned_labels=hp.learn_labels, objective=hp.objective,
+        step=int(_local(state.step)))
+
+  apply = lambda v, x: model.apply(v, x, train=False)
+  return base.Method(init, step, eval_variables, apply, export)
 
 
-def _groups(x, hp: Hyper):
-  """[N, ...] class-major -> [S, N / S, ...]: group g holds the images of
-  each class whose index in the class is g modulo S."""
-  s, c = hp.steps_per_epoch, hp.num_classes
-  x = x.reshape((c, -1, s) + x.shape[1:])
-  return jnp.moveaxis(x, 2, 0).reshape((s, -1) + x.shape[3:])
-
-
-def inner_train(init: unroll.Inner, images, target, lrs, aug, *, apply_fn,
-                tx, hp: Hyper):
-  """T inner steps on the synthetic images; step t uses group t mod S and
-  the learning-rate scale lrs[t]. Returns (network, losses [T])."""
-  groups, group_targets = _groups(images, hp), _groups(target, hp)
-  xs = {"group": jnp.arange(hp.inner_steps) % hp.steps_per_epoch,
-        "lr": lrs}
-
-  def step(carry, x):
-    img = groups[x["group"]]
-    if aug is not None:
-      img = augment.apply(aug, img)
-    return unroll.train_step(
-        carry, {"image": img, "target": group_targets[x["group"]]},
-        loss_fn=lambda p, s, b: soft_loss(p, s, b, apply_fn=apply_fn),
-        tx=tx, lr_scale=x["lr"])
-
-  final, (step_losses, _) = unroll.unroll(step, init, xs, remat=hp.remat,
-                                          segment=hp.segment, scan=hp.scan)
-  return final, step_losses
-
-
-def unroll_loss(learned: dict, labels, init: unroll.Inner, real: dict, aug,
-                *, apply_fn, tx, hp: Hyper):
-  """Real-batch cross-entropy of a network trained on the synthetic set."""
-  net, _ = inner_train(init, learned["images"], targets(learned, labels, hp),
-                       jax.nn.softplus(learned["raw_lrs"]), aug,
-                       apply_fn=apply_fn, tx=tx, hp=hp)
-  x = real["image"] if aug is None else augment.apply(aug, real["image"])
-  logits, _, _ = common.forward(apply_fn, net.params, net.batch_stats, x,
-                                train=True)
-  return jnp.mean(losses.xent(logits, real["label"]))
-
-
-def krr_predict(f_support, f_query, y_support, reg: float):
-  """Kernel ridge regression with the linear kernel of features:
-  K_qs (K_ss + reg * tr(K_ss) / n * I)^-1 Y_s."""
-  k_ss = f_support @ f_support.T
-  n = k_ss.shape[0]
-  ridge = reg * jnp.trace(k_ss) / n
-  alpha = jax.scipy.linalg.solve(k_ss + ridge * jnp.eye(n), y_support,
-                                 assume_a="pos")
-  return (f_query @ f_support.T) @ alpha
-
-
-def krr_loss(learned: dict, labels, member: unroll.Inner, real: dict, aug, *,
-             apply_fn, hp: Hyper):
-  """Mean squared error of the KRR prediction of the real batch's one-hot
-  labels from the synthetic set, on a pool member's features."""
-  xs, xr = learned["images"], real["image"]
-  if aug is not None:
-    xs, xr = augment.apply(aug, xs), augment.apply(aug, xr)
-  feats = lambda x: common.forward(apply_fn, member.params,
-                                   member.batch_stats, x, train=False)[1]
-  pred = krr_predict(feats(xs), feats(xr), targets(learned, labels, hp),
-                     hp.krr_reg)
-  onehot = jax.nn.one_hot(real["label"], hp.num_classes)
-  return jnp.mean(jnp.sum((pred - onehot) ** 2, -1))
-
-
-def _member(pool: Pool, i) -> unroll.Inner:
-  take = lambda t: jax.tree.map(lambda a: a[i], t)
-  return unroll.Inner(take(pool.params), take(pool.batch_stats),
-                      take(pool.opt_state))
-
-
-def fresh(rng, model, example, tx) -> unroll.Inner:
-  """A newly initialised network with its optimizer state."""
-  v = model.init(rng, example, train=False)
-  return unroll.Inner(v["params"], v.get("batch_stats", {}),
-                      tx.init(v["params"]))
-
-
-def init_pool(rng, size: int, model, example, tx, max_age: int) -> Pool:
-  nets = jax.vmap(lambda k: fresh(k, model, example, tx))(
-      jax.random.split(rng, size))
-  ages = (jnp.arange(size) * max_age) // size     # staggered resets
-  return Pool(nets.params, nets.batch_stats, nets.opt_state,
-              ages.astype(jnp.int32))
-
-
-def update_pool(pool: Pool, i, images, target, rng, aug, *, model, tx,
-                lr, hp: Hyper) -> Pool:
-  """Member i takes one step on the synthetic images, or restarts from a
-  fresh initialisation once `pool_max_age` steps old."""
-  x = images if aug is None else augment.apply(aug, images)
-  trained, _ = unroll.train_step(
-      _member(pool, i), {"image": x, "target": target},
-      loss_fn=lambda p, s, b: soft_loss(p, s, b, apply_fn=model.apply),
-      tx=tx, lr_scale=lr)
-  reset = pool.age[i] + 1 >= hp.pool_max_age
-  new = jax.tree.map(lambda f, t: jnp.where(reset, f, t),
-                     fresh(rng, model, images[:1], tx), trained)
-  put = lambda stack, one: jax.tree.map(lambda a, b: a.at[i].set(b), stack,
-                                        one)
-  return Pool(put(pool.params, new.params), put(pool.batch_stats,
-                                                 new.batch_stats),
-              put(pool.opt_state, new.opt_state),
-              pool.age.at[i].set(jnp.where(reset, 0, pool.age[i] + 1)))
-
-
-def distill_step(state: State, batch, rng, *, model, inner_tx, outer_tx,
-                 pool_lr: float, hp: Hyper, axis_name=None):
-  """One outer update of the synthetic set. Pure.
-
-  Args:
-    state: the State.
-    batch: a real batch {"image", "label"} (sharded on the data axis).
-    rng: the run's base key (folded with the step).
-    model: the flax module trained in the inner loop / giving features.
-    inner_tx: the inner optax chain (learning rate 1, scaled per step).
-    outer_tx: the outer optimizer over `state.learned`.
-    pool_lr: the pool members' learning rate.
-    hp: the statics.
-    axis_name: under pmap/shard_map, the mapped data axis.
-  """
-  rng = parallel.step_rng(rng, state.step)
-  k_init, k_aug, k_pool = jax.random.split(rng, 3)
-  aug = augment.sample(k_aug) if hp.augment else None
-  real = {"image": batch["image"], "label": batch["label"]}
-  pool = state.pool
-  i = state.step % (1 if pool is None else pool.age.shape[0])
-  example = state.learned["images"][:1]
-  if hp.objective == "krr":
-    loss_fn = lambda l: krr_loss(l, state.labels, _member(pool, i), real,
-                                 aug, apply_fn=model.apply, hp=hp)
-  else:
-    if hp.init == "pool":
-      p = _member(pool, i)
-      init = unroll.Inner(p.params, p.batch_stats, inner_tx.init(p.params))
-    else:
-      key = jax.random.key(hp.seed) if hp.init == "fixed" else k_init
-      init = fresh(key, model, example, inner_tx)
-    loss_fn = lambda l: unroll_loss(l, state.labels, init, real, aug,
-                                    apply_fn=model.apply, tx=inner_tx, hp=hp)
-  loss, grads = jax.value_and_grad(loss_fn)(state.learned)
-  if axis_name is not None:
-    loss, grads = jax.lax.pmean((loss, grads), axis_name)
-  updates, opt_state = outer_tx.update(grads, state.opt_state, state.learned)
-  learned = optax.apply_updates(state.learned, updates)
-  if pool is not None:
-    pool = update_pool(pool, i, jax.lax.stop_gradient(learned["images"]),
-                       targets(learned, state.labels, hp), k_pool, aug,
-                       model=model, tx=inner_tx, lr=pool_lr, hp=hp)
-  metrics = {"loss": loss,
-             "lr_mean": jnp.mean(jax.nn.softplus(learned["raw_lrs"])),
-             "image_grad_norm": optax.tree_utils.tree_norm(grads["images"])}
-  return State(state.step + 1, learned, state.labels, opt_state, pool), metrics
+def _local(tree):
+  """A replicated (possibly multi-process) pytree as local numpy arrays."""
+  return jax.tree.map(lambda a: np.asarray(
+      a.addressable_data(0) if isinstance(a, jax.Array) else a), tree)

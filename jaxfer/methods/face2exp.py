@@ -1,5 +1,5 @@
 """Meta-Face2Exp: teacher ("base network"), student ("adaptation network")
-and circuit feedback (`jaxfer.methods.mpl`), one pure step for the loop.
+and circuit feedback (`jaxfer.meta.mpl`), one pure step for the loop.
 
 The state holds both networks (and the student's EMA and finetune
 optimizer); `meta_step` updates both with the feedback named by
@@ -19,26 +19,27 @@ import jax.numpy as jnp
 from jaxfer import losses
 from jaxfer import optim
 from jaxfer import parallel
-from jaxfer import unroll
-from jaxfer.methods import common
-from jaxfer.methods import mpl
+from jaxfer.meta import mpl
+from jaxfer.meta import unroll
+from jaxfer.meta.mpl import Hyper
+from jaxfer.methods import base
 from jaxfer.methods import supervised
-from jaxfer.methods.mpl import Hyper
+from jaxfer.models import net as net_lib
 
 @flax.struct.dataclass
 class State:
   step: jax.Array
-  teacher: common.Net
-  student: common.Net
+  teacher: net_lib.Net
+  student: net_lib.Net
   finetune_opt: Any = None     # the student's finetune optimizer state
 
 
-def _student_net(old: common.Net, new: unroll.Inner, decay: float):
+def _student_net(old: net_lib.Net, new: unroll.Inner, decay: float):
   ema = old.ema
   if ema is not None:
     ema = {"params": optim.ema_update(ema["params"], new.params, decay),
            "batch_stats": new.batch_stats}
-  return common.Net(new.params, new.batch_stats, new.opt_state, ema)
+  return net_lib.Net(new.params, new.batch_stats, new.opt_state, ema)
 
 
 def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
@@ -80,9 +81,9 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
   (t_loss, (new, m)), g_z = jax.value_and_grad(teacher_loss, has_aux=True)(z)
   (t_grads,) = t_vjp(g_z)
   m = {**m, "teacher_loss": t_loss,
-       "teacher_accuracy": common.accuracy(z["labeled"], batch["label"])}
-  t_grads, m = mpl.pmean((t_grads, m), axis_name)
-  teacher = common.apply_updates(teacher, t_grads, t_stats, teacher_tx,
+       "teacher_accuracy": losses.accuracy(z["labeled"], batch["label"])}
+  t_grads, m = parallel.pmean((t_grads, m), axis_name)
+  teacher = net_lib.apply_updates(teacher, t_grads, t_stats, teacher_tx,
                                  ema_decay=0.0)
   student = _student_net(student, new, hp.ema_decay)
   m.update(loss=m["teacher_loss"] + m["student_loss"], uda_weight=w_u,
@@ -98,7 +99,7 @@ def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Hyper,
       supervised.loss_fn, has_aux=True)(
           state.student.params, state.student.batch_stats, batch,
           apply_fn=apply_fn, label_smoothing=hp.label_smoothing)
-  grads, loss = mpl.pmean((grads, loss), axis_name)
+  grads, loss = parallel.pmean((grads, loss), axis_name)
   s = state.student
   carry = unroll.Inner(s.params, s.batch_stats, state.finetune_opt)
   new = unroll.apply_tx(tx, carry, grads, stats)
@@ -136,7 +137,7 @@ def _scaled(cfg, k: int):
 
 
 def build(config, model, total_steps: int, *,
-          axis_name: str | None = None) -> common.Method:
+          axis_name: str | None = None) -> base.Method:
   """The face2exp Method: `total_steps` = meta steps + finetune steps."""
   if not config.get("mu", 0):
     raise ValueError("method 'face2exp' needs unlabeled faces: set "
@@ -157,9 +158,9 @@ def build(config, model, total_steps: int, *,
 
   def init(rng, images):
     rt, rs = jax.random.split(rng)
-    student = common.init_net(rs, model, images, student_tx, ema=ema)
+    student = net_lib.init_net(rs, model, images, student_tx, ema=ema)
     return State(jnp.int32(0),
-                 common.init_net(rt, model, images, teacher_tx, ema=False),
+                 net_lib.init_net(rt, model, images, teacher_tx, ema=False),
                  student,
                  ft_tx.init(student.params) if ft_steps else None)
 
@@ -182,12 +183,12 @@ def build(config, model, total_steps: int, *,
 
   def eval_variables(state):
     s = state.student
-    out = {"student": common.variables(s.params, s.batch_stats),
-           "teacher": common.variables(state.teacher.params,
+    out = {"student": net_lib.variables(s.params, s.batch_stats),
+           "teacher": net_lib.variables(state.teacher.params,
                                        state.teacher.batch_stats)}
     if ema:
-      out = {"student_ema": common.variables(**s.ema), **out}
+      out = {"student_ema": net_lib.variables(**s.ema), **out}
     return out
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return common.Method(init, step, eval_variables, apply)
+  return base.Method(init, step, eval_variables, apply)

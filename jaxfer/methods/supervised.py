@@ -10,18 +10,19 @@ import optax
 
 from jaxfer import losses
 from jaxfer import optim
-from jaxfer.methods import common
+from jaxfer.methods import base
+from jaxfer.models import net as net_lib
 
 
 @flax.struct.dataclass
 class State:
   step: jax.Array
-  net: common.Net
+  net: net_lib.Net
 
 
 def loss_fn(params, batch_stats, batch, *, apply_fn, label_smoothing: float):
   """Mean cross-entropy of a labeled batch (soft labels if it has them)."""
-  logits, _, new_stats = common.forward(apply_fn, params, batch_stats,
+  logits, _, new_stats = net_lib.forward(apply_fn, params, batch_stats,
                                         batch["image"], train=True)
   if "soft_label" in batch:
     targets = batch["soft_label"]
@@ -52,25 +53,25 @@ def train_step(state: State, batch, rng, *, apply_fn, tx,
   (loss, (logits, stats)), grads = grad_fn(
       state.net.params, state.net.batch_stats, batch, apply_fn=apply_fn,
       label_smoothing=label_smoothing)
-  acc = common.accuracy(logits, batch["label"])
+  acc = losses.accuracy(logits, batch["label"])
   if axis_name is not None:
     grads, loss, acc, stats = jax.lax.pmean((grads, loss, acc, stats),
                                             axis_name)
-  net = common.apply_updates(state.net, grads, stats, tx, ema_decay=ema_decay)
+  net = net_lib.apply_updates(state.net, grads, stats, tx, ema_decay=ema_decay)
   metrics = {"loss": loss, "accuracy": acc,
              "grad_norm": optax.tree_utils.tree_norm(grads)}
   return State(state.step + 1, net), metrics
 
 
 def build(config: ml_collections.ConfigDict, model, total_steps: int, *,
-          axis_name: str | None = None) -> common.Method:
+          axis_name: str | None = None) -> base.Method:
   """The supervised Method for `config` (fields: optimizer, ema_decay,
   label_smoothing)."""
   tx, schedule = optim.build(config.optimizer, total_steps)
   ema = config.get("ema_decay", 0.0) > 0
 
   def init(rng, images):
-    return State(jnp.int32(0), common.init_net(rng, model, images, tx,
+    return State(jnp.int32(0), net_lib.init_net(rng, model, images, tx,
                                                ema=ema))
 
   step = functools.partial(train_step, apply_fn=model.apply, tx=tx,
@@ -84,10 +85,10 @@ def build(config: ml_collections.ConfigDict, model, total_steps: int, *,
     return state, {**metrics, "lr": lr}
 
   def eval_variables(state):
-    out = {"model": common.variables(state.net.params, state.net.batch_stats)}
+    out = {"model": net_lib.variables(state.net.params, state.net.batch_stats)}
     if ema:
-      out["ema"] = common.variables(**state.net.ema)
+      out["ema"] = net_lib.variables(**state.net.ema)
     return out
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return common.Method(init, step_with_lr, eval_variables, apply)
+  return base.Method(init, step_with_lr, eval_variables, apply)

@@ -1,5 +1,5 @@
-"""Dataset distillation: the meta-gradients are right (float64, tiny), KRR
-is the ridge solve it claims, and a distilled set round-trips to disk."""
+"""Dataset distillation (`jaxfer.meta.distillation`): the meta-gradients
+are right (float64, tiny) and KRR is the ridge solve it claims."""
 
 import dataclasses
 
@@ -10,12 +10,10 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
-from jaxfer import augment
 from jaxfer import testing
-from jaxfer import unroll
-from jaxfer.data import distilled
-from jaxfer.data import sources
-from jaxfer.methods import distill
+from jaxfer.meta import augment
+from jaxfer.meta import distillation
+from jaxfer.meta import unroll
 
 
 @pytest.fixture
@@ -38,8 +36,8 @@ def _problem(norm="instance", momentum=0.0, learn_labels=True, **hp):
   params, stats = testing.init_variables(model, jax.random.key(3))
   init = unroll.Inner(params, stats, tx.init(params))
   real = {"image": f(5, 4, 4, 1), "label": jnp.array([0, 1, 2, 0, 1])}
-  hp = distill.Hyper(num_classes=3, steps_per_epoch=2, epochs=2,
-                     learn_labels=learn_labels, **hp)
+  hp = distillation.Hyper(num_classes=3, steps_per_epoch=2, epochs=2,
+                          learn_labels=learn_labels, **hp)
   return model, learned, labels, init, real, tx, hp
 
 
@@ -51,7 +49,7 @@ def test_unroll_gradient_matches_finite_differences(x64, remat, scan,
   model, learned, labels, init, real, tx, hp = _problem(
       norm, momentum, remat=remat, scan=scan)
   aug = augment.sample(jax.random.key(2), max_shift=1)
-  f = lambda l: distill.unroll_loss(l, labels, init, real, aug,
+  f = lambda l: distillation.unroll_loss(l, labels, init, real, aug,
                                     apply_fn=model.apply, tx=tx, hp=hp)
   check_grads(f, (learned,), order=1, modes=["rev"], eps=1e-5, atol=1e-7,
               rtol=1e-6)
@@ -62,7 +60,7 @@ def test_unroll_gradient_matches_finite_differences(x64, remat, scan,
 
 def test_remat_segments_and_scan_agree_with_the_plain_unroll(x64):
   model, learned, labels, init, real, tx, hp = _problem(momentum=0.9)
-  grad = lambda hp: jax.grad(lambda l: distill.unroll_loss(
+  grad = lambda hp: jax.grad(lambda l: distillation.unroll_loss(
       l, labels, init, real, None, apply_fn=model.apply, tx=tx,
       hp=hp))(learned)
   ref = grad(dataclasses.replace(hp, remat=False))
@@ -74,9 +72,9 @@ def test_remat_segments_and_scan_agree_with_the_plain_unroll(x64):
 
 
 def test_groups_take_every_class_in_each_inner_step():
-  hp = distill.Hyper(num_classes=3, steps_per_epoch=2)
+  hp = distillation.Hyper(num_classes=3, steps_per_epoch=2)
   ids = jnp.arange(6)          # class-major: class c holds 2c, 2c + 1
-  np.testing.assert_array_equal(distill._groups(ids, hp),  # pylint: disable=protected-access
+  np.testing.assert_array_equal(distillation._groups(ids, hp),  # pylint: disable=protected-access
                                 [[0, 2, 4], [1, 3, 5]])
 
 
@@ -88,7 +86,7 @@ def test_krr_prediction_is_the_explicit_ridge_solve(x64):
   k = fs @ fs.T
   want = fq @ fs.T @ np.linalg.solve(k + reg * np.trace(k) / 6 * np.eye(6),
                                      ys)
-  got = distill.krr_predict(jnp.asarray(fs), jnp.asarray(fq),
+  got = distillation.krr_predict(jnp.asarray(fs), jnp.asarray(fq),
                             jnp.asarray(ys), reg)
   np.testing.assert_allclose(got, want, rtol=1e-10)
 
@@ -97,7 +95,7 @@ def test_krr_gradient_matches_finite_differences(x64):
   model, learned, labels, init, real, _, hp = _problem(objective="krr",
                                                        krr_reg=1e-2)
   aug = augment.sample(jax.random.key(4), max_shift=1)
-  f = lambda l: distill.krr_loss(l, labels, init, real, aug,
+  f = lambda l: distillation.krr_loss(l, labels, init, real, aug,
                                  apply_fn=model.apply, hp=hp)
   check_grads(f, (learned,), order=1, modes=["rev"], eps=1e-5, atol=1e-7,
               rtol=1e-6)
@@ -124,11 +122,11 @@ def test_augmentation_is_the_same_on_both_batches_and_differentiable(x64):
 def test_pool_member_restarts_at_its_age_limit():
   model, learned, labels, _, _, tx, hp = _problem()
   hp = dataclasses.replace(hp, pool_max_age=2)
-  pool = distill.init_pool(jax.random.key(0), 2, model,
+  pool = distillation.init_pool(jax.random.key(0), 2, model,
                            learned["images"][:1], tx, 2)
   assert pool.age.tolist() == [0, 1]
-  target = distill.targets(learned, labels, hp)
-  upd = lambda p, i: distill.update_pool(
+  target = distillation.targets(learned, labels, hp)
+  upd = lambda p, i: distillation.update_pool(
       p, i, learned["images"], target, jax.random.key(9), None, model=model,
       tx=tx, lr=0.1, hp=hp)
   once = upd(pool, 0)
@@ -138,47 +136,8 @@ def test_pool_member_restarts_at_its_age_limit():
   assert float(jnp.max(jnp.abs(moved))) > 0
   reset = upd(pool, 1)                    # member 1 reaches age 2: restarts
   assert reset.age.tolist() == [0, 0]
-  fresh = distill.fresh(jax.random.key(9), model, learned["images"][:1], tx)
+  fresh = distillation.fresh(jax.random.key(9), model,
+                             learned["images"][:1], tx)
   for a, b in zip(jax.tree.leaves(fresh.params),
                   jax.tree.leaves(reset.params)):
     np.testing.assert_array_equal(a, b[1])
-
-
-def test_saved_set_loads_back_with_identical_arrays(tmp_path):
-  rng = np.random.default_rng(0)
-  images = rng.normal(size=(14, 8, 8, 1)).astype(np.float32)
-  labels = np.repeat(np.arange(7), 2).astype(np.int32)
-  soft = rng.dirichlet(np.ones(7), 14).astype(np.float32)
-  names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-  distilled.save(tmp_path / "d", images=images, labels=labels,
-                 soft_labels=soft, class_names=names, mean=(0.5,),
-                 std=(0.25,), lrs=np.array([0.1, 0.2]), learned_labels=True,
-                 objective="unroll")
-  arrays, meta = distilled.load_arrays(tmp_path / "d")
-  np.testing.assert_array_equal(arrays["images"], images)
-  np.testing.assert_array_equal(arrays["labels"], labels)
-  np.testing.assert_array_equal(arrays["soft_labels"], soft)
-  assert meta["images_per_class"] == 2 and meta["class_names"] == list(names)
-  src = distilled.load(tmp_path / "d")
-  pixels = np.clip(np.rint((images * 0.25 + 0.5) * 255), 0, 255)
-  np.testing.assert_array_equal(src.images, pixels.astype(np.uint8))
-  np.testing.assert_array_equal(src.labels, labels)
-  np.testing.assert_array_equal(src[3]["soft_label"], soft[3])
-  assert len(list(tmp_path.glob("d/distilled_*.png"))) == 7
-
-
-def test_mixed_source_hits_the_ratio_and_keeps_every_row(tmp_path):
-  names = testing.tiny_source().class_names
-  base = testing.tiny_source(70)
-  extra = sources.ArraySource(
-      np.full((7, 8, 8, 1), 255, np.uint8), np.arange(7, dtype=np.int32),
-      names, name="d", soft_labels=np.full((7, 7), 1 / 7, np.float32))
-  mixed = distilled.Mixed(base, extra, 0.2)
-  assert len(mixed) == 70 + round(0.25 * 70)
-  extra_rows = [i for i in range(len(mixed)) if mixed[i]["image"].min() == 255]
-  assert len(extra_rows) / len(mixed) == pytest.approx(0.2, abs=0.01)
-  assert all("soft_label" in mixed[i] for i in (0, len(mixed) - 1))
-  np.testing.assert_array_equal(mixed[0]["soft_label"],
-                                np.eye(7, dtype=np.float32)[base[0]["label"]])
-  with pytest.raises(ValueError, match="ratio must be in"):
-    distilled.Mixed(base, extra, 1.0)

@@ -18,8 +18,8 @@ import pytest
 from jax.test_util import check_grads
 
 from jaxfer import testing
-from jaxfer import unroll
-from jaxfer.methods import mpl
+from jaxfer.meta import mpl
+from jaxfer.meta import unroll
 
 
 @pytest.fixture(autouse=True)

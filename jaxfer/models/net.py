@@ -1,12 +1,15 @@
-"""Pieces every method shares: the state of one network and its forward."""
+"""One network's arrays and its forward: what the methods and the
+meta-gradient engines share.
 
-from collections.abc import Callable
-import dataclasses
+`Net` is the training state of one network (parameters, BatchNorm
+statistics, optimizer state, optional EMA); `forward` runs a model in train
+or eval mode and threads BatchNorm statistics, so every unrolled step can
+carry them.
+"""
+
 from typing import Any
 
 import flax
-import jax
-import jax.numpy as jnp
 import optax
 
 from jaxfer import optim
@@ -23,30 +26,6 @@ class Net:
   batch_stats: Any
   opt_state: Any
   ema: Any = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-  """What the training loop needs of a method, as pure functions.
-
-  Attributes:
-    init: (rng, example images) -> state (a pytree of arrays with `.step`).
-    step: (state, batch, rng) -> (state, metrics of scalars).
-    eval_variables: state -> {model name: flax variables} to evaluate; the
-      first name is the one checkpoints are selected by.
-    apply: (variables, images) -> (logits, features) in eval mode.
-    export: optional (state, workdir, class_names) -> None, called by the
-      loop on process 0 after each evaluation, for what a method produces
-      besides checkpoints (e.g. a distilled set).
-
-  Evaluated models named ``<group>/<i>`` (several networks of one protocol)
-  are also summarised by the loop as ``<group>/mean`` and ``<group>/std``.
-  """
-  init: Callable
-  step: Callable
-  eval_variables: Callable
-  apply: Callable
-  export: Callable | None = None
 
 
 def variables(params, batch_stats) -> dict:
@@ -83,7 +62,3 @@ def apply_updates(net: Net, grads, batch_stats, tx, *, ema_decay: float) -> Net:
     ema = {"params": optim.ema_update(ema["params"], params, ema_decay),
            "batch_stats": batch_stats}
   return Net(params, batch_stats, opt_state, ema)
-
-
-def accuracy(logits, labels) -> jax.Array:
-  return jnp.mean(jnp.argmax(logits, -1) == labels)

@@ -17,14 +17,16 @@ teacher learns from is a function of those logits `z`, so its gradient is one
   the student and enter ``stopgrad(L_old - L_new) * sum_i CE``: an unbiased
   estimate of the exact meta-gradient (tested by enumeration).
 * ``exact``: soft labels; `jax.grad` of the student's labeled loss after K
-  unrolled optimizer updates (`jaxfer.unroll`).
+  unrolled optimizer updates (`jaxfer.meta.unroll`).
 * ``exact_jvp`` (K = 1): the same gradient from one student JVP, with no
   second-order reverse pass: with v = grad L_l(θS'), w = (dU/dg)^T v (the
   VJP of the real optax update) and u = J w (student logits' JVP at θS),
   grad = grad_z of -(1-alpha) mean_i q_i(z) . stopgrad(u_i).
 
-Every step takes `axis_name` for pmap/shard_map (losses, gradients and the
-inner student gradient are averaged over it).
+Every function takes `axis_name` for pmap/shard_map (losses, gradients and
+the inner student gradient are averaged over it). The loop's method, which
+adds the teacher's own losses and the optimizer updates, is
+`jaxfer/methods/face2exp.py`.
 """
 
 import dataclasses
@@ -35,8 +37,9 @@ import jax.numpy as jnp
 import optax
 
 from jaxfer import losses
-from jaxfer import unroll
-from jaxfer.methods import common
+from jaxfer import parallel
+from jaxfer.meta import unroll
+from jaxfer.models import net as net_lib
 
 FEEDBACKS = ("first_order", "score_function", "exact", "exact_jvp")
 
@@ -90,7 +93,7 @@ def teacher_logits(params, batch_stats, batch, *, apply_fn):
   """
   x = batch["image"]
   xw, xs = batch["unlabeled_weak"], batch["unlabeled_strong"]
-  z, _, stats = common.forward(apply_fn, params, batch_stats,
+  z, _, stats = net_lib.forward(apply_fn, params, batch_stats,
                                jnp.concatenate([x, xw, xs]), train=True)
   b, n = x.shape[0], xw.shape[0]
   return {"labeled": z[:b], "weak": z[b:b + n], "strong": z[b + n:]}, stats
@@ -112,7 +115,7 @@ def _student_loss(params, batch_stats, batch, *, apply_fn, alpha: float):
   """The student's loss on (smoothed) targets for the strong views, from a
   forward on [labeled; strong] (as the reference: BatchNorm sees both)."""
   x, xu = batch["image"], batch["unlabeled"]
-  s, _, stats = common.forward(apply_fn, params, batch_stats,
+  s, _, stats = net_lib.forward(apply_fn, params, batch_stats,
                                jnp.concatenate([x, xu]), train=True)
   s_l, s_u = s[:x.shape[0]], s[x.shape[0]:]
   loss = jnp.mean(losses.soft_xent(s_u, losses.smooth(batch["target"],
@@ -153,13 +156,9 @@ def labeled_loss(params, batch_stats, batch, *, apply_fn,
   x = batch["image"]
   if same_bn_batch:
     x = jnp.concatenate([x, batch["unlabeled_strong"]])
-  logits, _, _ = common.forward(apply_fn, params, batch_stats, x, train=True)
+  logits, _, _ = net_lib.forward(apply_fn, params, batch_stats, x, train=True)
   return jnp.mean(losses.xent(logits[:batch["image"].shape[0]],
                               batch["label"]))
-
-
-def pmean(x, axis_name):
-  return x if axis_name is None else jax.lax.pmean(x, axis_name)
 
 
 def objective_for_targets(targets, student: unroll.Inner, batch, *,
@@ -173,7 +172,7 @@ def objective_for_targets(targets, student: unroll.Inner, batch, *,
                             tx=tx, hp=hp, axis_name=axis_name)
   l_new = labeled_loss(new.params, new.batch_stats, batch, apply_fn=apply_fn,
                        same_bn_batch=hp.same_bn_batch)
-  return pmean(l_new, axis_name), (new, ys)
+  return parallel.pmean(l_new, axis_name), (new, ys)
 
 
 def meta_objective(z, student: unroll.Inner, batch, *, apply_fn, tx,
@@ -194,7 +193,7 @@ def _jvp_student(student: unroll.Inner, batch, q, *, apply_fn, tx, hp,
             "target": q}
   (s_loss, (stats, s_l)), g = jax.value_and_grad(loss_fn, has_aux=True)(
       student.params, student.batch_stats, sbatch)
-  g, s_loss = pmean((g, s_loss), axis_name)
+  g, s_loss = parallel.pmean((g, s_loss), axis_name)
   # The real optax update; its VJP maps dL/dθS' to dL/dg exactly (any
   # optimizer, momentum and Nesterov included: no hand-scaled lr).
   update = lambda g: tx.update(g, student.opt_state, student.params)
@@ -204,13 +203,13 @@ def _jvp_student(student: unroll.Inner, batch, q, *, apply_fn, tx, hp,
   l_new, v = jax.value_and_grad(labeled_loss)(
       new.params, new.batch_stats, batch, apply_fn=apply_fn,
       same_bn_batch=hp.same_bn_batch)
-  l_new, v = pmean((l_new, v), axis_name)
+  l_new, v = parallel.pmean((l_new, v), axis_name)
   (w,) = update_vjp(v)
   # u = J w: the student's strong-view logits (the same joint forward as
   # its loss, so BatchNorm in train mode is exact too) pushed along w.
   b = batch["image"].shape[0]
   xs = jnp.concatenate([batch["image"], batch["unlabeled_strong"]])
-  fwd = lambda p: common.forward(apply_fn, p, student.batch_stats, xs,
+  fwd = lambda p: net_lib.forward(apply_fn, p, student.batch_stats, xs,
                                  train=True)[0][b:]
   _, u = jax.jvp(fwd, (student.params,), (w,))
   return new, (s_loss[None], s_l[None]), l_new, u
@@ -249,7 +248,8 @@ def feedback(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
     l_new, (new, (s_losses, s_l)) = meta_objective(
         z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp,
         axis_name=axis_name)
-    l_old = pmean(jnp.mean(losses.xent(s_l[0], batch["label"])), axis_name)
+    l_old = parallel.pmean(jnp.mean(losses.xent(s_l[0], batch["label"])),
+                           axis_name)
     return l_new, (new, {"student_loss": s_losses[0], "l_old": l_old,
                          "l_new": jax.lax.stop_gradient(l_new)})
   zs = jax.lax.stop_gradient(z)
@@ -274,7 +274,8 @@ def feedback(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
     l_new, (new, (s_losses, s_l)) = objective_for_targets(
         jax.nn.one_hot(labels, num_classes), student, batch,
         apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name)
-  l_old = pmean(jnp.mean(losses.xent(s_l[0], batch["label"])), axis_name)
+  l_old = parallel.pmean(jnp.mean(losses.xent(s_l[0], batch["label"])),
+                         axis_name)
   metrics = {"student_loss": s_losses[0], "l_old": l_old, "l_new": l_new}
   if hp.feedback == "exact_jvp":
     return term, (new, metrics)

@@ -1,0 +1,75 @@
+"""The command line of `python -m jaxfer.bench` (see `jaxfer/bench/`)."""
+
+import json
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file.",
+                                lock_config=True)
+flags.DEFINE_integer("steps", 10, "Timed steps (after one warm-up step).")
+flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
+flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
+                  "K of the exact rows.")
+flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
+flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
+                  "Python-unrolled rows (with and without remat; T = 100 "
+                  "compiles for minutes on CPU).")
+flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
+                  "the lax.scan + remat rows (compile time flat in T).")
+
+_COMMANDS = ("train", "parallel", "meta", "distill", "step")
+
+
+def _ints(values) -> tuple[int, ...]:
+  return tuple(int(v) for v in values if v)
+
+
+def _config_args(argv: list[str]) -> list[str]:
+  """The command line less --out and --steps (passed on to subprocesses)."""
+  out, skip = [], False
+  for a in argv:
+    if skip or a.startswith(("--out", "--steps")):
+      skip = not skip and "=" not in a and a in ("--out", "--steps")
+      continue
+    out.append(a)
+  return out
+
+
+def main(argv):
+  # pylint: disable=g-import-not-at-top  (each benchmark imports its own)
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
+  if len(argv) != 2 or argv[1] not in _COMMANDS or flags.FLAGS.config is None:
+    raise app.UsageError("usage: python -m jaxfer.bench "
+                         "{train,parallel,meta,distill} --config FILE")
+  what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
+  if what == "meta":
+    from jaxfer.bench import meta
+    out = meta.run(config, steps, _ints(flags.FLAGS.ks),
+                   _ints(flags.FLAGS.scan_ks))
+  elif what == "distill":
+    from jaxfer.bench import distill
+    out = distill.run(config, steps, _ints(flags.FLAGS.ts),
+                      _ints(flags.FLAGS.scan_ts))
+  elif what == "parallel":
+    from jaxfer.bench import parallel
+    out = parallel.run(_config_args(sys.argv[2:]), steps)
+  elif what == "step":               # one device count; used by `parallel`
+    from jaxfer.bench import train
+    print("RESULT" + json.dumps(train.bench_step(
+        config, train.image_shapes(config), steps)))
+    return
+  else:
+    from jaxfer.bench import train
+    out = train.run(config, steps)
+  if flags.FLAGS.out:
+    with open(flags.FLAGS.out, "w") as f:
+      json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)

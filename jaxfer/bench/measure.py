@@ -1,0 +1,61 @@
+"""What every benchmark shares: compile a step, read the memory XLA gives
+it, and time several rows in turn so that their ratios hold."""
+
+import math
+import statistics
+import time
+
+import jax
+
+
+def xla_memory_bytes(compiled) -> int:
+  """Memory XLA assigns to a compiled program: arguments + outputs +
+  temporaries (its temp buffer is sized to the peak of live temporaries),
+  less donated arguments reused as outputs (`Compiled.memory_analysis()`,
+  the same on CPU and GPU)."""
+  m = compiled.memory_analysis()
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes
+             + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+def compile_call(fn, args: tuple, *, feed_back: bool = False):
+  """Compiles `jax.jit(fn)` on `args` and returns (facts, call).
+
+  Args:
+    fn: the function to jit (e.g. a method's step).
+    args: its arguments.
+    feed_back: `fn` returns (state, metrics) with `args[0]` the state: the
+      state is donated and each `call()` feeds the new one back (a training
+      step); otherwise every call runs on the same `args`.
+
+  Returns:
+    ({"memory_bytes", "compile_sec"}, call): `call()` runs once and waits.
+  """
+  jitted = jax.jit(fn, donate_argnums=0 if feed_back else ())
+  t0 = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  facts = {"memory_bytes": xla_memory_bytes(compiled),
+           "compile_sec": time.perf_counter() - t0}
+  if not feed_back:
+    return facts, lambda: jax.block_until_ready(compiled(*args))
+  holder = {"state": args[0]}
+
+  def call():
+    holder["state"], metrics = compiled(holder["state"], *args[1:])
+    jax.block_until_ready(metrics)
+  return facts, call
+
+
+def time_round_robin(calls: dict, steps: int) -> dict:
+  """Median seconds per call, timing the calls in turn, `steps` rounds
+  after one warm-up round: a slow drift of the machine's load touches
+  every row alike, so their ratios hold. `steps=0`: NaN (memory only)."""
+  times = {name: [] for name in calls}
+  for r in range(steps + 1 if steps else 0):
+    for name, call in calls.items():
+      t0 = time.perf_counter()
+      call()
+      if r:
+        times[name].append(time.perf_counter() - t0)
+  return {name: statistics.median(t) if t else math.nan
+          for name, t in times.items()}

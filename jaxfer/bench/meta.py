@@ -1,0 +1,118 @@
+"""`python -m jaxfer.bench meta`: the cost of the Meta-Face2Exp feedbacks.
+
+On one model and one batch shape (from the config: model, batch_size, mu,
+image size), in one process, every row compiled first and then timed in
+turn, round after round: the median step time and the memory XLA
+assigns to the compiled step (`measure.xla_memory_bytes`) for the plain
+supervised step, the four feedback modes, and `exact` for K = 1, 2, 4, 8
+unrolled student updates, as a Python unroll, with `jax.checkpoint` per
+step, and as a `lax.scan` with `jax.checkpoint` per step (`--scan_ks`: on XLA CPU a
+convolution's backward inside a scan body is one to two orders of
+magnitude slower, jax-ml/jax#12868). Every inner step of `exact` sees
+the same B labeled and B * mu unlabeled images, so K steps read K * B * mu
+unlabeled images; the rows say how many. Ratios are to the supervised step.
+`--steps=0` compiles only (memory figures, no times).
+
+On XLA CPU, `jax.checkpoint` in a Python unroll saves no memory with the
+default scheduler; `XLA_FLAGS=--xla_cpu_scheduler_type=
+CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED` is measured beside it in the README.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfer import methods
+from jaxfer import models
+from jaxfer.bench import measure
+
+
+def _batch(config, mu: int, rng) -> dict:
+  size, ch = config.data.image_size, config.data.channels
+  b = config.data.batch_size
+  img = lambda n: rng.normal(size=(n, size, size, ch)).astype(np.float32)
+  out = {"image": img(b),
+         "label": rng.integers(0, config.data.num_classes, b).astype(
+             np.int32)}
+  if mu:
+    out["unlabeled_weak"], out["unlabeled_strong"] = img(b * mu), img(b * mu)
+  return out
+
+
+def prepare(config):
+  """Compiles one method's step on a random batch.
+
+  Returns (facts, call): `call()` runs one step (feeding the donated state
+  back) and waits for it.
+  """
+  model = models.build(config.model, config.data.num_classes)
+  method = methods.build(config, model, config.total_steps)
+  size, ch = config.data.image_size, config.data.channels
+  state = jax.jit(method.init)(jax.random.key(0),
+                               jnp.zeros((1, size, size, ch)))
+  batch = _batch(config, config.mu if config.method != "supervised" else 0,
+                 np.random.default_rng(0))
+  facts, call = measure.compile_call(
+      method.step, (state, batch, jax.random.key(1)), feed_back=True)
+  facts["unlabeled_per_step"] = int(batch.get("unlabeled_weak",
+                                              np.zeros(0)).shape[0])
+  return facts, call
+
+
+def variants(config, ks=(1, 2, 4, 8), scan_ks=(1, 2)):
+  """(row name, config) for every row of the benchmark."""
+  rows = []
+
+  def variant(name, method="face2exp", mu_scale=1, **f2e):
+    c = config.copy_and_resolve_references()
+    c.method = method
+    c.mu = config.mu * mu_scale
+    for k, v in f2e.items():
+      c.face2exp[k] = v
+    rows.append((name, c))
+
+  variant("supervised", method="supervised")
+  for mode in ("first_order", "score_function", "exact_jvp"):
+    variant(mode, feedback=mode)
+  for k in ks:
+    variant(f"exact K={k}", mu_scale=k, feedback="exact", unroll_steps=k)
+    variant(f"exact K={k} remat", mu_scale=k, feedback="exact",
+            unroll_steps=k, remat=True)
+    if k in scan_ks:
+      variant(f"exact K={k} remat+scan", mu_scale=k, feedback="exact",
+              unroll_steps=k, remat=True, scan=True)
+  return rows
+
+
+def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2)) -> dict:
+  """Measures every row; prints a table as it goes."""
+  out = {"devices": [str(d) for d in jax.devices()],
+         "model": config.model.to_dict(),
+         "batch_size": config.data.batch_size, "mu": config.mu,
+         "image_size": config.data.image_size, "rows": {}}
+  facts, calls = {}, {}
+  for name, c in variants(config, ks, scan_ks):
+    facts[name], calls[name] = prepare(c)
+    print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s", flush=True)
+  medians = measure.time_round_robin(calls, steps)
+  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup':>7}"
+        f"{'XLA MiB':>10}{'x sup':>7}", flush=True)
+  base = next(iter(facts))
+  for name, r in facts.items():
+    r["step_median_sec"] = medians[name]
+    r["time_ratio"] = medians[name] / medians[base]
+    r["memory_ratio"] = (r["memory_bytes"]
+                         / facts[base]["memory_bytes"])
+    out["rows"][name] = r
+    print(f"{name:<26}{r['unlabeled_per_step']:>7}"
+          f"{r['step_median_sec']:>10.3f}{r['time_ratio']:>7.2f}"
+          f"{r['memory_bytes'] / 2**20:>10.0f}"
+          f"{r['memory_ratio']:>7.2f}", flush=True)
+  rows = out["rows"]
+  out["exact_jvp_over_first_order"] = (rows["exact_jvp"]["step_median_sec"]
+                                       / rows["first_order"]["step_median_sec"])
+  print(f"exact_jvp / first_order time: "
+        f"{out['exact_jvp_over_first_order']:.2f}x (goal <= 1.3x)")
+  return out
+
+

@@ -1,0 +1,28 @@
+"""What the training loop needs of a method: a bundle of pure functions."""
+
+from collections.abc import Callable
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """What the training loop needs of a method, as pure functions.
+
+  Attributes:
+    init: (rng, example images) -> state (a pytree of arrays with `.step`).
+    step: (state, batch, rng) -> (state, metrics of scalars).
+    eval_variables: state -> {model name: flax variables} to evaluate; the
+      first name is the one checkpoints are selected by.
+    apply: (variables, images) -> (logits, features) in eval mode.
+    export: optional (state, workdir, class_names) -> None, called by the
+      loop on process 0 after each evaluation, for what a method produces
+      besides checkpoints (e.g. a distilled set).
+
+  Evaluated models named ``<group>/<i>`` (several networks of one protocol)
+  are also summarised by the loop as ``<group>/mean`` and ``<group>/std``.
+  """
+  init: Callable
+  step: Callable
+  eval_variables: Callable
+  apply: Callable
+  export: Callable | None = None

@@ -1,0 +1,122 @@
+"""The package's floors: no module imports a module on a floor above its own.
+
+Every module of `jaxfer/` is placed on a floor (a new module that is not
+fails here, so its author decides where it lives); a module may import the
+modules of lower floors and of its own package, nothing above. Imports
+inside functions count too.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Bottom to top, as the README's Layout section draws them.
+FLOORS = (
+    ("leaves", ("jaxfer.losses", "jaxfer.metrics", "jaxfer.optim",
+                "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
+                "jaxfer.report")),
+    ("data and models", ("jaxfer.data", "jaxfer.models")),
+    ("meta-gradient engines", ("jaxfer.meta",)),
+    ("methods", ("jaxfer.methods",)),
+    ("the loop", ("jaxfer.train", "jaxfer.testing")),
+    ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench")),
+)
+
+
+def _unit(module: str):
+  """(floor index, unit) of a jaxfer module: its floor and the entry of
+  FLOORS it belongs to (a package or a module)."""
+  for floor, (_, units) in enumerate(FLOORS):
+    for unit in units:
+      if module == unit or module.startswith(unit + "."):
+        return floor, unit
+  return None
+
+
+def _modules():
+  for path in sorted((ROOT / "jaxfer").rglob("*.py")):
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[-1] == "__init__":
+      parts = parts[:-1]
+    yield ".".join(parts), path
+
+
+def _imports(path: pathlib.Path, module: str):
+  """(line, imported jaxfer module) of every import in the file."""
+  package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+      base = node.module or ""
+      if node.level:
+        up = package.split(".")[:len(package.split(".")) - node.level + 1]
+        base = ".".join(up + ([base] if base else []))
+      # `from jaxfer.x import y` imports jaxfer.x.y when y is a module.
+      names = [f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base
+               for a in node.names]
+    else:
+      continue
+    for name in names:
+      if name == "jaxfer" or name.startswith("jaxfer."):
+        yield node.lineno, name
+
+
+def _is_module(name: str) -> bool:
+  rel = ROOT.joinpath(*name.split("."))
+  return rel.with_suffix(".py").exists() or (rel / "__init__.py").exists()
+
+
+def test_every_module_has_a_floor():
+  unplaced = [m for m, _ in _modules() if m != "jaxfer" and _unit(m) is None]
+  assert not unplaced, (f"modules on no floor (add them to FLOORS in "
+                        f"{__file__}): {unplaced}")
+
+
+def test_no_module_imports_from_a_higher_floor():
+  bad = []
+  for module, path in _modules():
+    if module == "jaxfer":
+      continue
+    floor, unit = _unit(module)
+    for line, target in _imports(path, module):
+      if target == "jaxfer":
+        continue
+      placed = _unit(target)
+      assert placed is not None, f"{path}:{line} imports unknown {target}"
+      t_floor, t_unit = placed
+      if t_unit != unit and t_floor >= floor:
+        bad.append(f"{path.relative_to(ROOT)}:{line}: {module} "
+                   f"({FLOORS[floor][0]}) imports {target} "
+                   f"({FLOORS[t_floor][0]})")
+  assert not bad, "imports from the same or a higher floor:\n" + "\n".join(
+      bad)
+
+
+def test_meta_engines_know_nothing_of_methods_or_the_loop():
+  for module, path in _modules():
+    if module.startswith("jaxfer.meta"):
+      for line, target in _imports(path, module):
+        assert not target.startswith(("jaxfer.methods", "jaxfer.train")), (
+            f"{path}:{line} imports {target}")
+
+
+@pytest.mark.parametrize("method", ["supervised", "face2exp", "distill"])
+def test_each_method_lives_in_the_module_of_its_config_name(method):
+  from jaxfer import methods  # pylint: disable=g-import-not-at-top
+  build = methods.REGISTRY[method]
+  assert build.__module__ == f"jaxfer.methods.{method}"
+  assert (ROOT / "jaxfer" / "methods" / f"{method}.py").exists()
+
+
+def test_the_rule_catches_an_upward_import(tmp_path):
+  """The checker itself: a meta module importing a method is reported."""
+  fake = tmp_path / "m.py"
+  fake.write_text("from jaxfer.methods import face2exp\n"
+                  "def f():\n  import jaxfer.train\n")
+  found = [t for _, t in _imports(fake, "jaxfer.meta.m")]
+  assert found == ["jaxfer.methods.face2exp", "jaxfer.train"]
+  assert _unit("jaxfer.meta.m")[0] < _unit(found[0])[0]
