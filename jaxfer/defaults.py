@@ -10,8 +10,8 @@ import ml_collections
 def data() -> ml_collections.ConfigDict:
   """The data fields (`config.data`)."""
   return ml_collections.ConfigDict(dict(
-      # synthetic | fer2013 | rafdb | affectnet | image_folder | labeled_csv |
-      # tfds | distilled (see jaxfer/data/build.py).
+      # synthetic | fer2013 | rafdb | affectnet | affwild2 | image_folder |
+      # labeled_csv | tfds | distilled (see jaxfer/data/build.py).
       source="synthetic",
       path="",                     # file or folder of file-based sources
       tfds_name="",                # dataset name for source="tfds"
@@ -40,6 +40,9 @@ def data() -> ml_collections.ConfigDict:
       num_threads=2,               # Grain read threads
       worker_count=0,              # Grain worker processes
       synthetic=dict(seed=0, sizes=dict(train=6000, test=1400)),
+      # Aff-Wild2 (ABAW EXPR): every k-th frame; "annotated" frames (labels
+      # 0..7) or "unannotated" ones (label -1, as an unlabeled pool).
+      affwild2=dict(every=1, frames="annotated"),
       # The unlabeled pool of semi-supervised methods (used when mu > 0):
       # "rest" = the train split outside the labeled subset, labels dropped;
       # or any source above (labels dropped), or "unlabeled_folder".
@@ -53,7 +56,8 @@ def data() -> ml_collections.ConfigDict:
       # center_crop: keep the central fraction of each pool image (LFW's
       # loose 250x250 crops: 0.5).
       unlabeled=dict(source="rest", path="", split="train", on_bad="error",
-                     image_size=48, channels=1, center_crop=1.0),
+                     image_size=48, channels=1, center_crop=1.0,
+                     affwild2=dict(every=1, frames="unannotated")),
   ))
 
 
@@ -125,6 +129,26 @@ def base() -> ml_collections.ConfigDict:
       eval=dict(mode="train", nets=5, steps=300, batch_size=256, name="sgd",
                 lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-4,
                 warmup_steps=0, schedule="cosine"),
+  )
+  # DTM semi-supervised FER (method="dtm", jaxfer/methods/dtm.py): one
+  # network, pseudo-labels of the weak views kept by a threshold policy
+  # (jaxfer/thresholds.py) train the strong views.
+  c.dtm = dict(
+      threshold="dtm",              # fixed | flexmatch | freematch |
+                                    # softmatch | dtm
+      tau=0.95,                     # the fixed / maximum threshold
+      teacher="self",               # pseudo-labels from: self | ema
+      soft=False,                   # soft targets softmax(z_w / T)
+      temperature=1.0,
+      unlabeled_weight=1.0,         # lambda_u
+      # Selective negative learning for faces below their threshold.
+      negative=dict(enabled=False, cut=0.05, weight=1.0),
+      flexmatch=dict(warmup=True),
+      freematch=dict(momentum=0.999, fairness_weight=0.001),
+      softmatch=dict(momentum=0.999, n_sigma=2.0),
+      # jaxfer's dynamic threshold (formula: jaxfer/thresholds.py).
+      dynamic=dict(tau_min=0.5, momentum=0.99, gamma=1.0, per_class=True,
+                   per_stage=True),
   )
   c.label_smoothing = 0.0
   c.ema_decay = 0.0                 # 0: no EMA of the parameters

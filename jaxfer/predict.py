@@ -35,7 +35,8 @@ def load(workdir: str, *, best: bool = True):
   config, meta = ckpt_lib.read_config(workdir, best=best)
   config = ml_collections.ConfigDict(config)
   model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps)
+  method = methods.build(config, model, config.total_steps,
+                         pool_size=meta.get("pool_size", 0))
   size, ch = config.data.image_size, config.data.channels
   state = jax.eval_shape(method.init, jax.random.key(0),
                          jnp.zeros((1, size, size, ch)))

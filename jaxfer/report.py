@@ -81,3 +81,36 @@ def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def threshold_curves(rows: list, class_names, path) -> None:
+  """PNG of per-class pseudo-label curves from `train` rows of
+  metrics.jsonl: the threshold, the share of the unlabeled batch kept with
+  each pseudo-label and, where rows carry `correct/<c>` (pools with hidden
+  true labels), the precision of the kept pseudo-labels (correct / kept)."""
+  rows = [r for r in rows if "threshold/0" in r]
+  if not rows:
+    return
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  steps = [r["step"] for r in rows]
+  panels = [("threshold", "threshold"), ("kept", "kept (share of batch)")]
+  if "correct/0" in rows[0]:
+    panels.append(("precision", "precision of kept labels"))
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+  for ax, (key, title) in zip(np.atleast_1d(axes), panels):
+    for c, name in enumerate(class_names):
+      if key == "precision":
+        kept = np.array([r[f"kept/{c}"] for r in rows])
+        right = np.array([r[f"correct/{c}"] for r in rows])
+        y = np.where(kept > 0, right / np.where(kept > 0, kept, 1), np.nan)
+      else:
+        y = [r[f"{key}/{c}"] for r in rows]
+      ax.plot(steps, y, label=name)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("step")
+  np.atleast_1d(axes)[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

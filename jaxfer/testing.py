@@ -41,8 +41,9 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
       under jax.shard_map with check_vma=False, as a user would call it).
     norm: "batch" or "group".
     method: "supervised", "face2exp" (then mu = 2, and `fields` set
-      `config.face2exp`, e.g. feedback="exact", unroll_steps=2) or
-      "distill" (`fields` set `config.distill`).
+      `config.face2exp`, e.g. feedback="exact", unroll_steps=2), "dtm"
+      (mu = 2, `fields` set `config.dtm`; a pool of 64 faces) or "distill"
+      (`fields` set `config.distill`).
     steps: optimizer steps.
     num_devices: devices of the mesh path (default: all).
     batch_size: the global labeled batch.
@@ -56,13 +57,16 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   axis = None if mode == "mesh" else parallel.PMAP_AXIS
   cfg = defaults.base()
   cfg.method, cfg.label_smoothing = method, 0.1
-  cfg.mu = 2 if method == "face2exp" else 0
+  cfg.mu = 2 if method in ("face2exp", "dtm") else 0
+  cfg.data.batch_size = batch_size
   cfg.optimizer.update(lr=0.1, schedule="constant", warmup_steps=0)
   cfg.face2exp.student_optimizer.update(lr=0.1, schedule="constant",
                                         warmup_steps=0)
   if method == "distill":
     cfg.distill.update(init_images="noise", epochs=2, augment=True,
                        pool_size=2, **fields)
+  elif method == "dtm":
+    cfg.dtm.update(fields)
   else:
     cfg.face2exp.update(fields)
   arch = (dict(name="resnet", depth=18, stages=(1, 1), width=4)
@@ -70,17 +74,20 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
                                               width=4))
   model = models.build(ml_collections.ConfigDict(dict(**arch, norm=norm)), 7,
                        bn_axis_name=axis)
-  meth = methods.build(cfg, model, 100, axis_name=axis)
+  meth = methods.build(cfg, model, 100, axis_name=axis, pool_size=64)
   state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   rng = np.random.default_rng(0)
   image = lambda n: rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
   batches = []
-  for _ in range(steps):
+  for t in range(steps):
     b = {"image": image(batch_size),
          "label": rng.integers(0, 7, batch_size).astype(np.int32)}
     if cfg.mu:
-      b["unlabeled_weak"] = image(batch_size * cfg.mu)
-      b["unlabeled_strong"] = image(batch_size * cfg.mu)
+      n = batch_size * cfg.mu
+      b["unlabeled_weak"] = image(n)
+      b["unlabeled_strong"] = image(n)
+      b["unlabeled_index"] = (np.arange(t * n, (t + 1) * n) % 64).astype(
+          np.int32)
     batches.append(b)
   devices = jax.devices()[:num_devices]
   mesh = jax.sharding.Mesh(np.array(devices), ("data",))
@@ -112,6 +119,11 @@ PARALLEL_CASES = (
      dict(feedback="exact", unroll_steps=2)),
     ("batch", "distill", ("mesh", "pmap"), dict(objective="unroll")),
     ("group", "distill", ("mesh", "pmap"), dict(objective="krr")),
+    # Low thresholds: the tiny model's near-uniform probabilities pass.
+    ("batch", "dtm", ("mesh", "pmap"), dict(threshold="flexmatch", tau=0.2)),
+    ("batch", "dtm", ("mesh", "pmap"),
+     dict(threshold="dtm", tau=0.2, dynamic=dict(tau_min=0.1),
+          negative=dict(enabled=True, cut=0.2))),
 )
 
 

@@ -125,7 +125,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   axis = parallel.PMAP_AXIS if config.parallel.mode == "pmap" else None
   model = models.build(config.model, config.data.num_classes,
                        bn_axis_name=axis)
-  method = methods.build(config, model, config.total_steps, axis_name=axis)
+  method = methods.build(config, model, config.total_steps, axis_name=axis,
+                         pool_size=data.pool_size)
   runner = parallel.make_runner(config.parallel.mode, method.step, mesh)
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels
@@ -219,7 +220,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
         ckpt.save(step, runner.host_state(state), train_iter.get_state(),
-                  cfg_dict, meta={"class_names": list(data.class_names)},
+                  cfg_dict, meta={"class_names": list(data.class_names),
+                                  "pool_size": data.pool_size},
                   last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
   finally:

@@ -26,11 +26,13 @@ def _config(name, arg):
 def test_bench_meta_rows_and_ratios():
   config = _config("face2exp_fer2013", "smoke")
   config.data.image_size, config.model.depth = 16, 2
-  out = meta.run(config, steps=1, ks=(1, 2), scan_ks=())
+  out = meta.run(config, steps=1, ks=(1, 2), scan_ks=(),
+                 dtm_policies=("fixed", "flexmatch"))
   rows = out["rows"]
   assert list(rows) == [
       "supervised", "first_order", "score_function", "exact_jvp",
-      "exact K=1", "exact K=1 remat", "exact K=2", "exact K=2 remat"]
+      "exact K=1", "exact K=1 remat", "exact K=2", "exact K=2 remat",
+      "dtm fixed", "dtm flexmatch"]
   sup = rows["supervised"]
   b, mu = out["batch_size"], out["mu"]
   for name, r in rows.items():
@@ -39,6 +41,11 @@ def test_bench_meta_rows_and_ratios():
         r["step_median_sec"] / sup["step_median_sec"])
     assert r["memory_ratio"] == pytest.approx(
         r["memory_bytes"] / sup["memory_bytes"])
+    if name.startswith("dtm"):
+      assert r["unlabeled_per_step"] == b * mu
+      assert r["policy_overhead"] == pytest.approx(
+          r["step_median_sec"] / rows["dtm fixed"]["step_median_sec"] - 1)
+      continue
     k = 2 if "K=2" in name else 1
     assert r["unlabeled_per_step"] == (0 if name == "supervised"
                                        else k * b * mu)

@@ -22,6 +22,8 @@ CONFIGS = {
     "face2exp_affectnet": ("", "smoke"),
     "face2exp_rafdb": ("", "smoke"),
     "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
+    "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke"),
+    "dtm_affwild2": ("", "smoke"),
 }
 
 

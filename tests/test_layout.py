@@ -19,7 +19,7 @@ FLOORS = (
                 "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
                 "jaxfer.report")),
     ("data and models", ("jaxfer.data", "jaxfer.models")),
-    ("meta-gradient engines", ("jaxfer.meta",)),
+    ("engines", ("jaxfer.meta", "jaxfer.thresholds")),
     ("methods", ("jaxfer.methods",)),
     ("the loop", ("jaxfer.train", "jaxfer.testing")),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench")),
@@ -104,7 +104,8 @@ def test_meta_engines_know_nothing_of_methods_or_the_loop():
             f"{path}:{line} imports {target}")
 
 
-@pytest.mark.parametrize("method", ["supervised", "face2exp", "distill"])
+@pytest.mark.parametrize("method",
+                         ["supervised", "face2exp", "distill", "dtm"])
 def test_each_method_lives_in_the_module_of_its_config_name(method):
   from jaxfer import methods  # pylint: disable=g-import-not-at-top
   build = methods.REGISTRY[method]

@@ -15,6 +15,9 @@ flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
 flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
                   "K of the exact rows.")
 flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
+flags.DEFINE_list("dtm", ["fixed", "flexmatch", "freematch", "softmatch",
+                          "dtm"], "meta: the threshold policies of the DTM "
+                  "step rows (empty: none).")
 flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
                   "Python-unrolled rows (with and without remat; T = 100 "
                   "compiles for minutes on CPU).")
@@ -50,7 +53,8 @@ def main(argv):
   if what == "meta":
     from jaxfer.bench import meta
     out = meta.run(config, steps, _ints(flags.FLAGS.ks),
-                   _ints(flags.FLAGS.scan_ks))
+                   _ints(flags.FLAGS.scan_ks),
+                   tuple(p for p in flags.FLAGS.dtm if p))
   elif what == "distill":
     from jaxfer.bench import distill
     out = distill.run(config, steps, _ints(flags.FLAGS.ts),

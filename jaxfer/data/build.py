@@ -74,6 +74,12 @@ def make_source(cfg, split: str):
         class_names=labels_lib.class_names(cfg.class_table), on_bad=on_bad)
   if kind == "unlabeled_folder":
     return files.UnlabeledFolder(_need_path(cfg, kind), on_bad=on_bad)
+  if kind == "affwild2":
+    from jaxfer.data import affwild2  # pylint: disable=g-import-not-at-top
+    aw = cfg.get("affwild2", {})
+    return affwild2.AffWild2(_need_path(cfg, kind), split=split,
+                             frames=aw.get("frames", "annotated"),
+                             every=aw.get("every", 1), on_bad=on_bad)
   if kind == "distilled":
     from jaxfer.data import distilled  # pylint: disable=g-import-not-at-top
     return distilled.load(_need_path(cfg, kind))
@@ -82,8 +88,8 @@ def make_source(cfg, split: str):
     return tfds_source.TfdsSource(cfg.tfds_name, split=split,
                                   data_dir=cfg.get("path") or None)
   raise ValueError(f"config.data.source {kind!r} is not one of synthetic, "
-                   "fer2013, rafdb, affectnet, image_folder, labeled_csv, "
-                   "unlabeled_folder, tfds, distilled")
+                   "fer2013, rafdb, affectnet, affwild2, image_folder, "
+                   "labeled_csv, unlabeled_folder, tfds, distilled")
 
 
 def check_classes(source, num_classes: int) -> None:
@@ -103,6 +109,7 @@ class Data:
   class_names: tuple
   eval_transform: Callable
   log: list                          # lines describing the data
+  pool_size: int = 0                 # faces in the unlabeled pool (0: none)
 
 
 def _views(cfg):
@@ -157,7 +164,7 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
         raise ValueError("config.data.unlabeled.source='rest' needs "
                          "config.data.labeled_fraction < 1")
       unlabeled = sources.Unlabeled(sources.Subset(
-          full, rest_idx, f"{full.name}[rest]"))
+          full, rest_idx, f"{full.name}[rest]"), keep_true_label=True)
     else:
       pool = make_source(ucfg, ucfg.get("split", "train"))
       unlabeled = (pool if pool.class_names is None
@@ -187,4 +194,5 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
         make_source(other_cfg, other["split"]), full.class_names,
         drop_unmapped=other.get("drop_unmapped", False))
     log.append(_describe(evals[name]))
-  return Data(train, evals, tuple(full.class_names), eval_tf, log)
+  return Data(train, evals, tuple(full.class_names), eval_tf, log,
+              0 if unlabeled is None else len(unlabeled))

@@ -130,10 +130,11 @@ def train_dataset(labeled: Stream, *, batch_size: int, seed: int,
     rng = np.random.default_rng([seed, e, 2])
     out = dict(labeled.transform(labeled.source[pick_l(e)], rng))
     if mu:
-      views = [unlabeled.transform(unlabeled.source[pick_u(e * mu + k)], rng)
-               for k in range(mu)]
+      picks = [pick_u(e * mu + k) for k in range(mu)]
+      views = [unlabeled.transform(unlabeled.source[j], rng) for j in picks]
       for key in views[0]:
         out[f"unlabeled_{key}"] = np.stack([v[key] for v in views])
+      out["unlabeled_index"] = np.asarray(picks, np.int32)
     return out
 
   ds = grain.MapDataset.range(_STREAM_LENGTH).map(element)

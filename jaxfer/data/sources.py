@@ -79,9 +79,15 @@ class Subset:
 
 @dataclasses.dataclass
 class Unlabeled:
-  """A labeled source seen as an unlabeled pool (labels dropped)."""
+  """A labeled source seen as an unlabeled pool (labels dropped).
+
+  With `keep_true_label` items carry the hidden label as "true_label" (the
+  batch's ``unlabeled_true_label``), for measuring the precision of
+  pseudo-labels; no method trains on it.
+  """
   parent: object
   name: str = ""
+  keep_true_label: bool = False
 
   def __post_init__(self):
     self.name = self.name or f"{self.parent.name}[unlabeled]"
@@ -93,7 +99,10 @@ class Unlabeled:
     return len(self.parent)
 
   def __getitem__(self, i):
-    return {"image": self.parent[i]["image"]}
+    item = self.parent[i]
+    if self.keep_true_label:
+      return {"image": item["image"], "true_label": np.int32(item["label"])}
+    return {"image": item["image"]}
 
 
 @dataclasses.dataclass

@@ -107,8 +107,10 @@ def _train_fresh(rng, images, target, *, model, cfg, aug: bool):
 
 
 def build(config, model, total_steps: int, *,
-          axis_name: str | None = None) -> base.Method:
+          axis_name: str | None = None,
+          pool_size: int = 0) -> base.Method:
   """The distill Method for `config` (fields: `distill`, `data`)."""
+  del pool_size                      # no per-face state
   del total_steps
   hp = hyper(config)
   d, cfg = config.distill, config.data

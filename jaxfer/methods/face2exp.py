@@ -137,8 +137,10 @@ def _scaled(cfg, k: int):
 
 
 def build(config, model, total_steps: int, *,
-          axis_name: str | None = None) -> base.Method:
+          axis_name: str | None = None,
+          pool_size: int = 0) -> base.Method:
   """The face2exp Method: `total_steps` = meta steps + finetune steps."""
+  del pool_size                      # no per-face state
   if not config.get("mu", 0):
     raise ValueError("method 'face2exp' needs unlabeled faces: set "
                      "config.mu > 0 (unlabeled images per labeled one)")

@@ -64,9 +64,11 @@ def train_step(state: State, batch, rng, *, apply_fn, tx,
 
 
 def build(config: ml_collections.ConfigDict, model, total_steps: int, *,
-          axis_name: str | None = None) -> base.Method:
+          axis_name: str | None = None,
+          pool_size: int = 0) -> base.Method:
   """The supervised Method for `config` (fields: optimizer, ema_decay,
   label_smoothing)."""
+  del pool_size                      # no per-face state
   tx, schedule = optim.build(config.optimizer, total_steps)
   ema = config.get("ema_decay", 0.0) > 0
 
