@@ -56,3 +56,13 @@ def arr(im):
 
 def rng(seed=0):
   return np.random.default_rng(seed)
+
+
+def config(name: str, variant: str = ""):
+  """`configs/<name>.py`'s get_config(variant), imported from its file."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)

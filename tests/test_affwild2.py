@@ -6,17 +6,15 @@ to end."""
 import json
 import pathlib
 import shutil
-import sys
 
 import pytest
 
-from conftest import LFW, need
+from conftest import LFW, config, need
 from jaxfer import train
 from jaxfer.data import affwild2
 from jaxfer.data import labels
 from jaxfer.data.sources import DataError
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 
 
@@ -85,15 +83,10 @@ def test_dtm_affwild2_smoke_config_runs_and_selects_by_macro_f1(tmp_path):
   root = _tree(tmp_path / "aw2", {("Train_Set", "a"): frames(60, 0),
                                   ("Train_Set", "b"): frames(60, 4),
                                   ("Validation_Set", "c"): frames(18, 2)})
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    import dtm_affwild2  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  config = dtm_affwild2.get_config("smoke")
-  config.data.path = str(root)
-  assert config.data.unlabeled.path == str(root)     # the same root
-  result = train.run(config, str(tmp_path / "wd"))
+  c = config("dtm_affwild2", "smoke")
+  c.data.path = str(root)
+  assert c.data.unlabeled.path == str(root)          # the same root
+  result = train.run(c, str(tmp_path / "wd"))
   assert 0 <= result["Validation_Set/model/macro_f1"] <= 1
   meta = json.loads((tmp_path / "wd" / "config.json").read_text())
   assert meta["checkpoint"]["best_metric"] == "macro_f1"

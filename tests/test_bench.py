@@ -2,31 +2,20 @@
 measured, and the printed ratios are the ratios of the measured figures
 (the README's tables are read from these fields)."""
 
-import importlib
 import math
-import pathlib
-import sys
 
 import pytest
 
+from conftest import config
 from jaxfer.bench import distill
 from jaxfer.bench import meta
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _config(name, arg):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    return importlib.import_module(name).get_config(arg)
-  finally:
-    sys.path.pop(0)
 
 
 def test_bench_meta_rows_and_ratios():
-  config = _config("face2exp_fer2013", "smoke")
-  config.data.image_size, config.model.depth = 16, 2
-  out = meta.run(config, steps=1, ks=(1, 2), scan_ks=(),
+  c = config("face2exp_fer2013", "smoke")
+  c.data.image_size, c.model.depth = 16, 2
+  out = meta.run(c, steps=1, ks=(1, 2), scan_ks=(),
                  dtm_policies=("fixed", "flexmatch"))
   rows = out["rows"]
   assert list(rows) == [
@@ -58,7 +47,7 @@ def test_bench_meta_rows_and_ratios():
 
 
 def test_bench_distill_scan_only_rows():
-  out = distill.run(_config("distill_fer2013", "smoke"), steps=1,
+  out = distill.run(config("distill_fer2013", "smoke"), steps=1,
                                ts=(2,), scan_ts=(2, 6))
   rows = out["rows"]
   assert list(rows) == ["T=2 python", "T=2 python+remat", "T=2 scan+remat",
@@ -72,7 +61,7 @@ def test_bench_distill_scan_only_rows():
 
 
 def test_bench_memory_only_has_no_times():
-  out = distill.run(_config("distill_fer2013", "smoke"), steps=0,
+  out = distill.run(config("distill_fer2013", "smoke"), steps=0,
                                ts=(), scan_ts=(2,))
   r = out["rows"]["T=2 scan+remat"]
   assert math.isnan(r["median_sec"]) and r["memory_bytes"] > 0

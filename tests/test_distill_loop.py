@@ -3,25 +3,17 @@ distilled set is written, evaluated by fresh networks (mean +- std), and
 trains a supervised model mixed into the labeled set or alone."""
 
 import json
-import pathlib
-import sys
 
 import numpy as np
 
-from conftest import FER_SAMPLE, need
+from conftest import FER_SAMPLE, config, need
 from jaxfer import train
 from jaxfer.data import distilled
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(module, variant):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    mod = __import__(module)
-  finally:
-    sys.path.pop(0)
-  c = mod.get_config(variant)
+  c = config(module, variant)
   c.data.path = str(FER_SAMPLE)
   return c
 

@@ -1,11 +1,10 @@
 """DTM (`method="dtm"`): the step's unlabeled and negative terms, the
 policy state it keeps, clear config errors, and the loop end to end on the
-FER2013 sample (thresholds PNG, precision of kept labels, resume)."""
+FER2013 sample (thresholds PNG, precision of kept labels). Resume after
+SIGKILL: tests/test_train.py; 1 device = mesh = pmap: tests/test_parallel.py.
+"""
 
 import json
-import pathlib
-import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,15 +12,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import FER_SAMPLE, need
-from jaxfer import checkpoint
+from conftest import FER_SAMPLE, config, need
 from jaxfer import defaults
 from jaxfer import methods
 from jaxfer import models
 from jaxfer import train
 from jaxfer.methods import dtm
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _method(pool_size=64, **fields):
@@ -116,12 +113,7 @@ def test_bad_configs_name_the_field():
 
 
 def _config(variant="smoke"):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    import dtm_fer2013  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  c = dtm_fer2013.get_config(variant)
+  c = config("dtm_fer2013", variant)
   c.data.path = str(FER_SAMPLE)
   return c
 
@@ -139,22 +131,3 @@ def test_smoke_run_logs_thresholds_and_precision_and_draws_them(tmp_path):
     for c in range(7):       # precision = correct / kept, never above 1
       assert 0 <= r[f"correct/{c}"] <= r[f"kept/{c}"] + 1e-7
   assert (tmp_path / "thresholds.png").stat().st_size > 5000
-
-
-def test_resume_restores_parameters_and_policy_state(tmp_path):
-  need(FER_SAMPLE)
-  config = _config()
-  config.dtm.threshold = "flexmatch"
-  train.run(config, str(tmp_path / "a"))
-  train.run(config, str(tmp_path / "b"))
-  shutil.rmtree(tmp_path / "b" / "checkpoints" / "6")
-  shutil.rmtree(tmp_path / "b" / "best")
-  train.run(config, str(tmp_path / "b"))
-  read = lambda w: checkpoint.read_arrays(w / "checkpoints" / "6" / "state")
-  a, b = read(tmp_path / "a"), read(tmp_path / "b")
-  assert (np.asarray(a["policy"]["selected"]) >= 0).any()
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
-  rows = lambda w: [l for l in (w / "metrics.jsonl").read_text().splitlines()
-                    if '"perf"' not in l]
-  assert rows(tmp_path / "a") == rows(tmp_path / "b")

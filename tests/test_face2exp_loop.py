@@ -4,7 +4,6 @@ real FER2013 sample (with a finetune stage), resume equality, LFW pool."""
 import json
 import pathlib
 import shutil
-import sys
 
 import jax
 import numpy as np
@@ -12,18 +11,12 @@ import pytest
 
 from jaxfer import checkpoint
 from jaxfer import train
-from conftest import FER_SAMPLE, LFW, need
+from conftest import FER_SAMPLE, LFW, config, need
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _config(variant="smoke"):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    import face2exp_fer2013  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  c = face2exp_fer2013.get_config(variant)
+  c = config("face2exp_fer2013", variant)
   c.data.path = str(FER_SAMPLE)
   return c
 

@@ -22,7 +22,8 @@ FLOORS = (
     ("engines", ("jaxfer.meta", "jaxfer.thresholds")),
     ("methods", ("jaxfer.methods",)),
     ("the loop", ("jaxfer.train", "jaxfer.testing")),
-    ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench")),
+    ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
+                      "jaxfer.summarize")),
 )
 
 

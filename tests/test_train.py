@@ -68,9 +68,16 @@ def test_config_typo_is_an_error_naming_the_field(tmp_path):
   assert p.returncode != 0 and "batchsize" in err
 
 
-def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path):
+# DTM with FlexMatch: its per-face buffer must come back exactly too.
+_DTM = ["--config.method=dtm", "--config.mu=1",
+        "--config.data.labeled_fraction=0.5", "--config.dtm.threshold=flexmatch",
+        "--config.dtm.tau=0.3"]
+
+
+@pytest.mark.parametrize("method", ["supervised", "dtm"])
+def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path, method):
   args = [*SMOKE, "--config.total_steps=40", "--config.checkpoint.every=5",
-          "--config.eval_every=20"]
+          "--config.eval_every=20", *(_DTM if method == "dtm" else [])]
   ref = _cli(*args, "--workdir", str(tmp_path / "ref"), log=tmp_path / "ref")
   assert ref.wait(timeout=300) == 0
   rng = random.Random(os.getpid())
@@ -92,6 +99,8 @@ def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path):
   assert step_a == step_b == 40
   for x, y in zip(*map(lambda t: __import__("jax").tree.leaves(t), (a, b))):
     np.testing.assert_array_equal(x, y)
+  if method == "dtm":
+    assert (np.asarray(a["policy"]["selected"]) >= 0).any()
 
 
 def _smoke_config():

@@ -1,0 +1,69 @@
+r"""Mean +- std over runs (seeds) of the last evaluation of each workdir.
+
+  python -m jaxfer.summarize --split PrivateTest --model model \
+      /tmp/jaxfer/sup10_s0 /tmp/jaxfer/sup10_s1 /tmp/jaxfer/sup10_s2
+
+Reads each workdir's `metrics.jsonl`, takes the row of the last step on
+`--split` for `--model`, and prints every metric as mean +- sample std (n
+runs), the form of the README's seed tables. `--json` prints the numbers.
+"""
+
+import json
+import pathlib
+import statistics
+import sys
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string("split", "PrivateTest", "Evaluation split.")
+flags.DEFINE_string("model", "model", "Evaluated model name (e.g. student).")
+flags.DEFINE_list("metrics", ["accuracy", "mean_class_accuracy", "macro_f1"],
+                  "Metrics to summarise.")
+flags.DEFINE_bool("json", False, "Print JSON instead of a line.")
+
+
+def last_eval(workdir, split: str, model: str) -> dict:
+  """The evaluation row of the last step of `workdir` on split/model."""
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    raise FileNotFoundError(f"{path}: no metrics (is {workdir} a workdir?)")
+  rows = [json.loads(line) for line in path.read_text().splitlines()
+          if line.strip()]
+  rows = [r for r in rows if r.get("split") == split
+          and r.get("model") == model]
+  if not rows:
+    raise ValueError(f"{path}: no evaluation of model {model!r} on split "
+                     f"{split!r}")
+  return max(rows, key=lambda r: r["step"])
+
+
+def summarize(workdirs, split: str, model: str, metrics) -> dict:
+  """{metric: (mean, sample std, n)} over the workdirs' last evaluations."""
+  rows = [last_eval(w, split, model) for w in workdirs]
+  out = {}
+  for m in metrics:
+    values = [r[m] for r in rows]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    out[m] = (statistics.fmean(values), std, len(values))
+  out["steps"] = sorted({r["step"] for r in rows})
+  return out
+
+
+def main(argv):
+  if len(argv) < 2:
+    raise app.UsageError("usage: python -m jaxfer.summarize [--split S] "
+                         "[--model M] WORKDIR...")
+  out = summarize(argv[1:], flags.FLAGS.split, flags.FLAGS.model,
+                  flags.FLAGS.metrics)
+  if flags.FLAGS.json:
+    json.dump(out, sys.stdout)
+    print()
+    return
+  print(", ".join(f"{m} {v[0]:.4f} +- {v[1]:.4f}" for m, v in out.items()
+                  if m != "steps")
+        + f" (n = {len(argv) - 1}, step {out['steps']})")
+
+
+if __name__ == "__main__":
+  app.run(main)

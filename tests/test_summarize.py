@@ -1,0 +1,39 @@
+"""`python -m jaxfer.summarize`: mean +- sample std of the last evaluation
+of several workdirs (the README's seed tables)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxfer import summarize
+
+
+def _workdir(path, accs):
+  path.mkdir()
+  rows = [{"step": 500 * (i + 1), "split": "PrivateTest", "model": "model",
+           "accuracy": a, "macro_f1": a / 2} for i, a in enumerate(accs)]
+  rows.append({"step": 1000, "split": "train", "loss": 1.0})
+  (path / "metrics.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in rows))
+  return path
+
+
+def test_mean_and_sample_std_of_the_last_evaluations(tmp_path):
+  dirs = [_workdir(tmp_path / f"s{i}", [0.1, a])
+          for i, a in enumerate((0.40, 0.44, 0.45))]
+  out = summarize.summarize(dirs, "PrivateTest", "model",
+                            ["accuracy", "macro_f1"])
+  want = np.array([0.40, 0.44, 0.45])
+  assert out["accuracy"][0] == pytest.approx(want.mean())
+  assert out["accuracy"][1] == pytest.approx(want.std(ddof=1))
+  assert out["macro_f1"][0] == pytest.approx(want.mean() / 2)
+  assert out["accuracy"][2] == 3 and out["steps"] == [1000]
+
+
+def test_missing_split_or_metrics_are_clear_errors(tmp_path):
+  d = _workdir(tmp_path / "a", [0.5])
+  with pytest.raises(ValueError, match="no evaluation of model 'student'"):
+    summarize.summarize([d], "PrivateTest", "student", ["accuracy"])
+  with pytest.raises(FileNotFoundError, match="no metrics"):
+    summarize.summarize([tmp_path], "PrivateTest", "model", ["accuracy"])
