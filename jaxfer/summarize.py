@@ -8,19 +8,11 @@ Reads each workdir's `metrics.jsonl`, takes the row of the last step on
 runs), the form of the README's seed tables. `--json` prints the numbers.
 """
 
+import argparse
 import json
 import pathlib
 import statistics
 import sys
-
-from absl import app
-from absl import flags
-
-flags.DEFINE_string("split", "PrivateTest", "Evaluation split.")
-flags.DEFINE_string("model", "model", "Evaluated model name (e.g. student).")
-flags.DEFINE_list("metrics", ["accuracy", "mean_class_accuracy", "macro_f1"],
-                  "Metrics to summarise.")
-flags.DEFINE_bool("json", False, "Print JSON instead of a line.")
 
 
 def last_eval(workdir, split: str, model: str) -> dict:
@@ -50,20 +42,28 @@ def summarize(workdirs, split: str, model: str, metrics) -> dict:
   return out
 
 
-def main(argv):
-  if len(argv) < 2:
-    raise app.UsageError("usage: python -m jaxfer.summarize [--split S] "
-                         "[--model M] WORKDIR...")
-  out = summarize(argv[1:], flags.FLAGS.split, flags.FLAGS.model,
-                  flags.FLAGS.metrics)
-  if flags.FLAGS.json:
+def main(argv=None):
+  # argparse, not absl flags: importing this module defines no global flag.
+  parser = argparse.ArgumentParser(prog="python -m jaxfer.summarize",
+                                   description=__doc__.split("\n\n")[0])
+  parser.add_argument("workdirs", nargs="+")
+  parser.add_argument("--split", default="PrivateTest")
+  parser.add_argument("--model", default="model",
+                      help="evaluated model name (e.g. student, teacher)")
+  parser.add_argument("--metrics", default="accuracy,mean_class_accuracy,"
+                      "macro_f1", help="comma-separated metric names")
+  parser.add_argument("--json", action="store_true")
+  args = parser.parse_args(argv)
+  out = summarize(args.workdirs, args.split, args.model,
+                  args.metrics.split(","))
+  if args.json:
     json.dump(out, sys.stdout)
     print()
     return
   print(", ".join(f"{m} {v[0]:.4f} +- {v[1]:.4f}" for m, v in out.items()
                   if m != "steps")
-        + f" (n = {len(argv) - 1}, step {out['steps']})")
+        + f" (n = {len(args.workdirs)}, step {out['steps']})")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

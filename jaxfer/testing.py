@@ -128,13 +128,15 @@ PARALLEL_CASES = (
 )
 
 
-def parallel_param_diffs() -> dict:
+def parallel_param_diffs(part: int = 0, parts: int = 1) -> dict:
   """Max abs difference of every state array after 3 steps between one
   device and all devices by the mesh path, pmap and shard_map
-  ("<case>/moved": how far 1-device training moved the parameters)."""
+  ("<case>/moved": how far 1-device training moved the parameters), for
+  the cases `part` of `parts` (every parts-th case from `part`: processes
+  that run in parallel share the work)."""
   import jax  # pylint: disable=g-import-not-at-top
   out = {}
-  for norm, method, paths, fields in PARALLEL_CASES:
+  for norm, method, paths, fields in PARALLEL_CASES[part::parts]:
     case = "/".join([method, norm, *fields.values()][:3]).replace(
         "supervised/", "")
     ref = params_after("mesh", norm=norm, method=method, num_devices=1,

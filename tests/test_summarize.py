@@ -37,3 +37,12 @@ def test_missing_split_or_metrics_are_clear_errors(tmp_path):
     summarize.summarize([d], "PrivateTest", "student", ["accuracy"])
   with pytest.raises(FileNotFoundError, match="no metrics"):
     summarize.summarize([tmp_path], "PrivateTest", "model", ["accuracy"])
+
+
+def test_cli_prints_one_line_and_defines_no_global_flags(tmp_path, capsys):
+  from jaxfer import predict  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  dirs = [str(_workdir(tmp_path / f"s{i}", [a])) for i, a in
+          enumerate((0.4, 0.5))]
+  summarize.main(["--metrics", "accuracy", *dirs])
+  assert capsys.readouterr().out.strip() == (
+      "accuracy 0.4500 +- 0.0707 (n = 2, step [500])")
