@@ -11,7 +11,8 @@ def data() -> ml_collections.ConfigDict:
   """The data fields (`config.data`)."""
   return ml_collections.ConfigDict(dict(
       # synthetic | fer2013 | rafdb | affectnet | affwild2 | image_folder |
-      # labeled_csv | tfds | distilled (see jaxfer/data/build.py).
+      # labeled_csv | tfds | distilled | mined | msceleb_tsv (see
+      # jaxfer/data/build.py).
       source="synthetic",
       path="",                     # file or folder of file-based sources
       tfds_name="",                # dataset name for source="tfds"
@@ -53,9 +54,15 @@ def data() -> ml_collections.ConfigDict:
       # A distilled set (a method="distill" workdir's `distilled/`) mixed
       # into the labeled training set at this share of draws.
       distilled=dict(path="", ratio=0.0),
+      # A mined set (a jaxfer.select workdir's `mined/`) added to the
+      # labeled training set: all of it (ratio 0), or at this share of draws.
+      mined=dict(path="", ratio=0.0),
       # center_crop: keep the central fraction of each pool image (LFW's
       # loose 250x250 crops: 0.5).
+      # msceleb_index: where the MS-Celeb TSV's byte-offset index is cached
+      # ("": beside the file).
       unlabeled=dict(source="rest", path="", split="train", on_bad="error",
+                     msceleb_index="",
                      image_size=48, channels=1, center_crop=1.0,
                      affwild2=dict(every=1, frames="unannotated")),
   ))
@@ -149,6 +156,23 @@ def base() -> ml_collections.ConfigDict:
       # jaxfer's dynamic threshold (formula: jaxfer/thresholds.py).
       dynamic=dict(tau_min=0.5, momentum=0.99, gamma=1.0, per_class=True,
                    per_stage=True),
+  )
+  # Omni-supervised selection (python -m jaxfer.select, jaxfer/mine.py; the
+  # rule: jaxfer/mining/rules.py): a primitive model's workdir, a pool.
+  c.select = dict(
+      model_workdir="", model="", best=True,
+      pool=dict(source="unlabeled_folder", path="", split="train",
+                on_bad="error", center_crop=1.0, msceleb_index=""),
+      batch_size=256, chunk_batches=16,  # a score table per 16 batches
+      save_features=True,           # unit features (float16) in the tables
+      knn=0,                        # k of the k-NN vote (0: none)
+      confidence=0.9,               # T(c), or per class:
+      confidence_per_class=(),
+      confidence_quantile=0.0,      # raise T(c) to this quantile
+      agree=True, similarity=0.0, knn_agree=False, knn_share=0.5,
+      per_class=0, per_identity=0,  # caps (0: none)
+      score_weight=0.5,             # w conf + (1 - w) similarity
+      sheet_per_class=16,
   )
   c.label_smoothing = 0.0
   c.ema_decay = 0.0                 # 0: no EMA of the parameters

@@ -13,14 +13,10 @@ from absl import app
 from absl import logging
 from absl import flags
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxfer import checkpoint as ckpt_lib
-from jaxfer import methods
-from jaxfer import models
+from jaxfer import restore
 from jaxfer.data import views
 
 flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
@@ -30,21 +26,7 @@ flags.DEFINE_string("model", "", "Which evaluated model (default: the first, "
                     "e.g. 'model', 'ema', 'student').")
 
 
-def load(workdir: str, *, best: bool = True):
-  """(config, meta, method, state) restored from a workdir."""
-  config, meta = ckpt_lib.read_config(workdir, best=best)
-  config = ml_collections.ConfigDict(config)
-  model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps,
-                         pool_size=meta.get("pool_size", 0))
-  size, ch = config.data.image_size, config.data.channels
-  state = jax.eval_shape(method.init, jax.random.key(0),
-                         jnp.zeros((1, size, size, ch)))
-  ckpt = ckpt_lib.Checkpointer(workdir)
-  state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
-  state, _, _ = ckpt.restore(state, best=best)
-  ckpt.close()
-  return config, meta, method, state
+load = restore.load   # (config, meta, method, state) of a workdir
 
 
 def read_image(path: str) -> np.ndarray:
@@ -76,19 +58,18 @@ def main(argv):
     raise app.UsageError("usage: python -m jaxfer.predict --workdir DIR "
                          "IMAGE...")
   try:
-    config, meta, method, state = load(flags.FLAGS.workdir,
-                                       best=flags.FLAGS.best)
+    config, meta, method, state = restore.load(flags.FLAGS.workdir,
+                                               best=flags.FLAGS.best)
     images = [read_image(p) for p in paths]
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)
     sys.exit(1)
-  evals = method.eval_variables(state)
-  name = flags.FLAGS.model or next(iter(evals))
-  if name not in evals:
-    print(f"jaxfer.predict: error: --model {name!r} is not one of "
-          f"{sorted(evals)}", file=sys.stderr)
+  try:
+    _, variables = restore.eval_model(method, state, flags.FLAGS.model)
+  except ValueError as e:
+    print(f"jaxfer.predict: error: --model {e}", file=sys.stderr)
     sys.exit(1)
-  probs = predict(config, method, evals[name], images)
+  probs = predict(config, method, variables, images)
   names = meta["class_names"]
   for path, p in zip(paths, probs):
     top = np.argsort(-p)[:flags.FLAGS.top]

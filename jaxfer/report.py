@@ -114,3 +114,30 @@ def threshold_curves(rows: list, class_names, path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
+  """PNG of mined-label precision against how many faces a class keeps.
+
+  `curves[c]` is the precision of the best n faces of class c, n = 1...;
+  `marks[c]`, optional, the count actually kept (drawn as a dot).
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for c, name in enumerate(class_names):
+    y = np.asarray(curves.get(c, ()))
+    if not y.size:
+      continue
+    line, = ax.plot(np.arange(1, y.size + 1), y, label=name)
+    n = (marks or {}).get(c, 0)
+    if 0 < n <= y.size:
+      ax.plot([n], [y[n - 1]], "o", color=line.get_color())
+  ax.set_xscale("log")
+  ax.set_xlabel("faces kept (best first)")
+  ax.set_ylabel("precision of the mined labels")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -19,11 +19,12 @@ FLOORS = (
                 "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
                 "jaxfer.report")),
     ("data and models", ("jaxfer.data", "jaxfer.models")),
-    ("engines", ("jaxfer.meta", "jaxfer.thresholds")),
+    ("engines", ("jaxfer.meta", "jaxfer.thresholds", "jaxfer.mining")),
     ("methods", ("jaxfer.methods",)),
-    ("the loop", ("jaxfer.train", "jaxfer.testing")),
+    ("a trained model back", ("jaxfer.restore",)),
+    ("the loops", ("jaxfer.train", "jaxfer.testing", "jaxfer.mine")),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
-                      "jaxfer.summarize")),
+                      "jaxfer.summarize", "jaxfer.select")),
 )
 
 

@@ -83,13 +83,21 @@ def make_source(cfg, split: str):
   if kind == "distilled":
     from jaxfer.data import distilled  # pylint: disable=g-import-not-at-top
     return distilled.load(_need_path(cfg, kind))
+  if kind == "mined":
+    from jaxfer.data import mined  # pylint: disable=g-import-not-at-top
+    return mined.load(_need_path(cfg, kind))
+  if kind == "msceleb_tsv":
+    from jaxfer.data import msceleb  # pylint: disable=g-import-not-at-top
+    return msceleb.MsCelebTSV(_need_path(cfg, kind), on_bad=on_bad,
+                              index_path=cfg.get("msceleb_index") or None)
   if kind == "tfds":
     from jaxfer.data import tfds_source  # pylint: disable=g-import-not-at-top
     return tfds_source.TfdsSource(cfg.tfds_name, split=split,
                                   data_dir=cfg.get("path") or None)
   raise ValueError(f"config.data.source {kind!r} is not one of synthetic, "
                    "fer2013, rafdb, affectnet, affwild2, image_folder, "
-                   "labeled_csv, unlabeled_folder, tfds, distilled")
+                   "labeled_csv, unlabeled_folder, tfds, distilled, mined, "
+                   "msceleb_tsv")
 
 
 def check_classes(source, num_classes: int) -> None:
@@ -110,6 +118,20 @@ class Data:
   eval_transform: Callable
   log: list                          # lines describing the data
   pool_size: int = 0                 # faces in the unlabeled pool (0: none)
+
+
+def add_mined(labeled, cfg):
+  """The labeled set plus `cfg.mined.path`'s mined set (all of it, or mixed
+  in at `cfg.mined.ratio` of draws)."""
+  mix = cfg.get("mined", {})
+  if not mix.get("path"):
+    return labeled
+  from jaxfer.data import distilled, mined  # pylint: disable=g-import-not-at-top
+  extra = mined.load(os.path.expanduser(mix.path))
+  check_classes(extra, cfg.num_classes)
+  if mix.get("ratio", 0.0):
+    return distilled.Mixed(labeled, extra, mix.ratio)
+  return mined.Concat(labeled, extra)
 
 
 def _views(cfg):
@@ -138,10 +160,8 @@ def _describe(src) -> str:
   return line
 
 
-def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
-  """Sources and this process's training stream for `config`."""
-  cfg = config.data
-  train_tf, pair_tf, eval_tf = _views(cfg)
+def labeled_split(cfg):
+  """(full train split, labeled subset, indices of the rest) of `cfg`."""
   full = make_source(cfg, cfg.train_split)
   check_classes(full, cfg.num_classes)
   labeled_idx, rest_idx = pipeline.split_labeled(
@@ -149,28 +169,43 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
       seed=cfg.split_seed, balanced=cfg.balanced_split)
   labeled = full if cfg.labeled_fraction == 1 else sources.Subset(
       full, labeled_idx, f"{full.name}[{cfg.labeled_fraction:.0%} labeled]")
+  return full, labeled, rest_idx
+
+
+def pool_source(ucfg, full, rest_idx, field: str):
+  """The unlabeled pool `ucfg` names: "rest" (the train split outside the
+  labeled subset; items carry the hidden "true_label") or any source
+  (labels dropped), centre-cropped if asked."""
+  if ucfg.source == "rest":
+    if not len(rest_idx):
+      raise ValueError(f"{field}.source='rest' needs "
+                       "config.data.labeled_fraction < 1")
+    return sources.Unlabeled(sources.Subset(
+        full, rest_idx, f"{full.name}[rest]"), keep_true_label=True)
+  pool = make_source(ucfg, ucfg.get("split", "train"))
+  pool = pool if pool.class_names is None else sources.Unlabeled(pool)
+  if ucfg.get("center_crop", 1.0) != 1.0:
+    pool = sources.CenterCropped(pool, ucfg.center_crop)
+  return pool
+
+
+def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
+  """Sources and this process's training stream for `config`."""
+  cfg = config.data
+  train_tf, pair_tf, eval_tf = _views(cfg)
+  full, labeled, rest_idx = labeled_split(cfg)
   mix = cfg.get("distilled", {})
   if mix.get("path"):
     from jaxfer.data import distilled  # pylint: disable=g-import-not-at-top
     extra = distilled.load(os.path.expanduser(mix.path))
     check_classes(extra, cfg.num_classes)
     labeled = distilled.Mixed(labeled, extra, mix.ratio)
+  labeled = add_mined(labeled, cfg)
   log = [_describe(labeled)]
   unlabeled = None
   if config.get("mu", 0):
-    ucfg = cfg.unlabeled
-    if ucfg.source == "rest":
-      if not len(rest_idx):
-        raise ValueError("config.data.unlabeled.source='rest' needs "
-                         "config.data.labeled_fraction < 1")
-      unlabeled = sources.Unlabeled(sources.Subset(
-          full, rest_idx, f"{full.name}[rest]"), keep_true_label=True)
-    else:
-      pool = make_source(ucfg, ucfg.get("split", "train"))
-      unlabeled = (pool if pool.class_names is None
-                   else sources.Unlabeled(pool))
-      if ucfg.get("center_crop", 1.0) != 1.0:
-        unlabeled = sources.CenterCropped(unlabeled, ucfg.center_crop)
+    unlabeled = pool_source(cfg.unlabeled, full, rest_idx,
+                            "config.data.unlabeled")
     log.append(_describe(unlabeled))
   train = pipeline.train_dataset(
       pipeline.Stream(labeled, train_tf, cfg.balanced_sampling,

@@ -1,0 +1,6 @@
+"""Mining confident faces from an unlabeled pool (omni-supervised FER).
+
+`score`: what the primitive model says of each face (pure jnp); `rules`:
+which faces are kept (numpy, on the pass's score tables). The pass that
+streams a pool through the model is `jaxfer.mine`.
+"""

@@ -1,0 +1,39 @@
+"""A trained model back from its workdir, for inference (predict, select)."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxfer import checkpoint as ckpt_lib
+from jaxfer import methods
+from jaxfer import models
+
+
+def load(workdir: str, *, best: bool = True):
+  """(config, meta, method, state) restored from a jaxfer.main workdir.
+
+  Uses the best checkpoint (or the latest) and the config saved with it.
+  """
+  config, meta = ckpt_lib.read_config(workdir, best=best)
+  config = ml_collections.ConfigDict(config)
+  model = models.build(config.model, config.data.num_classes)
+  method = methods.build(config, model, config.total_steps,
+                         pool_size=meta.get("pool_size", 0))
+  size, ch = config.data.image_size, config.data.channels
+  state = jax.eval_shape(method.init, jax.random.key(0),
+                         jnp.zeros((1, size, size, ch)))
+  ckpt = ckpt_lib.Checkpointer(workdir)
+  state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
+  state, _, _ = ckpt.restore(state, best=best)
+  ckpt.close()
+  return config, meta, method, state
+
+
+def eval_model(method, state, name: str = ""):
+  """(name, variables) of one evaluated model of a state (default: the
+  first, e.g. "model", "ema", "student"); a ValueError names the others."""
+  evals = method.eval_variables(state)
+  name = name or next(iter(evals))
+  if name not in evals:
+    raise ValueError(f"model {name!r} is not one of {sorted(evals)}")
+  return name, evals[name]
