@@ -127,7 +127,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                        bn_axis_name=axis)
   method = methods.build(config, model, config.total_steps, axis_name=axis,
                          pool_size=data.pool_size)
-  runner = parallel.make_runner(config.parallel.mode, method.step, mesh)
+  # One runner per stage of the method (jaxfer.methods.base.Method.stages).
+  stage_runners = [(first, parallel.make_runner(config.parallel.mode, fn,
+                                                mesh))
+                   for first, fn in ((0, method.step), *method.stages)]
+  runner = stage_runners[0][1]
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init, out_shardings=repl)(
@@ -201,7 +205,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       t0 = time.perf_counter()
       batch = runner.put_batch(next(train_iter))
       wait += time.perf_counter() - t0
-      state, m = runner.step(state, batch, rng)
+      stage = next(r for f, r in reversed(stage_runners) if step - 1 >= f)
+      state, m = stage.step(state, batch, rng)
       pending.append(m)
       bar.update(1)
       is_eval = step % config.eval_every == 0 or step == total

@@ -84,3 +84,33 @@ def test_face2exp_without_unlabeled_data_is_a_clear_error(tmp_path):
   config.mu = 0
   with pytest.raises(ValueError, match="config.mu > 0"):
     train.run(config, str(tmp_path))
+
+
+def test_finetune_stage_function_equals_the_conditional_step():
+  """The loop runs `Method.stages` instead of the `lax.cond` step (XLA CPU
+  runs convolutions in a conditional's branches many times slower): on
+  both sides of the switch the two give the same state."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxfer import methods, testing  # pylint: disable=g-import-not-at-top
+  c = config("face2exp_fer2013", "smoke")
+  c.face2exp.finetune.steps = 2
+  model = testing.tiny_model("batch", num_classes=7, dtype=jnp.float32)
+  meth = methods.build(c, model, 6)
+  ((first, tune),) = meth.stages
+  assert first == 4
+  state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
+  batch = {k: jnp.asarray(v, jnp.float32) if v.dtype != jnp.int32 else v
+           for k, v in testing.tiny_meta_batch(labeled=4, unlabeled=4,
+                                               num_classes=7).items()}
+  for step in (4, 5):
+    s = state.replace(step=jnp.int32(step))
+    a = jax.jit(meth.step)(s, batch, jax.random.key(1))
+    b = jax.jit(tune)(s, batch, jax.random.key(1))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
+                                 atol=1e-7)
+    assert float(a[1]["stage"]) == 1.0
+  # Before the switch the conditional runs the meta step, not the stage.
+  s = state.replace(step=jnp.int32(3))
+  assert float(jax.jit(meth.step)(s, batch, jax.random.key(1))[1]["stage"]
+               ) == 0.0

@@ -170,18 +170,21 @@ def build(config, model, total_steps: int, *,
                            teacher_tx=teacher_tx, student_tx=student_tx,
                            hp=hp, axis_name=axis_name)
 
-  def step(state, batch, rng):
-    if ft_steps:
-      keys = jax.eval_shape(meta, state, batch, rng)[1].keys()
-      tune = functools.partial(finetune_step, apply_fn=model.apply,
-                               tx=ft_tx, hp=hp, metric_keys=tuple(keys),
-                               axis_name=axis_name)
-      state, m = jax.lax.cond(state.step < main_steps, meta, tune, state,
-                              batch, rng)
-    else:
-      state, m = meta(state, batch, rng)
-    return state, {**m, "teacher_lr": t_sched(state.step - 1),
-                   "student_lr": s_sched((state.step - 1) * k)}
+  def with_lrs(fn):
+    def stepped(state, batch, rng):
+      state, m = fn(state, batch, rng)
+      return state, {**m, "teacher_lr": t_sched(state.step - 1),
+                     "student_lr": s_sched((state.step - 1) * k)}
+    return stepped
+
+  def tune(state, batch, rng):
+    keys = jax.eval_shape(meta, state, batch, rng)[1].keys()
+    return finetune_step(state, batch, rng, apply_fn=model.apply, tx=ft_tx,
+                         hp=hp, metric_keys=tuple(keys), axis_name=axis_name)
+
+  def either(state, batch, rng):
+    return jax.lax.cond(state.step < main_steps, meta, tune, state, batch,
+                        rng)
 
   def eval_variables(state):
     s = state.student
@@ -193,4 +196,7 @@ def build(config, model, total_steps: int, *,
     return out
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return base.Method(init, step, eval_variables, apply)
+  if not ft_steps:
+    return base.Method(init, with_lrs(meta), eval_variables, apply)
+  return base.Method(init, with_lrs(either), eval_variables, apply,
+                     stages=((main_steps, with_lrs(tune)),))
