@@ -130,7 +130,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # One runner per stage of the method (jaxfer.methods.base.Method.stages).
   stage_runners = [(first, parallel.make_runner(config.parallel.mode, fn,
                                                 mesh))
-                   for first, fn in ((0, method.step), *method.stages)]
+                   for first, fn in (method.stages or ((0, method.step),))]
   runner = stage_runners[0][1]
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels

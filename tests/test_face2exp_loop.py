@@ -96,8 +96,8 @@ def test_finetune_stage_function_equals_the_conditional_step():
   c.face2exp.finetune.steps = 2
   model = testing.tiny_model("batch", num_classes=7, dtype=jnp.float32)
   meth = methods.build(c, model, 6)
-  ((first, tune),) = meth.stages
-  assert first == 4
+  (zero, meta), (first, tune) = meth.stages
+  assert (zero, first) == (0, 4)
   state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
   batch = {k: jnp.asarray(v, jnp.float32) if v.dtype != jnp.int32 else v
            for k, v in testing.tiny_meta_batch(labeled=4, unlabeled=4,
@@ -110,7 +110,11 @@ def test_finetune_stage_function_equals_the_conditional_step():
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
                                  atol=1e-7)
     assert float(a[1]["stage"]) == 1.0
-  # Before the switch the conditional runs the meta step, not the stage.
-  s = state.replace(step=jnp.int32(3))
-  assert float(jax.jit(meth.step)(s, batch, jax.random.key(1))[1]["stage"]
-               ) == 0.0
+  for step in (0, 3):                 # before the switch: the meta step
+    s = state.replace(step=jnp.int32(step))
+    a = jax.jit(meth.step)(s, batch, jax.random.key(1))
+    b = jax.jit(meta)(s, batch, jax.random.key(1))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
+                                 atol=1e-7)
+    assert float(a[1]["stage"]) == 0.0

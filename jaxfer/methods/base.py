@@ -17,9 +17,9 @@ class Method:
     export: optional (state, workdir, class_names) -> None, called by the
       loop on process 0 after each evaluation, for what a method produces
       besides checkpoints (e.g. a distilled set).
-    stages: optional ((first, step_fn), ...), ascending: from the state's
-      step `first` on, `step` equals `step_fn`, which the loop then runs
-      instead. `step` itself must still choose by `state.step` (with
+    stages: optional ((first, step_fn), ...), ascending from first = 0:
+      from the state's step `first` on, `step` equals `step_fn`, which the
+      loop then runs instead. `step` itself must still choose by `state.step` (with
       `lax.cond`) so it stays the whole method for a caller; the loop
       avoids the cond because XLA CPU runs convolutions inside a
       conditional's branches many times slower (as inside `lax.scan`).

@@ -199,4 +199,5 @@ def build(config, model, total_steps: int, *,
   if not ft_steps:
     return base.Method(init, with_lrs(meta), eval_variables, apply)
   return base.Method(init, with_lrs(either), eval_variables, apply,
-                     stages=((main_steps, with_lrs(tune)),))
+                     stages=((0, with_lrs(meta)),
+                             (main_steps, with_lrs(tune))))
