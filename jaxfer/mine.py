@@ -151,6 +151,7 @@ def run(config, workdir: str) -> dict:
   parallel.check_divisible("config.select.batch_size", sel.batch_size,
                            mesh.devices.size, "devices")
   repl, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  variables = jax.device_put(variables, repl)
   full, labeled, rest_idx = data_build.labeled_split(d)
   pool = data_build.pool_source(sel.pool, full, rest_idx,
                                 "config.select.pool")
@@ -169,7 +170,7 @@ def run(config, workdir: str) -> dict:
     banned.update(_features(feat_fn, variables, src, tf, **kw)[2])
   score = jax.jit(_batch_score(score_lib.score_fn(method.apply, knn=sel.knn)),
                   out_shardings=repl)
-  args = (protos, bank, bank_labels)
+  args = jax.device_put((protos, bank, bank_labels), repl)
 
   fingerprint = dict(pool=pool.name, pool_size=len(pool),
                      model_workdir=str(sel.model_workdir), model=model_name,
