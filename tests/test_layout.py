@@ -24,7 +24,7 @@ FLOORS = (
     ("a trained model back", ("jaxfer.restore",)),
     ("the loops", ("jaxfer.train", "jaxfer.testing", "jaxfer.mine")),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
-                      "jaxfer.summarize", "jaxfer.select")),
+                      "jaxfer.summarize", "jaxfer.select", "jaxfer.omni")),
 )
 
 

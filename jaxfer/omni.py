@@ -1,0 +1,105 @@
+r"""Command line: the omni-supervised pipeline, one stage after another.
+
+  python -m jaxfer.omni --config configs/omni_fer2013.py \
+      --config.data_path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --workdir /tmp/jaxfer/omni
+
+The config holds a full config per stage (`primitive`, `select`, `mined`,
+`distill`, `distilled`; `config.stages` says which run). Each stage gets its
+own sub-workdir; the pipeline fills in the paths that link them (the
+primitive model for selection, the mined set for training and
+distillation, the distilled set for the last training) and skips a stage
+whose sub-workdir says it finished (``stage.json``). `omni.json` gathers
+every stage's last evaluation and wall time.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+
+from jaxfer import mine
+from jaxfer import train
+
+STAGES = ("primitive", "select", "mined", "distill", "distilled")
+_MARK = "stage.json"
+
+config_flags.DEFINE_config_file("config", None, "An omni pipeline config "
+                                "(configs/omni_fer2013.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Where the stages' sub-workdirs go.")
+
+
+def stage_config(config, name: str, workdir: pathlib.Path):
+  """The resolved config of one stage, its links to earlier stages set."""
+  c = config[name].copy_and_resolve_references()
+  with c.unlocked():
+    if name == "select":
+      c.model_workdir = str(workdir / "primitive")
+      return ml_collections.ConfigDict({"select": c})
+    if name in ("mined", "distill"):
+      c.data.mined.path = str(workdir / "select" / "mined")
+    if name == "distilled":
+      c.data.distilled.path = str(workdir / "distill" / "distilled")
+  return c
+
+
+def run(config, workdir: str) -> dict:
+  """Runs the stages in order; returns {stage: {"result", "wall_s"}}."""
+  workdir = pathlib.Path(workdir).expanduser().absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  unknown = [s for s in config.stages if s not in STAGES]
+  if unknown:
+    raise ValueError(f"config.stages has {unknown}; stages are {STAGES}")
+  summary = {}
+  for name in config.stages:
+    d = workdir / name
+    mark = d / _MARK
+    if mark.exists():
+      summary[name] = json.loads(mark.read_text())
+      print(f"jaxfer.omni: {name}: finished earlier, skipped", flush=True)
+      continue
+    print(f"jaxfer.omni: stage {name} -> {d}", flush=True)
+    c = stage_config(config, name, workdir)
+    t0 = time.time()
+    result = (mine.run(c, str(d)) if name == "select"
+              else train.run(c, str(d)))
+    summary[name] = {"result": result, "wall_s": time.time() - t0}
+    mark.write_text(json.dumps(summary[name], indent=2, default=float))
+  (workdir / "omni.json").write_text(json.dumps(summary, indent=2,
+                                                default=float))
+  for name, s in summary.items():
+    r = s["result"]
+    acc = {k: v for k, v in r.items() if k.startswith("PrivateTest/")
+           and k.endswith(("/accuracy", "/macro_f1"))
+           and not k.split("/")[-2].isdigit()}
+    line = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()))
+    if name == "select":
+      line = f"kept {sum(r['per_class'].values())} faces"
+    print(f"  {name}: {line} ({s['wall_s'] / 60:.1f} min)", flush=True)
+  return summary
+
+
+def main(argv):
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if flags.FLAGS.config is None or not flags.FLAGS.workdir:
+    raise app.UsageError("usage: python -m jaxfer.omni --config FILE "
+                         "--workdir DIR")
+  try:
+    run(flags.FLAGS.config, flags.FLAGS.workdir)
+  except (train.NonFiniteLoss, ValueError, FileNotFoundError) as e:
+    print(f"jaxfer.omni: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

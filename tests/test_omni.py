@@ -1,0 +1,63 @@
+"""The omni-supervised pipeline: its config, the links between stages, and
+the smoke pipeline end to end on the FER2013 sample (a rerun skips the
+finished stages)."""
+
+import json
+
+import pytest
+
+from jaxfer import omni
+from conftest import FER_SAMPLE, config, need
+
+
+@pytest.mark.parametrize("variant", ["", "smoke", "lfw", "lfw,smoke"])
+def test_every_stage_config_is_complete(variant, tmp_path):
+  c = config("omni_fer2013", variant)
+  c.lock()
+  c.data_path = "/data/fer2013.csv"
+  c.seed = 3
+  assert tuple(c.stages) == omni.STAGES
+  for name in omni.STAGES:
+    s = omni.stage_config(c, name, tmp_path)
+    if name == "select":
+      assert s.select.model_workdir == str(tmp_path / "primitive")
+      assert s.select.pool.source == ("unlabeled_folder" if "lfw" in variant
+                                      else "rest")
+      continue
+    assert s.data.path == "/data/fer2013.csv" and s.seed == 3
+    assert s.method == ("distill" if name == "distill" else "supervised")
+  assert omni.stage_config(c, "mined", tmp_path).data.mined.path == str(
+      tmp_path / "select" / "mined")
+  assert omni.stage_config(c, "distilled", tmp_path).data.distilled.path == \
+      str(tmp_path / "distill" / "distilled")
+
+
+def test_unknown_stage_is_an_error(tmp_path):
+  c = config("omni_fer2013", "smoke")
+  c.stages = ("primitive", "mine")
+  with pytest.raises(ValueError, match="config.stages has"):
+    omni.run(c, str(tmp_path))
+
+
+def test_smoke_pipeline_trains_on_the_mined_set_and_skips_on_rerun(
+    tmp_path, capsys):
+  need(FER_SAMPLE)
+  c = config("omni_fer2013", "smoke")
+  c.data_path = str(FER_SAMPLE)
+  c.stages = ("primitive", "select", "mined")
+  c.select.confidence = 0.0
+  c.select.agree = False
+  summary = omni.run(c, str(tmp_path))
+  kept = sum(summary["select"]["result"]["per_class"].values())
+  assert kept > 0
+  data_log = (tmp_path / "mined" / "config.json").read_text()
+  assert str(tmp_path / "select" / "mined") in data_log
+  out = capsys.readouterr().out
+  labeled = [l for l in out.splitlines() if "+mined(" in l]
+  assert labeled, out                    # the mined stage read labeled + mined
+  assert all(0 <= summary[s]["result"]["PrivateTest/model/accuracy"] <= 1
+             for s in ("primitive", "mined"))
+  again = omni.run(c, str(tmp_path))
+  assert "finished earlier, skipped" in capsys.readouterr().out
+  assert json.loads(json.dumps(again, default=float)) == json.loads(
+      (tmp_path / "omni.json").read_text())
