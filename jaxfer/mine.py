@@ -13,11 +13,12 @@ the first missing chunk and ends with the same tables. Then
 ``<workdir>/mined/`` (`jaxfer.data.mined`), with ``selection.json``.
 """
 
+import dataclasses
 import functools
-import hashlib
 import json
 import os
 import pathlib
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -25,66 +26,16 @@ import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxfer import parallel
-from jaxfer import report
 from jaxfer import restore
 from jaxfer.data import build as data_build
-from jaxfer.data import mined as mined_lib
 from jaxfer.data import transforms
 from jaxfer.data.sources import DataError
-from jaxfer.mining import rules as rules_lib
+from jaxfer.mining import output
 from jaxfer.mining import score as score_lib
+from jaxfer.mining.pool import blank, identities, pixel_hash, pixels
 
 _TABLE = ("index", "valid", "confidence", "pred", "proto", "similarity",
           "max_similarity", "hash", "identity")
-
-
-def pixels(image, size, channels: int) -> np.ndarray:
-  """The uint8 face the model sees (before normalisation)."""
-  return np.ascontiguousarray(transforms.resize(
-      transforms.to_channels(image, channels), size))
-
-
-def _blank(size, channels: int) -> np.ndarray:
-  return pixels(np.zeros((1, 1, channels), np.uint8), size, channels) * 0
-
-
-def pixel_hash(px: np.ndarray) -> np.uint64:
-  """64 bits of BLAKE2b over a face's shape and pixels."""
-  h = hashlib.blake2b(px.tobytes(), digest_size=8,
-                      person=str(px.shape).encode()[:16])
-  return np.uint64(int.from_bytes(h.digest(), "little"))
-
-
-def _unwrap(pool, i: int):
-  """(innermost source, its index) of pool item i through the wrappers."""
-  while True:
-    if hasattr(pool, "indices"):                # Subset
-      pool, i = pool.parent, int(pool.indices[i])
-    elif hasattr(pool, "parent"):               # Unlabeled, CenterCropped
-      pool = pool.parent
-    else:
-      return pool, i
-
-
-def source_id(pool, i: int) -> str:
-  src, j = _unwrap(pool, int(i))
-  if hasattr(src, "source_id"):
-    return src.source_id(j)
-  if hasattr(src, "paths"):
-    return src.paths[j]
-  return f"{src.name} row {j}"
-
-
-def identities(pool) -> np.ndarray:
-  """int32 identity per pool face (-1 unknown): top-level folder or MID."""
-  out = np.full(len(pool), -1, np.int32)
-  src, _ = _unwrap(pool, 0)
-  if getattr(src, "identities", None) is None:
-    return out
-  for i in range(len(pool)):
-    s, j = _unwrap(pool, i)
-    out[i] = s.identities[j]
-  return out
 
 
 def _pool_batches(pool, tf, *, start: int, stop: int, batch_size: int,
@@ -103,7 +54,7 @@ def _pool_batches(pool, tf, *, start: int, stop: int, batch_size: int,
     except DataError:
       if on_bad != "skip":
         raise
-      px, valid = _blank(size, channels), 0
+      px, valid = blank(size, channels), 0
     h = int(pixel_hash(px))
     return {"image": tf({"image": px})["image"], "mask": np.float32(e < n),
             "valid": np.float32(valid), "hash_lo": np.uint32(h & 0xFFFFFFFF),
@@ -132,13 +83,25 @@ def _features(feat_fn, variables, src, tf, *, batch_size, size,
   return np.concatenate(feats), np.concatenate(labels), hashes
 
 
-def run(config, workdir: str) -> dict:
-  """Scores the pool, selects, writes the mined set; returns the summary."""
-  sel = config.select
-  workdir = pathlib.Path(workdir).expanduser().absolute()
-  scores_dir = workdir / "scores"
-  scores_dir.mkdir(parents=True, exist_ok=True)
-  is_main = jax.process_index() == 0
+@dataclasses.dataclass
+class Scorer:
+  """The primitive model ready to score faces over the mesh."""
+  score: Callable                     # jitted (variables, batch, *args)
+  variables: dict
+  args: tuple                         # prototypes, k-NN bank and its labels
+  transform: Callable                 # uint8 face -> normalized input
+  size: int
+  channels: int
+  batch_size: int
+  sharded: NamedSharding
+  fingerprint: dict                   # what the score tables depend on
+
+
+def prepare(sel):
+  """(scorer, primitive config, full train split, rest indices, banned
+  hashes) for `config.select`: the model restored, the prototypes (and
+  k-NN bank) from its labeled set, the labeled and evaluation faces'
+  pixel hashes."""
   if not sel.model_workdir:
     raise ValueError("config.select.model_workdir must name the primitive "
                      "model's jaxfer.main workdir")
@@ -153,12 +116,6 @@ def run(config, workdir: str) -> dict:
   repl, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   variables = jax.device_put(variables, repl)
   full, labeled, rest_idx = data_build.labeled_split(d)
-  pool = data_build.pool_source(sel.pool, full, rest_idx,
-                                "config.select.pool")
-  true = (np.asarray(full.labels)[rest_idx] if sel.pool.source == "rest"
-          else None)
-  evals = {s: data_build.make_source(d, s) for s in d.eval_splits}
-
   feat_fn = jax.jit(score_lib.features_fn(method.apply), out_shardings=repl)
   kw = dict(batch_size=sel.batch_size, size=size, channels=ch,
             sharded=sharded)
@@ -166,60 +123,102 @@ def run(config, workdir: str) -> dict:
                                             **kw)
   protos = np.asarray(score_lib.prototypes(bank, bank_labels, c))
   banned = set(lab_hashes)
-  for src in evals.values():
-    banned.update(_features(feat_fn, variables, src, tf, **kw)[2])
+  for split in d.eval_splits:
+    banned.update(_features(feat_fn, variables,
+                            data_build.make_source(d, split), tf, **kw)[2])
   score = jax.jit(_batch_score(score_lib.score_fn(method.apply, knn=sel.knn)),
                   out_shardings=repl)
-  args = jax.device_put((protos, bank, bank_labels), repl)
-
-  fingerprint = dict(pool=pool.name, pool_size=len(pool),
-                     model_workdir=str(sel.model_workdir), model=model_name,
+  fingerprint = dict(model_workdir=str(sel.model_workdir), model=model_name,
                      step=int(np.asarray(state.step)), best=bool(sel.best),
-                     batch_size=sel.batch_size, chunk=sel.chunk_batches,
-                     knn=sel.knn, features=bool(sel.save_features))
-  _check_fingerprint(scores_dir / "pass.json", fingerprint, is_main)
-  n, cb = len(pool), sel.chunk_batches
-  num_chunks = -(-n // (sel.batch_size * cb))
+                     batch_size=sel.batch_size, knn=sel.knn)
+  scorer = Scorer(score, variables,
+                  jax.device_put((protos, bank, bank_labels), repl), tf,
+                  size, ch, sel.batch_size, sharded, fingerprint)
+  return scorer, pcfg, full, rest_idx, banned
+
+
+def score_pool(scorer: Scorer, pool, scores_dir, *, chunk_batches: int,
+               on_bad: str = "error", save_features: bool = True,
+               true_labels=None, progress: bool = True) -> int:
+  """Writes the score tables of `pool` to `scores_dir`, resuming at the
+  first missing chunk; returns how many faces this call scored."""
+  scores_dir = pathlib.Path(scores_dir)
+  scores_dir.mkdir(parents=True, exist_ok=True)
+  is_main = jax.process_index() == 0
+  bs, cb, n = scorer.batch_size, chunk_batches, len(pool)
+  _check_fingerprint(scores_dir / "pass.json", dict(
+      pool=pool.name, pool_size=n, chunk=cb, features=bool(save_features),
+      **scorer.fingerprint), is_main)
+  num_batches = -(-n // bs)
   done = 0
   while (scores_dir / f"chunk_{done:06d}.npz").exists():
     done += 1
   ident = identities(pool)
-  bar = tqdm.tqdm(total=n, initial=min(n, done * cb * sel.batch_size),
-                  unit="img", unit_scale=True, disable=not is_main,
+  bar = tqdm.tqdm(total=n, initial=min(n, done * cb * bs), unit="img",
+                  unit_scale=True, disable=not (is_main and progress),
                   dynamic_ncols=True, mininterval=2.0, desc="select pass")
-  for k in range(done, num_chunks):
-    batches = _pool_batches(pool, tf, start=k * cb, stop=min(
-        (k + 1) * cb, -(-n // sel.batch_size)), batch_size=sel.batch_size,
-                            on_bad=sel.pool.get("on_bad", "error"),
-                            size=size, channels=ch)
-    cols = {}
-    for b, batch in enumerate(batches):
-      out = score(variables, {key: jax.make_array_from_process_local_data(
-          sharded, v) for key, v in batch.items()}, *args)
-      out = {key: np.asarray(v) for key, v in out.items()}
-      out["hash"] = (out.pop("hash_hi").astype(np.uint64) << np.uint64(32)
-                     | out.pop("hash_lo").astype(np.uint64))
-      first = (k * cb + b) * sel.batch_size
-      real = out.pop("mask") > 0
-      out["index"] = np.arange(first, first + sel.batch_size)
-      for key, v in out.items():
-        cols.setdefault(key, []).append(v[real])
-      bar.update(int(real.sum()))
+  scored = 0
+  for k in range(done, -(-num_batches // cb)):
+    batches = _pool_batches(pool, scorer.transform, start=k * cb,
+                            stop=min((k + 1) * cb, num_batches),
+                            batch_size=bs, on_bad=on_bad, size=scorer.size,
+                            channels=scorer.channels)
+    cols, pending = {}, None
+    for b, batch in enumerate([*batches, None]):
+      # Dispatch batch b before reading batch b - 1's scores back, so the
+      # device is not idle while the host copies.
+      out = None if batch is None else scorer.score(
+          scorer.variables, {key: jax.make_array_from_process_local_data(
+              scorer.sharded, v) for key, v in batch.items()}, *scorer.args)
+      if pending is not None:
+        rows = _host_rows(pending, (k * cb + b - 1) * bs, bs)
+        for key, v in rows.items():
+          cols.setdefault(key, []).append(v)
+        bar.update(len(rows["index"]))
+        scored += len(rows["index"])
+      pending = out
     table = {key: np.concatenate(v) for key, v in cols.items()}
-    table["valid"] = table["valid"] > 0
     table["identity"] = ident[table["index"]]
-    if true is not None:
-      table["true_label"] = true[table["index"]]
+    if true_labels is not None:
+      table["true_label"] = true_labels[table["index"]]
     feature = table.pop("feature")
-    if sel.save_features:
+    if save_features:
       table["feature"] = feature.astype(np.float16)
     if is_main:
       tmp = scores_dir / f"chunk_{k:06d}.tmp.npz"
       np.savez(tmp, **table)
       os.replace(tmp, scores_dir / f"chunk_{k:06d}.npz")
   bar.close()
-  return _select(sel, workdir, pool, read_tables(scores_dir), banned,
-                 tuple(full.class_names), size, ch, is_main)
+  return scored
+
+
+def _host_rows(out, first: int, batch_size: int) -> dict:
+  """A scored batch on the host: the real rows, the hash re-assembled."""
+  out = {key: np.asarray(v) for key, v in out.items()}
+  out["hash"] = (out.pop("hash_hi").astype(np.uint64) << np.uint64(32)
+                 | out.pop("hash_lo").astype(np.uint64))
+  out["index"] = np.arange(first, first + batch_size)
+  out["valid"] = out["valid"] > 0
+  real = out.pop("mask") > 0
+  return {key: v[real] for key, v in out.items()}
+
+
+def run(config, workdir: str) -> dict:
+  """Scores the pool, selects, writes the mined set; returns the summary."""
+  sel = config.select
+  workdir = pathlib.Path(workdir).expanduser().absolute()
+  scorer, pcfg, full, rest_idx, banned = prepare(sel)
+  pool = data_build.pool_source(sel.pool, full, rest_idx,
+                                "config.select.pool")
+  true = (np.asarray(full.labels)[rest_idx] if sel.pool.source == "rest"
+          else None)
+  score_pool(scorer, pool, workdir / "scores",
+             chunk_batches=sel.chunk_batches,
+             on_bad=sel.pool.get("on_bad", "error"),
+             save_features=sel.save_features, true_labels=true)
+  return output.write(sel, workdir, pool, read_tables(workdir / "scores"), banned,
+                 tuple(full.class_names), pcfg.data.image_size,
+                 pcfg.data.channels, jax.process_index() == 0)
 
 
 def _batch_score(fn):
@@ -257,75 +256,3 @@ def read_tables(scores_dir, columns=None) -> dict:
       for key in columns or [k for k in z.files if k != "feature"]:
         cols.setdefault(key, []).append(z[key])
   return {k: np.concatenate(v) for k, v in cols.items()}
-
-
-def _rule(sel) -> rules_lib.Rule:
-  per_class = tuple(sel.confidence_per_class)
-  return rules_lib.Rule(
-      confidence=per_class or sel.confidence,
-      confidence_quantile=sel.confidence_quantile, agree=sel.agree,
-      similarity=sel.similarity, knn_agree=sel.knn_agree,
-      knn_share=sel.knn_share, per_class=sel.per_class,
-      per_identity=sel.per_identity, score_weight=sel.score_weight)
-
-
-def _select(sel, workdir, pool, table, banned, class_names, size, ch,
-            is_main) -> dict:
-  rule = _rule(sel)
-  pos, thr, counts = rules_lib.select(rule, table, len(class_names), banned)
-  idx = table["index"][pos]
-  labels = table["pred"][pos]
-  summary = {"counts": counts,
-             "thresholds": dict(zip(class_names, map(float, thr))),
-             "per_class": {n: int((labels == k).sum())
-                           for k, n in enumerate(class_names)},
-             "skipped_undecodable": int((~table["valid"]).sum())}
-  if "true_label" in table:
-    true = table["true_label"][pos]
-    summary["precision"] = {
-        n: float((true[labels == k] == k).mean()) if (labels == k).any()
-        else None for k, n in enumerate(class_names)}
-    summary["precision_all"] = float((true == labels).mean()) if len(
-        true) else None
-  if is_main:
-    faces = np.concatenate([_blank(size, ch)[None]] + [
-        pixels(pool[int(i)]["image"], size, ch)[None] for i in idx])[1:]
-    manifest = {"pool_index": idx,
-                "source_id": [source_id(pool, i) for i in idx],
-                "identity": table["identity"][pos],
-                "confidence": table["confidence"][pos],
-                "similarity": table["similarity"][pos],
-                "score": rules_lib.scores_of(rule, table)[pos]}
-    if "true_label" in table:
-      manifest["true_label"] = table["true_label"][pos]
-    mined_lib.save(workdir / "mined", images=faces, labels=labels,
-                   class_names=class_names, manifest=manifest,
-                   sheet_per_class=sel.sheet_per_class, pool=pool.name,
-                   rule=dict(sel.to_dict()), selection=summary)
-    if "true_label" in table:
-      report.precision_curves(
-          _curves(rule, table, banned, len(class_names)), class_names,
-          workdir / "precision.png",
-          marks={k: int((labels == k).sum()) for k in range(len(class_names))})
-    (workdir / "selection.json").write_text(json.dumps(summary, indent=2))
-    print(f"jaxfer.select: kept {len(idx)} of {len(pool)} faces: " + ", ".join(
-        f"{n} {v}" for n, v in summary["per_class"].items()), flush=True)
-    for k, v in counts.items():
-      print(f"  {k}: {v}", flush=True)
-  return summary
-
-
-def _curves(rule, table, banned, num_classes: int) -> dict:
-  """Precision of the best n eligible faces of each class, n = 1.."""
-  thr = rules_lib.thresholds(rule, table["confidence"], table["pred"],
-                             table["valid"], num_classes)
-  ok = rules_lib.eligible(rule, table, thr) & ~np.isin(
-      table["hash"], np.asarray(list(banned), np.uint64))
-  scores = rules_lib.scores_of(rule, table)
-  out = {}
-  for k in range(num_classes):
-    rows = np.flatnonzero(ok & (table["pred"] == k))
-    rows = rows[np.lexsort((table["index"][rows], -scores[rows]))]
-    hits = np.cumsum(table["true_label"][rows] == k)
-    out[k] = hits / np.arange(1, len(rows) + 1)
-  return out
