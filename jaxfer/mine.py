@@ -95,6 +95,8 @@ class Scorer:
   batch_size: int
   sharded: NamedSharding
   fingerprint: dict                   # what the score tables depend on
+  forward: Callable                   # the model: (variables, x) -> (logits,
+                                      # features)
 
 
 def prepare(sel):
@@ -133,7 +135,8 @@ def prepare(sel):
                      batch_size=sel.batch_size, knn=sel.knn)
   scorer = Scorer(score, variables,
                   jax.device_put((protos, bank, bank_labels), repl), tf,
-                  size, ch, sel.batch_size, sharded, fingerprint)
+                  size, ch, sel.batch_size, sharded, fingerprint,
+                  method.apply)
   return scorer, pcfg, full, rest_idx, banned
 
 

@@ -65,3 +65,28 @@ def test_bench_memory_only_has_no_times():
                                ts=(), scan_ts=(2,))
   r = out["rows"]["T=2 scan+remat"]
   assert math.isnan(r["median_sec"]) and r["memory_bytes"] > 0
+
+
+def test_bench_select_rows(tmp_path):
+  """Both pool sizes are scored; the ratios are those of the figures."""
+  import os  # pylint: disable=g-import-not-at-top
+  from conftest import FER_SAMPLE, LFW, need  # pylint: disable=g-import-not-at-top
+  from jaxfer.bench import select  # pylint: disable=g-import-not-at-top
+  need(FER_SAMPLE)
+  need(LFW)
+  for name in sorted(os.listdir(LFW))[:20]:
+    os.symlink(LFW / name, tmp_path / name)
+  c = config("omni_fer2013", "lfw,smoke")
+  c.data_path = str(FER_SAMPLE)
+  c.select.pool.path = str(tmp_path)
+  out = select.run(c, pool_size=300, forward_batches=2)
+  small, big = out["passes"]
+  assert big["faces"] == 300 and 0 < small["faces"] < 300
+  for r in (small, big):
+    assert r["images_per_sec"] == pytest.approx(r["faces"] / r["seconds"])
+    assert r["pass_over_forward"] == pytest.approx(
+        r["images_per_sec"] / out["forward_images_per_sec"])
+    assert r["score_table_bytes"] > 0
+  assert out["forward_flops_per_face"] > 0
+  assert out["mscelebs_hours_at_pass_rate"] == pytest.approx(
+      5.8e6 / big["images_per_sec"] / 3600)

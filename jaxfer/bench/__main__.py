@@ -24,7 +24,10 @@ flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
 flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
                   "the lax.scan + remat rows (compile time flat in T).")
 
-_COMMANDS = ("train", "parallel", "meta", "distill", "step")
+flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
+                     "this many faces for the second row.")
+
+_COMMANDS = ("train", "parallel", "meta", "distill", "select", "step")
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -48,7 +51,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) != 2 or argv[1] not in _COMMANDS or flags.FLAGS.config is None:
     raise app.UsageError("usage: python -m jaxfer.bench "
-                         "{train,parallel,meta,distill} --config FILE")
+                         "{train,parallel,meta,distill,select} --config FILE")
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
   if what == "meta":
     from jaxfer.bench import meta
@@ -59,6 +62,9 @@ def main(argv):
     from jaxfer.bench import distill
     out = distill.run(config, steps, _ints(flags.FLAGS.ts),
                       _ints(flags.FLAGS.scan_ts))
+  elif what == "select":
+    from jaxfer.bench import select
+    out = select.run(config, flags.FLAGS.pool_size)
   elif what == "parallel":
     from jaxfer.bench import parallel
     out = parallel.run(_config_args(sys.argv[2:]), steps)
