@@ -132,7 +132,7 @@ def load_arrays(path: str, on_bad: str = "error", cache_dir: str | None = None):
   out = parse_csv(path, on_bad=on_bad)
   if cache is not None and on_bad == "error":
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # racers
     np.savez(tmp, images=out[0], labels=out[1], usage=out[2], rows=out[3])
     os.replace(tmp, cache)
   return out
