@@ -30,10 +30,13 @@ from jaxfer import train
 STAGES = ("primitive", "select", "mined", "distill", "distilled")
 _MARK = "stage.json"
 
-config_flags.DEFINE_config_file("config", None, "An omni pipeline config "
-                                "(configs/omni_fer2013.py).",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Where the stages' sub-workdirs go.")
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module for `run` must not add global flags)."""
+  config_flags.DEFINE_config_file("config", None, "An omni pipeline config "
+                                  "(configs/omni_fer2013.py).",
+                                  lock_config=True)
+  flags.DEFINE_string("workdir", None, "Where the stages' sub-workdirs go.")
 
 
 def stage_config(config, name: str, workdir: pathlib.Path):
@@ -102,4 +105,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -21,10 +21,13 @@ from ml_collections import config_flags
 from jaxfer import mine
 from jaxfer.data.sources import DataError
 
-config_flags.DEFINE_config_file("config", None, "Config file with a "
-                                "`select` section.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Where the score tables and the mined "
-                    "set go; a pass there is resumed.")
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module for `run` must not add global flags)."""
+  config_flags.DEFINE_config_file("config", None, "Config file with a "
+                                  "`select` section.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Where the score tables and the mined "
+                      "set go; a pass there is resumed.")
 
 
 def main(argv):
@@ -43,4 +46,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
