@@ -47,8 +47,17 @@ class Checkpointer:
     if best_value is not None and step not in self.best.all_steps():
       self.best.save(step, args=args, metrics={"value": float(best_value)})
 
+  def latest_config(self) -> dict | None:
+    """The config saved with the latest checkpoint (None: no checkpoint),
+    read without the state, so it can be checked before restoring."""
+    step = self.last.latest_step()
+    if step is None:
+      return None
+    return self.last.restore(step, args=ocp.args.Composite(
+        config=ocp.args.JsonRestore())).config
+
   def restore(self, state_like, step: int | None = None, *, best=False):
-    """Restores (state, data_state, config) shaped and sharded like
+    """Restores (state, data_state, config, meta) shaped and sharded like
     `state_like` from `step` (default: the latest, or the best)."""
     manager = self.best if best else self.last
     if step is None:
@@ -58,8 +67,9 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
     out = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
-        data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
-    return out.state, out.data, out.config
+        data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore(),
+        meta=ocp.args.JsonRestore()))
+    return out.state, out.data, out.config, out.meta
 
   def close(self):
     self.last.close()

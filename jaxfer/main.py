@@ -16,6 +16,7 @@ from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
+from jaxfer import runguard
 from jaxfer import train
 
 _DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -34,7 +35,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
     train.run(flags.FLAGS.config, flags.FLAGS.workdir)
-  except (train.NonFiniteLoss, ValueError, FileNotFoundError) as e:
+  except runguard.Preempted as e:
+    print(f"jaxfer: {e}", file=sys.stderr)
+    sys.exit(runguard.REQUEUE_EXIT)
+  except (train.NonFiniteLoss, runguard.WorkdirBusy, ValueError,
+          FileNotFoundError) as e:
     print(f"jaxfer: error: {e}", file=sys.stderr)
     sys.exit(1)
 

@@ -34,8 +34,14 @@ class Writer:
     """
     if not self.path.exists():
       return
-    keep = [line for line in self.path.read_text().splitlines()
-            if line and json.loads(line)["step"] <= step]
+    keep = []
+    for line in self.path.read_text().splitlines():
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue          # the last line, torn by a kill in mid-write
+      if row["step"] <= step:
+        keep.append(line)
     self.path.write_text("".join(line + "\n" for line in keep))
 
   def write(self, step: int, split: str, metrics: dict, **tags) -> None:

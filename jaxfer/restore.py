@@ -24,7 +24,7 @@ def load(workdir: str, *, best: bool = True):
                          jnp.zeros((1, size, size, ch)))
   ckpt = ckpt_lib.Checkpointer(workdir)
   state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
-  state, _, _ = ckpt.restore(state, best=best)
+  state = ckpt.restore(state, best=best)[0]
   ckpt.close()
   return config, meta, method, state
 

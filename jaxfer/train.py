@@ -26,6 +26,7 @@ from jaxfer import metrics as metrics_lib
 from jaxfer import models
 from jaxfer import parallel
 from jaxfer import report
+from jaxfer import runguard
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
 
@@ -84,6 +85,19 @@ def _check_finite(pending: list, first_step: int, last_ckpt) -> None:
         "the learning rate, or check the data)")
 
 
+def _check_same_config(workdir, old: dict, new: dict) -> None:
+  """A workdir resumes only with the config its checkpoint was written with
+  (less `runguard.SAFE_TO_CHANGE`)."""
+  changes = runguard.config_changes(old, new)
+  if changes:
+    lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, a, b in changes[:20])
+    raise ValueError(
+        f"{workdir} holds a run with another config; these fields differ "
+        f"(checkpoint -> now):\n{lines}\nUse the same config to resume it, "
+        "or another --workdir for a new run (fields that may change on "
+        "resume: README, 'What survives what').")
+
+
 def _group_summaries(metrics: dict) -> dict:
   """Mean and std over models named "<group>/<i>" (several networks of one
   protocol): {"<group>/mean": {...}, "<group>/std": {...}}."""
@@ -110,10 +124,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
   parallel.maybe_initialize(config.distributed)
   workdir = pathlib.Path(workdir).expanduser().absolute()
   workdir.mkdir(parents=True, exist_ok=True)
+  # One run per workdir: process 0 (the writer) holds its lock.
+  lock = (runguard.WorkdirLock(workdir) if jax.process_index() == 0
+          else None)
+  try:
+    return _train(config, workdir)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(config, workdir: pathlib.Path) -> dict:
   is_main = jax.process_index() == 0
   if is_main:
     print(f"jaxfer: writing to {workdir}", flush=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   mesh = parallel.make_mesh()
   for field in ("batch_size", "eval_batch_size"):
     parallel.check_divisible(f"config.data.{field}", config.data[field],
@@ -139,14 +163,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   ckpt = ckpt_lib.Checkpointer(workdir, keep=config.checkpoint.keep)
   train_iter = iter(data.train)
+  cfg_dict = json.loads(config.to_json_best_effort())
+  old_cfg = ckpt.latest_config()
+  if old_cfg is not None:
+    _check_same_config(workdir, old_cfg, cfg_dict)
   restored = ckpt.restore(state)
-  start = 0
+  start, pending = 0, []
   if restored is not None:
-    state, data_state, _ = restored
+    state, data_state, _, old_meta = restored
     train_iter.set_state(data_state)
     start = int(state.step)
+    # Metrics of the steps since the last log row (a preempted run's).
+    pending = [{k: np.float32(v) for k, v in m.items()}
+               for m in old_meta.get("pending_metrics", [])]
     if is_main:
       print(f"jaxfer: resumed from step {start}", flush=True)
+  if is_main:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   writer = report.Writer(workdir, resume_step=start)
   writer.text("data", "\n\n".join(data.log))
   if is_main:
@@ -154,7 +187,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   state = runner.put_state(state)
   apply_jit = jax.jit(_eval_fn(method.apply), out_shardings=repl)
-  cfg_dict = json.loads(config.to_json_best_effort())
   last_ckpt, result = (start or None), {}
 
   def do_eval(step: int, final: bool) -> float | None:
@@ -196,10 +228,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       method.export(runner.host_state(state), workdir, data.class_names)
     return best_value
 
-  pending, t_log, wait = [], time.perf_counter(), 0.0
+  t_log, wait = time.perf_counter(), 0.0
   total = config.total_steps
+  meta = {"class_names": list(data.class_names), "pool_size": data.pool_size}
   bar = tqdm.tqdm(total=total, initial=start, disable=not is_main,
                   unit="step", dynamic_ncols=True, mininterval=2.0)
+  preemption = runguard.Preemption().__enter__()
   try:
     for step in range(start + 1, total + 1):
       t0 = time.perf_counter()
@@ -225,11 +259,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
         ckpt.save(step, runner.host_state(state), train_iter.get_state(),
-                  cfg_dict, meta={"class_names": list(data.class_names),
-                                  "pool_size": data.pool_size},
-                  last=is_ckpt, best_value=best_value)
+                  cfg_dict, meta=meta, last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
+      if preemption.requested(step) and step < total:
+        if not is_ckpt:
+          ckpt.save(step, runner.host_state(state), train_iter.get_state(),
+                    cfg_dict, meta={**meta, "pending_metrics": [
+                        {k: float(v) for k, v in m.items()}
+                        for m in jax.device_get(pending)]})
+        raise runguard.Preempted(
+            f"SIGTERM: stopped after step {step} with a checkpoint there; "
+            f"run the same command again to resume (exit status "
+            f"{runguard.REQUEUE_EXIT})")
   finally:
+    preemption.__exit__()
     bar.close()
     ckpt.close()
     writer.close()

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Bottom to top, as the README's Layout section draws them.
 FLOORS = (
-    ("leaves", ("jaxfer.losses", "jaxfer.metrics", "jaxfer.optim",
+    ("leaves", ("jaxfer.losses", "jaxfer.metrics", "jaxfer.optim", "jaxfer.runguard",
                 "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
                 "jaxfer.report")),
     ("data and models", ("jaxfer.data", "jaxfer.models")),

@@ -74,7 +74,8 @@ _DTM = ["--config.method=dtm", "--config.mu=1",
         "--config.dtm.tau=0.3"]
 
 
-@pytest.mark.parametrize("method", ["supervised", "dtm"])
+# The supervised loop's many-kill test is tests/test_survival.py.
+@pytest.mark.parametrize("method", ["dtm"])
 def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path, method):
   args = [*SMOKE, "--config.total_steps=40", "--config.checkpoint.every=5",
           "--config.eval_every=20", *(_DTM if method == "dtm" else [])]

@@ -21,6 +21,7 @@ import hashlib
 import os
 import pathlib
 import warnings
+import zlib
 
 import numpy as np
 
@@ -69,23 +70,34 @@ def parse_csv(path: str, *, on_bad: str = "error"):
   if not os.path.exists(path):
     raise DataError(f"FER2013 file not found: {path}")
   images, labels, usage, rows, skipped = [], [], [], [], []
-  with _open_text(path) as f:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header] != [
-        "emotion", "pixels", "Usage"]:
-      raise DataError(f"{path}: header is {header}, expected "
-                      "['emotion', 'pixels', 'Usage']")
-    for row, fields in enumerate(reader):
-      try:
-        images.append(_parse_row(path, row, fields))
-        labels.append(int(fields[0]))
-        usage.append(SPLITS.index(fields[2].strip()))
-        rows.append(row)
-      except DataError as e:
-        if on_bad == "error":
-          raise
-        skipped.append((f"{path}:{row + 2}", str(e)))
+  row = -1
+  try:
+    with _open_text(path) as f:
+      reader = csv.reader(f)
+      header = next(reader, None)
+      if header is None or [h.strip() for h in header] != [
+          "emotion", "pixels", "Usage"]:
+        raise DataError(f"{path}: header is {header}, expected "
+                        "['emotion', 'pixels', 'Usage']" + (
+                            " (the file is empty)" if header is None
+                            else ""))
+      for row, fields in enumerate(reader):
+        try:
+          images.append(_parse_row(path, row, fields))
+          labels.append(int(fields[0]))
+          usage.append(SPLITS.index(fields[2].strip()))
+          rows.append(row)
+        except DataError as e:
+          if on_bad == "error":
+            raise
+          skipped.append((f"{path}:{row + 2}", str(e)))
+  except (EOFError, OSError, zlib.error, UnicodeDecodeError, csv.Error) as e:
+    # A truncated or corrupt file: never a silently shorter dataset, even
+    # with on_bad="skip" (what follows the damage cannot be read).
+    after = (f"after data row {row} (line {row + 2})" if row >= 0
+             else "before its first data row")
+    raise DataError(f"{path}: cannot be read {after}: {type(e).__name__}: "
+                    f"{e}; the file is truncated or corrupt") from e
   if not images:
     raise DataError(f"{path}: no rows")
   return (np.stack(images)[..., None], np.array(labels, np.int32),
