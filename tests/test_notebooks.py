@@ -17,7 +17,10 @@ def test_notebook_runs(name, monkeypatch):
   display = types.ModuleType("IPython.display")
   display.display = shown.append
   display.Image = lambda filename: os.path.getsize(filename)
-  monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+  # matplotlib looks IPython up when it picks a backend and makes figures.
+  ipython = types.ModuleType("IPython")
+  ipython.get_ipython, ipython.version_info = lambda: None, (8, 0, 0)
+  monkeypatch.setitem(sys.modules, "IPython", ipython)
   monkeypatch.setitem(sys.modules, "IPython.display", display)
   monkeypatch.chdir(ROOT / "notebooks")
   nb = json.loads((ROOT / "notebooks" / name).read_text())
