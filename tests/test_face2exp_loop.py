@@ -102,19 +102,13 @@ def test_finetune_stage_function_equals_the_conditional_step():
   batch = {k: jnp.asarray(v, jnp.float32) if v.dtype != jnp.int32 else v
            for k, v in testing.tiny_meta_batch(labeled=4, unlabeled=4,
                                                num_classes=7).items()}
-  for step in (4, 5):
+  # Before the switch the meta step, from it on the finetune step.
+  for step, stage_fn, stage in ((0, meta, 0.0), (3, meta, 0.0),
+                                (4, tune, 1.0), (5, tune, 1.0)):
     s = state.replace(step=jnp.int32(step))
     a = jax.jit(meth.step)(s, batch, jax.random.key(1))
-    b = jax.jit(tune)(s, batch, jax.random.key(1))
+    b = jax.jit(stage_fn)(s, batch, jax.random.key(1))
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
                                  atol=1e-7)
-    assert float(a[1]["stage"]) == 1.0
-  for step in (0, 3):                 # before the switch: the meta step
-    s = state.replace(step=jnp.int32(step))
-    a = jax.jit(meth.step)(s, batch, jax.random.key(1))
-    b = jax.jit(meta)(s, batch, jax.random.key(1))
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
-                                 atol=1e-7)
-    assert float(a[1]["stage"]) == 0.0
+    assert float(a[1]["stage"]) == stage
