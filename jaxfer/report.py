@@ -5,6 +5,7 @@ not need TensorFlow.
 """
 
 import json
+import os
 import pathlib
 
 import jax
@@ -23,9 +24,25 @@ class Writer:
       self._truncate(resume_step)
     elif self.path.exists():
       self.path.unlink()
+    self._files = 0
+    # TensorBoard hides earlier events at steps >= purge_step: the rows of
+    # the resume step itself (logged with its checkpoint) stay.
+    self.tb = self._open(purge_step=resume_step + 1 if resume_step else None)
+
+  def _open(self, purge_step=None):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    self.tb = SummaryWriter(str(pathlib.Path(workdir) / "tb"),
-                            purge_step=resume_step or None)
+    self._files += 1
+    return SummaryWriter(str(self.path.parent / "tb"), purge_step=purge_step,
+                         filename_suffix=f".{os.getpid()}.{self._files}")
+
+  def sync(self) -> None:
+    """Puts every row written so far on disk, TensorBoard events included
+    (tensorboardX writes them from a queue in a thread: only closing the
+    file drains it), so a checkpoint saved next never outlives its rows.
+    The next rows go to a new event file."""
+    if self.active:
+      self.tb.close()
+      self.tb = self._open()
 
   def _truncate(self, step: int) -> None:
     """Drops lines written after `step`, the step a resumed run restarts at.

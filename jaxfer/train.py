@@ -258,11 +258,13 @@ def _train(config, workdir: pathlib.Path) -> dict:
         pending, t_log, wait = [], time.perf_counter(), 0.0
       best_value = do_eval(step, step == total) if is_eval else None
       if is_ckpt or best_value is not None:
+        writer.sync()                 # the rows up to here, before the save
         ckpt.save(step, runner.host_state(state), train_iter.get_state(),
                   cfg_dict, meta=meta, last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
       if preemption.requested(step) and step < total:
         if not is_ckpt:
+          writer.sync()
           ckpt.save(step, runner.host_state(state), train_iter.get_state(),
                     cfg_dict, meta={**meta, "pending_metrics": [
                         {k: float(v) for k, v in m.items()}
