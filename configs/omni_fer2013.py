@@ -91,8 +91,8 @@ def get_config(arg: str = ""):
   s.per_class = 2000
   s.batch_size = 32 if smoke else 256
   c.mined = _train(c, labeled, smoke)
-  # Distillation of labeled + mined (the DTM-table ConvNet-3 of
-  # configs/distill_fer2013.py), then training on labeled + distilled.
+  # Distillation of labeled + mined (the ConvNet-3 of
+  # configs/distill_fer2013.py:10ipc,krr), then training on labeled + distilled.
   d = defaults.base()
   d.method = "distill"
   d.data.update(c.primitive.data)
@@ -101,8 +101,11 @@ def get_config(arg: str = ""):
   d.data.strong_augment = False
   d.model = dict(name="convnet", depth=3, width=32, norm="instance",
                  dtype="float32")
+  # KRR (FRePo) with learned labels: at 10 images per class it beat the
+  # T = 10 unroll on FER2013 and ran about 6x faster (README, "Dataset
+  # distillation"): 34.1% against 31.5%, 5 min against 29.
   d.distill.update(images_per_class=10, epochs=10, augment=True,
-                   lr_init=0.02)
+                   lr_init=0.02, objective="krr", learn_labels=True)
   d.distill.eval.steps = 300
   d.total_steps = 200
   d.log_every, d.eval_every = 25, 200
