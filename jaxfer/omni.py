@@ -25,10 +25,16 @@ import ml_collections
 from ml_collections import config_flags
 
 from jaxfer import mine
+from jaxfer import runguard
 from jaxfer import train
 
 STAGES = ("primitive", "select", "mined", "distill", "distilled")
 _MARK = "stage.json"
+# What a finished stage may be rerun with and still count as finished: how
+# the run logs, reads data and uses the devices (not what it computes).
+SAFE_TO_CHANGE = tuple(f for f in runguard.SAFE_TO_CHANGE
+                       if f not in ("total_steps", "checkpoint.every")) + (
+                           "select.batch_size",)
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
@@ -53,6 +59,26 @@ def stage_config(config, name: str, workdir: pathlib.Path):
   return c
 
 
+def _as_json(c) -> dict:
+  return json.loads(json.dumps(c.to_dict(), default=str))
+
+
+def _check_finished(name: str, d: pathlib.Path, done: dict, c) -> None:
+  """A finished stage is skipped only when it ran with this config."""
+  if "config" not in done:        # written before stages kept their config
+    return
+  changes = runguard.config_changes(done["config"], _as_json(c),
+                                    SAFE_TO_CHANGE)
+  if changes:
+    lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, a, b in changes[:20])
+    later = STAGES[STAGES.index(name):]
+    raise ValueError(
+        f"stage {name} in {d} finished with another config; these fields "
+        f"differ (then -> now):\n{lines}\nTo rerun it, delete {d} and the "
+        f"sub-workdirs of the stages after it ({', '.join(later[1:])}) or "
+        "use another --workdir")
+
+
 def run(config, workdir: str) -> dict:
   """Runs the stages in order; returns {stage: {"result", "wall_s"}}."""
   workdir = pathlib.Path(workdir).expanduser().absolute()
@@ -64,17 +90,20 @@ def run(config, workdir: str) -> dict:
   for name in config.stages:
     d = workdir / name
     mark = d / _MARK
+    c = stage_config(config, name, workdir)
     if mark.exists():
-      summary[name] = json.loads(mark.read_text())
+      done = json.loads(mark.read_text())
+      _check_finished(name, d, done, c)
+      summary[name] = {k: done[k] for k in ("result", "wall_s")}
       print(f"jaxfer.omni: {name}: finished earlier, skipped", flush=True)
       continue
     print(f"jaxfer.omni: stage {name} -> {d}", flush=True)
-    c = stage_config(config, name, workdir)
     t0 = time.time()
     result = (mine.run(c, str(d)) if name == "select"
               else train.run(c, str(d)))
     summary[name] = {"result": result, "wall_s": time.time() - t0}
-    mark.write_text(json.dumps(summary[name], indent=2, default=float))
+    mark.write_text(json.dumps(dict(summary[name], config=_as_json(c)),
+                               indent=2, default=float))
   (workdir / "omni.json").write_text(json.dumps(summary, indent=2,
                                                 default=float))
   for name, s in summary.items():

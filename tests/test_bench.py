@@ -87,6 +87,6 @@ def test_bench_select_rows(tmp_path):
     assert r["pass_over_forward"] == pytest.approx(
         r["images_per_sec"] / out["forward_images_per_sec"])
     assert r["score_table_bytes"] > 0
-  assert out["forward_flops_per_face"] > 0
+  assert out["forward_flops_per_face"] > 0 and out["input_images_per_sec"] > 0
   assert out["mscelebs_hours_at_pass_rate"] == pytest.approx(
       5.8e6 / big["images_per_sec"] / 3600)

@@ -61,3 +61,14 @@ def test_smoke_pipeline_trains_on_the_mined_set_and_skips_on_rerun(
   assert "finished earlier, skipped" in capsys.readouterr().out
   assert json.loads(json.dumps(again, default=float)) == json.loads(
       (tmp_path / "omni.json").read_text())
+  # a finished stage rerun with a rule that changes its output is an error
+  # naming the field (never its stale output reused), while a field that
+  # changes only how it runs is not
+  c.select.batch_size = 16
+  omni.run(c, str(tmp_path))
+  c.select.confidence = 0.5
+  with pytest.raises(ValueError, match=r"stage select .*finished with "
+                     r"another config(.|\n)*select\.confidence: 0\.0 -> 0\.5"
+                     r"(.|\n)*delete .*select and the sub-workdirs of the "
+                     r"stages after it \(mined"):
+    omni.run(c, str(tmp_path))

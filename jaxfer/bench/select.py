@@ -12,7 +12,10 @@ weights). The pool is scored as it is and repeated to `--pool_size` faces
 images/s of the whole pass (decode, resize, hash, forward, prototypes,
 score tables written to disk) and its peak resident memory above the
 process's level before the pass. The bare forward is the jitted model on
-device-resident batches of the same faces. Also the forward's FLOPs per
+device-resident batches of the same faces; the input pipeline alone is the
+pass's reading, decoding, resizing and hashing with no device work (on a
+CPU-only machine the two share the same cores, so the pass runs near
+1 / (1/input + 1/forward); with an accelerator, near the smaller). Also the forward's FLOPs per
 face (XLA's cost analysis), for estimates on other hardware, and the time
 the measured pass rate gives for MS-Celeb-1M's 5.8M faces.
 """
@@ -92,6 +95,20 @@ def _forward_rate(scorer, pool, batches: int) -> tuple[float, float]:
   return bs * batches / dt, float(cost.get("flops", 0.0)) / bs
 
 
+def _input_rate(scorer, pool, faces: int) -> float:
+  """images/s of the pass's input pipeline alone (read, decode, resize,
+  hash, normalise; no device work) over the pool's first faces."""
+  bs = scorer.batch_size
+  batches = max(1, faces // bs)
+  it = mine._pool_batches(pool, scorer.transform, start=0, stop=batches,  # pylint: disable=protected-access
+                          batch_size=bs, on_bad="skip", size=scorer.size,
+                          channels=scorer.channels)
+  next(it)                                   # threads started, first batch
+  t0 = time.perf_counter()
+  n = sum(1 for _ in it)
+  return max(n, 1) * bs / (time.perf_counter() - t0)
+
+
 def run(config, pool_size: int, forward_batches: int = 20) -> dict:
   sel = config.select
   with tempfile.TemporaryDirectory() as tmp:
@@ -103,6 +120,7 @@ def run(config, pool_size: int, forward_batches: int = 20) -> dict:
     pool = data_build.pool_source(sel.pool, full, rest_idx,
                                   "config.select.pool")
     fwd, flops = _forward_rate(scorer, pool, forward_batches)
+    inp = _input_rate(scorer, pool, min(len(pool), 40 * scorer.batch_size))
     mine.score_pool(scorer, sources.Subset(                # compile first
         pool, np.arange(scorer.batch_size) % len(pool), "warm-up"),
                     tmp / "warm", chunk_batches=1, progress=False)
@@ -131,10 +149,12 @@ def run(config, pool_size: int, forward_batches: int = 20) -> dict:
   rate = rows[-1]["images_per_sec"]
   out = {"devices": jax.device_count(), "platform": jax.devices()[0].platform,
          "batch_size": scorer.batch_size, "forward_images_per_sec": fwd,
+         "input_images_per_sec": inp,
          "forward_flops_per_face": flops, "passes": rows,
          "mscelebs_faces": MSCELEB_FACES,
          "mscelebs_hours_at_pass_rate": MSCELEB_FACES / rate / 3600}
   print(f"bare forward: {fwd:.0f} img/s, {flops / 1e6:.1f} MFLOPs per face; "
+        f"input pipeline alone: {inp:.0f} img/s; "
         f"5.8M faces at {rate:.0f} img/s: "
         f"{out['mscelebs_hours_at_pass_rate']:.2f} h", flush=True)
   return out
