@@ -7,13 +7,16 @@ the 7 FER2013 classes, with identity, pose and lighting variation.
   python -m jaxfer.main --config configs/default.py:smoke --workdir /tmp/s
 
 Expected: see README (test accuracy far above the 14% of chance in about two
-minutes on 2 CPU cores). `:smoke` is a seconds-long variant for tests.
+minutes on 2 CPU cores). `:smoke` is a seconds-long variant for tests; `:tpu` the same job sized
+for a TPU v2-8 / v3-8 (on paper: `defaults.tpu_sized`).
 """
 
 from jaxfer import defaults
 
 
 def get_config(arg: str = ""):
+  if arg not in ("", "smoke", "tpu"):
+    raise ValueError(f"unknown variant {arg!r}; use smoke or tpu")
   smoke = arg == "smoke"
   c = defaults.base()
   c.total_steps = 20 if smoke else 600
@@ -25,4 +28,6 @@ def get_config(arg: str = ""):
   c.data.batch_size = 16 if smoke else 64
   c.data.eval_batch_size = 32 if smoke else 256
   c.model.width = 8 if smoke else 32
+  if arg == "tpu":                  # sized on paper: defaults.tpu_sized
+    defaults.tpu_sized(c)
   return c

@@ -23,6 +23,8 @@ kept-label histogram and (rest-of-Training pool) precision of the kept
 pseudo-labels are in metrics.jsonl, TensorBoard and `thresholds.png`.
 Expected results and wall times: README ("DTM"). `:smoke` is a
 seconds-long variant on the 210-row sample.
+`:tpu` sizes it for a TPU v2-8 / v3-8
+(on paper, never run: `defaults.tpu_sized`).
 """
 
 from jaxfer import defaults
@@ -30,9 +32,10 @@ from jaxfer import defaults
 
 def get_config(arg: str = ""):
   variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "lfw"}
+  unknown = variants - {"smoke", "lfw", "tpu"}
   if unknown:
-    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, lfw")
+    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, lfw, "
+                     "tpu")
   c = defaults.base()
   c.method = "dtm"
   c.mu = 1
@@ -55,6 +58,8 @@ def get_config(arg: str = ""):
     c.data.unlabeled.source = "unlabeled_folder"
     c.data.unlabeled.path = "../shared/data/lfw"
     c.data.unlabeled.center_crop = 0.5
+  if "tpu" in variants:               # sized on paper: defaults.tpu_sized
+    defaults.tpu_sized(c)
   if "smoke" in variants:
     c.data.path = "../shared/data/fer2013/fer2013_sample_210.csv"
     c.data.cache_dir = ""

@@ -27,6 +27,8 @@ override any field, e.g. --config.mined.total_steps=2000,
 --config.select.per_class=500; `seed` and `data_path` are shared by all
 stages. `:smoke` runs in seconds on the 210-row sample. Expected results
 and wall times: README ("Omni-supervised FER").
+`:tpu` sizes it for a TPU v2-8 / v3-8
+(on paper, never run: `defaults.tpu_sized`).
 """
 
 import ml_collections
@@ -66,9 +68,10 @@ def _train(c, labeled_fraction: float, smoke: bool):
 
 def get_config(arg: str = ""):
   variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "lfw"}
+  unknown = variants - {"smoke", "lfw", "tpu"}
   if unknown:
-    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, lfw")
+    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, lfw, "
+                     "tpu")
   smoke = "smoke" in variants
   c = ml_collections.ConfigDict()
   c.data_path = ("../shared/data/fer2013/fer2013_sample_210.csv" if smoke
@@ -90,6 +93,8 @@ def get_config(arg: str = ""):
   s.agree = True
   s.per_class = 2000
   s.batch_size = 32 if smoke else 256
+  if smoke:              # a 4-step model is confident of nothing: keep all
+    s.confidence, s.agree = 0.0, False
   c.mined = _train(c, labeled, smoke)
   # Distillation of labeled + mined (the ConvNet-3 of
   # configs/distill_fer2013.py:10ipc,krr), then training on labeled + distilled.
@@ -124,4 +129,8 @@ def get_config(arg: str = ""):
   c.distill = d
   c.distilled = _train(c, labeled, smoke)
   c.distilled.data.distilled.ratio = 0.1  # share of draws from the set
+  if "tpu" in variants:            # sized on paper: defaults.tpu_sized
+    for t in (c.primitive, c.mined, c.distill, c.distilled):
+      defaults.tpu_sized(t)
+    s.batch_size = 2048
   return c

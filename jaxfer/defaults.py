@@ -188,3 +188,25 @@ def base() -> ml_collections.ConfigDict:
   c.checkpoint = dict(every=500, keep=2, best_split="test",
                       best_metric="accuracy")
   return c
+
+
+def tpu_sized(c, cores: int = 8):
+  """The `:tpu` variant of a config sized for 2 CPU cores: the same model
+  and method with the CPU batch on each of `cores` TPU cores (a v2-8 /
+  v3-8 runtime), the learning rate and warmup scaled by sqrt(cores) (the
+  batch grows cores-fold), and 5x the steps. Sized on paper: not run on a
+  TPU by the project (none lent); the notebooks fit the batch to the
+  device count they find (`jaxfer.notebook.fit_batch`)."""
+  c.data.batch_size *= cores
+  c.data.eval_batch_size = max(c.data.eval_batch_size, 128 * cores)
+  c.optimizer.lr *= cores ** 0.5
+  c.optimizer.warmup_steps *= 2
+  c.total_steps *= 5
+  c.eval_every = min(max(c.eval_every, c.total_steps // 5), c.total_steps)
+  c.checkpoint.every = c.eval_every
+  c.data.num_threads = max(c.data.num_threads, 16)
+  if c.method == "face2exp":
+    s = c.face2exp.student_optimizer
+    s.lr *= cores ** 0.5
+    s.warmup_steps *= 2
+  return c

@@ -83,11 +83,14 @@ def run(config, workdir: str) -> dict:
   """Runs the stages in order; returns {stage: {"result", "wall_s"}}."""
   workdir = pathlib.Path(workdir).expanduser().absolute()
   workdir.mkdir(parents=True, exist_ok=True)
-  unknown = [s for s in config.stages if s not in STAGES]
+  # `--config.stages=distill,distilled` arrives as one comma-joined entry
+  stages = [s.strip() for x in config.stages for s in x.split(",")
+            if s.strip()]
+  unknown = [s for s in stages if s not in STAGES]
   if unknown:
     raise ValueError(f"config.stages has {unknown}; stages are {STAGES}")
   summary = {}
-  for name in config.stages:
+  for name in stages:
     d = workdir / name
     mark = d / _MARK
     c = stage_config(config, name, workdir)

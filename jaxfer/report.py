@@ -81,15 +81,20 @@ class Writer:
       self.tb.close()
 
 
+def _subplots(*shape, figsize):
+  """A figure of its own (no pyplot, so the caller's backend, e.g. a
+  notebook's inline one, is left as it was) and its axes."""
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(*shape)
+
+
 def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
   """Saves a row-normalised confusion matrix with counts as a PNG."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   cm = np.asarray(cm)
   rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
   n = len(class_names)
-  fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.8 * n))
+  fig, ax = _subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.8 * n))
   ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
   ax.set_xticks(range(n), class_names, rotation=45, ha="right")
   ax.set_yticks(range(n), class_names)
@@ -103,7 +108,6 @@ def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
               color="white" if rates[i, j] > 0.5 else "black")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def threshold_curves(rows: list, class_names, path) -> None:
@@ -114,14 +118,11 @@ def threshold_curves(rows: list, class_names, path) -> None:
   rows = [r for r in rows if "threshold/0" in r]
   if not rows:
     return
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   steps = [r["step"] for r in rows]
   panels = [("threshold", "threshold"), ("kept", "kept (share of batch)")]
   if "correct/0" in rows[0]:
     panels.append(("precision", "precision of kept labels"))
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+  fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
   for ax, (key, title) in zip(np.atleast_1d(axes), panels):
     for c, name in enumerate(class_names):
       if key == "precision":
@@ -136,7 +137,6 @@ def threshold_curves(rows: list, class_names, path) -> None:
   np.atleast_1d(axes)[0].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
@@ -145,10 +145,7 @@ def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
   `curves[c]` is the precision of the best n faces of class c, n = 1...;
   `marks[c]`, optional, the count actually kept (drawn as a dot).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  fig, ax = _subplots(figsize=(5.5, 3.8))
   for c, name in enumerate(class_names):
     y = np.asarray(curves.get(c, ()))
     if not y.size:
@@ -163,4 +160,3 @@ def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)

@@ -16,13 +16,13 @@ from jaxfer import models
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {
-    "default": ("", "smoke"),
+    "default": ("", "smoke", "tpu"),
     "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke"),
-    "face2exp_fer2013": ("", "smoke", "lfw"),
+    "face2exp_fer2013": ("", "smoke", "lfw", "tpu"),
     "face2exp_affectnet": ("", "smoke"),
     "face2exp_rafdb": ("", "smoke"),
     "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
-    "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke"),
+    "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu"),
     "dtm_affwild2": ("", "smoke"),
 }
 
@@ -56,6 +56,17 @@ def test_config_builds(name, variant):
     config.not_a_field = 1
   _, state = _built(config)
   assert jax.tree.leaves(state)
+
+
+@pytest.mark.parametrize("name", ["default", "face2exp_fer2013",
+                                  "dtm_fer2013"])
+def test_tpu_variant_scales_the_cpu_config(name):
+  cpu, tpu = (_module(name).get_config(v) for v in ("", "tpu"))
+  assert tpu.data.batch_size == 8 * cpu.data.batch_size
+  assert tpu.optimizer.lr == pytest.approx(8 ** 0.5 * cpu.optimizer.lr)
+  assert tpu.total_steps == 5 * cpu.total_steps
+  assert tpu.model.to_dict() == cpu.model.to_dict()
+  assert tpu.total_steps % tpu.eval_every == 0
 
 
 def test_unknown_variant_is_an_error():

@@ -24,7 +24,8 @@ FLOORS = (
     ("a trained model back", ("jaxfer.restore",)),
     ("the loops", ("jaxfer.train", "jaxfer.testing", "jaxfer.mine")),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
-                      "jaxfer.summarize", "jaxfer.select", "jaxfer.omni")),
+                      "jaxfer.summarize", "jaxfer.select", "jaxfer.omni",
+                      "jaxfer.notebook")),
 )
 
 

@@ -10,7 +10,7 @@ from jaxfer import omni
 from conftest import FER_SAMPLE, config, need
 
 
-@pytest.mark.parametrize("variant", ["", "smoke", "lfw", "lfw,smoke"])
+@pytest.mark.parametrize("variant", ["", "smoke", "lfw", "lfw,smoke", "tpu"])
 def test_every_stage_config_is_complete(variant, tmp_path):
   c = config("omni_fer2013", variant)
   c.lock()
@@ -35,7 +35,10 @@ def test_every_stage_config_is_complete(variant, tmp_path):
 def test_unknown_stage_is_an_error(tmp_path):
   c = config("omni_fer2013", "smoke")
   c.stages = ("primitive", "mine")
-  with pytest.raises(ValueError, match="config.stages has"):
+  with pytest.raises(ValueError, match=r"config.stages has \['mine'\]"):
+    omni.run(c, str(tmp_path))
+  c.stages = ("primitive,mine",)           # as --config.stages=a,b gives it
+  with pytest.raises(ValueError, match=r"config.stages has \['mine'\]"):
     omni.run(c, str(tmp_path))
 
 
