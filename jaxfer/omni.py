@@ -59,16 +59,19 @@ def stage_config(config, name: str, workdir: pathlib.Path):
   return c
 
 
-def _as_json(c) -> dict:
-  return json.loads(json.dumps(c.to_dict(), default=str))
+def _as_json(config, name: str) -> dict:
+  """The stage's own config as JSON, without the links `stage_config`
+  adds (they name the workdir, which may be moved or copied)."""
+  c = config[name].copy_and_resolve_references()
+  c = {"select": c.to_dict()} if name == "select" else c.to_dict()
+  return json.loads(json.dumps(c, default=str))
 
 
-def _check_finished(name: str, d: pathlib.Path, done: dict, c) -> None:
+def _check_finished(name: str, d: pathlib.Path, done: dict, now) -> None:
   """A finished stage is skipped only when it ran with this config."""
   if "config" not in done:        # written before stages kept their config
     return
-  changes = runguard.config_changes(done["config"], _as_json(c),
-                                    SAFE_TO_CHANGE)
+  changes = runguard.config_changes(done["config"], now, SAFE_TO_CHANGE)
   if changes:
     lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, a, b in changes[:20])
     later = STAGES[STAGES.index(name):]
@@ -96,7 +99,7 @@ def run(config, workdir: str) -> dict:
     c = stage_config(config, name, workdir)
     if mark.exists():
       done = json.loads(mark.read_text())
-      _check_finished(name, d, done, c)
+      _check_finished(name, d, done, _as_json(config, name))
       summary[name] = {k: done[k] for k in ("result", "wall_s")}
       print(f"jaxfer.omni: {name}: finished earlier, skipped", flush=True)
       continue
@@ -105,7 +108,8 @@ def run(config, workdir: str) -> dict:
     result = (mine.run(c, str(d)) if name == "select"
               else train.run(c, str(d)))
     summary[name] = {"result": result, "wall_s": time.time() - t0}
-    mark.write_text(json.dumps(dict(summary[name], config=_as_json(c)),
+    mark.write_text(json.dumps(dict(summary[name],
+                                    config=_as_json(config, name)),
                                indent=2, default=float))
   (workdir / "omni.json").write_text(json.dumps(summary, indent=2,
                                                 default=float))

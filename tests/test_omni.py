@@ -69,6 +69,10 @@ def test_smoke_pipeline_trains_on_the_mined_set_and_skips_on_rerun(
   # changes only how it runs is not
   c.select.batch_size = 16
   omni.run(c, str(tmp_path))
+  moved = tmp_path.parent / (tmp_path.name + "_moved")  # links follow it
+  tmp_path.rename(moved)
+  omni.run(c, str(moved))
+  moved.rename(tmp_path)
   c.select.confidence = 0.5
   with pytest.raises(ValueError, match=r"stage select .*finished with "
                      r"another config(.|\n)*select\.confidence: 0\.0 -> 0\.5"
