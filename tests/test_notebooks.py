@@ -6,7 +6,9 @@ import base64
 import json
 import pathlib
 import re
+import sys
 
+import papermill  # a test dependency (pyproject: test extra)
 import pytest
 
 from conftest import FER_SAMPLE, need
@@ -44,15 +46,27 @@ def test_every_notebook_is_listed_and_has_the_readme_shape():
                    if c["cell_type"] == "code"), f"{name}: saved outputs"
 
 
+def _kernel(tmp_path, monkeypatch) -> str:
+  """A kernelspec running this interpreter (a `python3` spec of the user's
+  own Jupyter could point at another Python)."""
+  spec = tmp_path / "jupyter" / "kernels" / "jaxfer-test"
+  spec.mkdir(parents=True)
+  (spec / "kernel.json").write_text(json.dumps({
+      "argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+               "{connection_file}"],
+      "display_name": "jaxfer test", "language": "python"}))
+  monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+  return "jaxfer-test"
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_notebook_runs_on_a_kernel(name, tmp_path):
-  papermill = pytest.importorskip("papermill")
+def test_notebook_runs_on_a_kernel(name, tmp_path, monkeypatch):
   sample, figures = EXPECTED[name]
   if sample:
     need(FER_SAMPLE)
   out = tmp_path / f"{name}.ipynb"
   papermill.execute_notebook(
-      str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name="python3",
+      str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name=_kernel(tmp_path, monkeypatch),
       parameters=dict(SMOKE=True, WORKDIR=str(tmp_path / "run")),
       cwd=str(NOTEBOOKS), progress_bar=False)       # raises on a cell error
   nb = json.loads(out.read_text())
