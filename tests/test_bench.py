@@ -65,6 +65,20 @@ def test_bench_memory_only_has_no_times():
                                ts=(), scan_ts=(2,))
   r = out["rows"]["T=2 scan+remat"]
   assert math.isnan(r["median_sec"]) and r["memory_bytes"] > 0
+  # what --out writes is strict JSON: not measured is null, never NaN
+  import json  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxfer.bench import measure  # pylint: disable=g-import-not-at-top
+  text = json.dumps(measure.strict_json(out), allow_nan=False)
+
+  def reject(token):
+    raise ValueError(f"non-strict JSON token {token}")
+  back = json.loads(text, parse_constant=reject)
+  assert back["rows"]["T=2 scan+remat"]["median_sec"] is None
+  assert back["rows"]["T=2 scan+remat"]["memory_bytes"] == r["memory_bytes"]
+  assert measure.strict_json({"a": (np.float32(1.5), float("inf")),
+                              "b": np.int64(3)}) == {"a": [1.5, None],
+                                                     "b": 3}
 
 
 def test_bench_select_rows(tmp_path):

@@ -77,8 +77,9 @@ def main(argv):
     from jaxfer.bench import train
     out = train.run(config, steps)
   if flags.FLAGS.out:
+    from jaxfer.bench import measure
     with open(flags.FLAGS.out, "w") as f:
-      json.dump(out, f, indent=2)
+      json.dump(measure.strict_json(out), f, indent=2, allow_nan=False)
 
 
 if __name__ == "__main__":

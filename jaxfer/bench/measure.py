@@ -8,6 +8,22 @@ import time
 import jax
 
 
+def strict_json(obj):
+  """`obj` with every non-finite float (NaN: not measured, e.g. `--steps=0`)
+  as None and numpy scalars as Python numbers, so that `json.dump(...,
+  allow_nan=False)` writes strict JSON (no `NaN` token other parsers
+  reject)."""
+  if isinstance(obj, dict):
+    return {k: strict_json(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [strict_json(v) for v in obj]
+  if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+    obj = obj.item()
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return None
+  return obj
+
+
 def xla_memory_bytes(compiled) -> int:
   """Memory XLA assigns to a compiled program: arguments + outputs +
   temporaries (its temp buffer is sized to the peak of live temporaries),
