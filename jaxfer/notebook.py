@@ -8,7 +8,6 @@ and draws them.
 """
 
 import importlib.util
-import json
 import os
 import pathlib
 import sys
@@ -143,16 +142,9 @@ def devices() -> str:
 
 def rows(workdir, split: str = "train", model: str = "") -> list:
   """The rows of `<workdir>/metrics.jsonl` of one split (and model)."""
-  out = []
-  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text(
-  ).splitlines():
-    try:
-      r = json.loads(line)
-    except json.JSONDecodeError:            # a torn last line
-      continue
-    if r.get("split") == split and (not model or r.get("model") == model):
-      out.append(r)
-  return out
+  from jaxfer import report  # pylint: disable=g-import-not-at-top
+  return [r for r in report.read_rows(workdir) if r.get("split") == split
+          and (not model or r.get("model") == model)]
 
 
 def curves(runs: dict, keys, *, split: str = "train", model: str = "",

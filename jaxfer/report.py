@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 
-import jax
 import numpy as np
 
 
@@ -16,6 +15,7 @@ class Writer:
   """Writes metric dicts to `<workdir>/metrics.jsonl` and TensorBoard."""
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
+    import jax  # pylint: disable=g-import-not-at-top  (summarize stays light)
     self.active = jax.process_index() == 0
     self.path = pathlib.Path(workdir) / "metrics.jsonl"
     if not self.active:
@@ -79,6 +79,24 @@ class Writer:
   def close(self) -> None:
     if self.active:
       self.tb.close()
+
+
+def read_rows(workdir) -> list:
+  """The rows of `<workdir>/metrics.jsonl`, in order; a torn last line (a
+  run killed while writing it) is left out, a bad line elsewhere is an
+  error naming it."""
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    raise FileNotFoundError(f"{path}: no metrics (is {workdir} a workdir?)")
+  lines = [l for l in path.read_text().splitlines() if l.strip()]
+  rows = []
+  for i, line in enumerate(lines):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if i < len(lines) - 1:
+        raise ValueError(f"{path}: line {i + 1} is not JSON ({e})") from e
+  return rows
 
 
 def _subplots(*shape, figsize):

@@ -14,15 +14,13 @@ import pathlib
 import statistics
 import sys
 
+from jaxfer import report
+
 
 def last_eval(workdir, split: str, model: str) -> dict:
   """The evaluation row of the last step of `workdir` on split/model."""
   path = pathlib.Path(workdir) / "metrics.jsonl"
-  if not path.exists():
-    raise FileNotFoundError(f"{path}: no metrics (is {workdir} a workdir?)")
-  rows = [json.loads(line) for line in path.read_text().splitlines()
-          if line.strip()]
-  rows = [r for r in rows if r.get("split") == split
+  rows = [r for r in report.read_rows(workdir) if r.get("split") == split
           and r.get("model") == model]
   if not rows:
     raise ValueError(f"{path}: no evaluation of model {model!r} on split "

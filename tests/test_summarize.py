@@ -46,3 +46,15 @@ def test_cli_prints_one_line_and_defines_no_global_flags(tmp_path, capsys):
   summarize.main(["--metrics", "accuracy", *dirs])
   assert capsys.readouterr().out.strip() == (
       "accuracy 0.4500 +- 0.0707 (n = 2, step [500])")
+
+
+def test_a_torn_last_line_is_left_out_a_bad_middle_line_is_named(tmp_path):
+  d = _workdir(tmp_path / "s", [0.3, 0.5])
+  with open(d / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"step": 1500, "split": "PrivateTest", "model": "mo')  # killed
+  assert summarize.last_eval(d, "PrivateTest", "model")["accuracy"] == 0.5
+  lines = (d / "metrics.jsonl").read_text().splitlines()
+  lines.insert(1, "not json")
+  (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+  with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not JSON"):
+    summarize.last_eval(d, "PrivateTest", "model")

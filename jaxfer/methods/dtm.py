@@ -26,7 +26,6 @@ to train), `correct/c` (kept as c and right): precision = correct / kept.
 
 import dataclasses
 import functools
-import json
 import pathlib
 from typing import Any
 
@@ -231,10 +230,8 @@ def build(config, model, total_steps: int, *, axis_name: str | None = None,
 
   def export(state, workdir, class_names):
     del state
-    path = pathlib.Path(workdir) / "metrics.jsonl"
-    if path.exists():
-      rows = [json.loads(line) for line in path.read_text().splitlines()
-              if line.strip()]
+    if (pathlib.Path(workdir) / "metrics.jsonl").exists():
+      rows = report.read_rows(workdir)
       report.threshold_curves([r for r in rows if r.get("split") == "train"],
                               class_names, pathlib.Path(workdir)
                               / "thresholds.png")
