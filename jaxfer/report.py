@@ -22,8 +22,13 @@ class Writer:
       return
     if resume_step:
       self._truncate(resume_step)
-    elif self.path.exists():
-      self.path.unlink()
+    else:                 # a fresh start: nothing of an earlier try stays
+      if self.path.exists():
+        self.path.unlink()
+      # (a run killed before its first checkpoint left events that no
+      # purge_step would hide: the rerun writes the same steps again)
+      for f in (self.path.parent / "tb").glob("events.out.tfevents.*"):
+        f.unlink()
     self._files = 0
     # TensorBoard hides earlier events at steps >= purge_step: the rows of
     # the resume step itself (logged with its checkpoint) stay.
