@@ -127,34 +127,56 @@ def test_sigterm_checkpoints_exits_for_requeue_and_resumes(tmp_path,
   _same_run(wd, reference)
 
 
+def _train_rows(workdir):
+  return sum(r["split"] == "train" for r in _rows(workdir))
+
+
+def _checkpoints(workdir):
+  d = pathlib.Path(workdir) / "checkpoints"
+  names = [c.name for c in d.iterdir()] if d.exists() else []
+  return {n for n in names if n.isdigit()}, any("tmp" in n for n in names)
+
+
 def test_sigkill_at_many_moments_checkpoint_writes_included(tmp_path,
                                                             reference):
-  """Killed up to 6 times, at random moments (start-up, steps, evaluation)
-  and as soon as a checkpoint's temporary directory appears (mid-write);
-  every restart must work and the end equal the uninterrupted run."""
+  """Killed 6 times, each at a moment defined by the run's progress, not
+  the clock (a quiet machine finishes 40 steps before a timed kill): during
+  start-up (under 2.5 s: no run gets past compiling by then), after a
+  random number of new train rows, and as soon as a checkpoint's
+  temporary directory appears (mid-write) or, if the 5 ms poll misses it,
+  right after the next checkpoint commits. Every restart must work and
+  the end equal the uninterrupted run."""
   rng = random.Random(os.getpid())
   wd = tmp_path / "wd"
-  kills = 0
-  for attempt in range(7):
+  moments = ["start-up", "mid-write", "rows", "mid-write", "start-up", "rows"]
+  kills = []
+  for attempt, moment in enumerate(moments + ["finish"]):
     p = _cli(wd, log=tmp_path / f"run{attempt}")
-    if attempt == 6:
+    if moment == "finish":
       assert p.wait(timeout=300) == 0
       break
-    deadline = time.time() + rng.uniform(1.0, 9.0)
-    mid_write = attempt % 2 == 1
-    while p.poll() is None and time.time() < deadline:
-      ckpts = wd / "checkpoints"
-      if mid_write and ckpts.exists() and any(
-          "tmp" in c.name for c in ckpts.iterdir()):
+    deadline = time.time() + 240
+    start_up = time.time() + rng.uniform(0.3, 2.5)
+    rows_at = _train_rows(wd) + rng.randint(1, 3)
+    done_before = _checkpoints(wd)[0]
+    while p.poll() is None:
+      assert time.time() < deadline, f"attempt {attempt} ({moment}) hung"
+      if moment == "start-up" and time.time() >= start_up:
         break
-      time.sleep(0.005 if mid_write else 0.05)
+      if moment == "rows" and _train_rows(wd) >= rows_at:
+        break
+      if moment == "mid-write":
+        done, writing = _checkpoints(wd)
+        if writing or done - done_before:
+          break
+      time.sleep(0.005)
     if p.poll() is not None:          # it finished before the kill
       assert p.returncode == 0
       break
     p.send_signal(signal.SIGKILL)
     p.wait()
-    kills += 1
-  assert kills >= 3
+    kills.append(moment)
+  assert len(kills) >= 3, kills
   _same_run(wd, reference)
 
 
