@@ -10,7 +10,11 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Config file.",
                                 lock_config=True)
-flags.DEFINE_integer("steps", 10, "Timed steps (after one warm-up step).")
+flags.DEFINE_integer("steps", 10, "Timed steps a round (after one warm-up "
+                     "step).")
+flags.DEFINE_integer("rounds", 3, "meta, distill: interleaved rounds of "
+                     "--steps calls a row; each ratio is reported as the "
+                     "median and min-max of its per-round values.")
 flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
 flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
                   "K of the exact rows.")
@@ -57,11 +61,12 @@ def main(argv):
     from jaxfer.bench import meta
     out = meta.run(config, steps, _ints(flags.FLAGS.ks),
                    _ints(flags.FLAGS.scan_ks),
-                   tuple(p for p in flags.FLAGS.dtm if p))
+                   tuple(p for p in flags.FLAGS.dtm if p),
+                   rounds=flags.FLAGS.rounds)
   elif what == "distill":
     from jaxfer.bench import distill
     out = distill.run(config, steps, _ints(flags.FLAGS.ts),
-                      _ints(flags.FLAGS.scan_ts))
+                      _ints(flags.FLAGS.scan_ts), rounds=flags.FLAGS.rounds)
   elif what == "select":
     from jaxfer.bench import select
     out = select.run(config, flags.FLAGS.pool_size)

@@ -5,7 +5,9 @@ For each T, one outer step (the meta-gradient of the real-batch loss
 through T inner steps) as a Python unroll with and without `jax.checkpoint`
 per step (`--ts`) and as a `lax.scan` with it (`--scan_ts`, compile time
 flat in T), against one plain inner training step on the same synthetic
-batch; every row compiled first, then timed in turn (`measure`).
+batch; every row compiled first, then timed call by call in `rounds`
+rounds of `steps` calls (`measure.time_rounds`): each ratio is the median
+of its per-round ratios, with the min-max over rounds beside it.
 `--steps=0` compiles only (memory figures, no times).
 """
 
@@ -24,7 +26,7 @@ from jaxfer.methods import distill as distill_method
 
 
 def run(config, steps: int, ts=(10, 30, 100),
-        scan_ts=(10, 30, 100, 300)) -> dict:
+        scan_ts=(10, 30, 100, 300), rounds: int = 1) -> dict:
   """Measures every row (see the module docstring); prints a table."""
   d, cfg = config.distill, config.data
   c, n = cfg.num_classes, d.images_per_class
@@ -73,19 +75,24 @@ def run(config, steps: int, ts=(10, 30, 100),
       facts[name]["inner_steps"] = t
       print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s",
             flush=True)
-  medians = measure.time_round_robin(calls, steps)
+  times = measure.time_rounds(calls, steps, rounds)
+  out["rounds"], out["steps_per_round"] = rounds if steps else 0, steps
   base = facts.pop("plain")
-  base["median_sec"] = medians["plain"]
+  base["median_sec"] = measure.median(times["plain"])
+  base["round_medians_sec"] = measure.round_medians(times["plain"])
   out["plain_step"] = base
   print(f"plain inner step on {c * n} images: {base['median_sec'] * 1e3:.1f}"
         f" ms, {base['memory_bytes'] / 2**20:.0f} MiB")
-  print(f"{'outer step':<22}{'median s':>10}{'/ (T x plain)':>15}"
+  print(f"{'outer step':<22}{'median s':>10}{'/ (T x plain) (rounds)':>25}"
         f"{'XLA MiB':>9}{'compile s':>11}")
   for name, r in facts.items():
-    r["median_sec"] = medians[name]
-    r["over_t_plain"] = r["median_sec"] / (r["inner_steps"]
-                                           * base["median_sec"])
+    r["median_sec"] = measure.median(times[name])
+    r["round_medians_sec"] = measure.round_medians(times[name])
+    s = measure.ratio_spread(times[name], times["plain"])
+    r["over_t_plain_spread"] = {k: v / r["inner_steps"] for k, v in s.items()}
+    r["over_t_plain"] = r["over_t_plain_spread"]["median"]
     out["rows"][name] = r
-    print(f"{name:<22}{r['median_sec']:>10.3f}{r['over_t_plain']:>15.2f}"
+    print(f"{name:<22}{r['median_sec']:>10.3f}"
+          f"{measure.spread_text(r['over_t_plain_spread']):>25}"
           f"{r['memory_bytes'] / 2**20:>9.0f}{r['compile_sec']:>11.1f}")
   return out

@@ -62,16 +62,49 @@ def compile_call(fn, args: tuple, *, feed_back: bool = False):
   return facts, call
 
 
-def time_round_robin(calls: dict, steps: int) -> dict:
-  """Median seconds per call, timing the calls in turn, `steps` rounds
-  after one warm-up round: a slow drift of the machine's load touches
-  every row alike, so their ratios hold. `steps=0`: NaN (memory only)."""
+def time_rounds(calls: dict, steps: int, rounds: int = 1) -> dict:
+  """Seconds of every call, `rounds` rounds of `steps` calls a row, the rows
+  interleaved call by call (one warm-up call each first): a drift of the
+  machine's load touches every row alike, and a burst of noise shows as
+  one round apart from the others.
+
+  Returns {name: [[seconds] * steps] * rounds}; `steps=0`: no rounds
+  (memory only).
+  """
   times = {name: [] for name in calls}
-  for r in range(steps + 1 if steps else 0):
-    for name, call in calls.items():
-      t0 = time.perf_counter()
-      call()
-      if r:
-        times[name].append(time.perf_counter() - t0)
-  return {name: statistics.median(t) if t else math.nan
-          for name, t in times.items()}
+  for call in calls.values() if steps else ():
+    call()
+  for _ in range(rounds if steps else 0):
+    for t in times.values():
+      t.append([])
+    for _ in range(steps):
+      for name, call in calls.items():
+        t0 = time.perf_counter()
+        call()
+        times[name][-1].append(time.perf_counter() - t0)
+  return times
+
+
+def round_medians(times: list) -> list:
+  """The median seconds of each round of one row."""
+  return [statistics.median(r) for r in times]
+
+
+def median(times: list) -> float:
+  """The median of one row's round medians; NaN when nothing was timed."""
+  return statistics.median(round_medians(times)) if times else math.nan
+
+
+def ratio_spread(times: list, base: list) -> dict:
+  """Per round, the ratio of two rows' round medians; their min, median and
+  max (NaN when nothing was timed): the figure and how far one round can
+  move it."""
+  if not times:
+    return dict.fromkeys(("min", "median", "max"), math.nan)
+  r = [a / b for a, b in zip(round_medians(times), round_medians(base))]
+  return {"min": min(r), "median": statistics.median(r), "max": max(r)}
+
+
+def spread_text(s: dict) -> str:
+  """'1.23x (1.20-1.27)': the median ratio and its min-max over rounds."""
+  return f"{s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})"
