@@ -18,6 +18,7 @@ from ml_collections import config_flags
 
 from jaxfer import runguard
 from jaxfer import train
+from jaxfer import xla_cpu
 
 _DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "configs"
 config_flags.DEFINE_config_file(
@@ -33,6 +34,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  line = xla_cpu.configure([flags.FLAGS.config])
+  if line:
+    print(f"jaxfer: {line}", flush=True)
   try:
     train.run(flags.FLAGS.config, flags.FLAGS.workdir)
   except runguard.Preempted as e:

@@ -27,6 +27,7 @@ from ml_collections import config_flags
 from jaxfer import mine
 from jaxfer import runguard
 from jaxfer import train
+from jaxfer import xla_cpu
 
 STAGES = ("primitive", "select", "mined", "distill", "distilled")
 _MARK = "stage.json"
@@ -133,8 +134,13 @@ def main(argv):
   if flags.FLAGS.config is None or not flags.FLAGS.workdir:
     raise app.UsageError("usage: python -m jaxfer.omni --config FILE "
                          "--workdir DIR")
+  config = flags.FLAGS.config
+  line = xla_cpu.configure([config[s] for s in STAGES
+                            if s != "select" and s in config])
+  if line:
+    print(f"jaxfer.omni: {line}", flush=True)
   try:
-    run(flags.FLAGS.config, flags.FLAGS.workdir)
+    run(config, flags.FLAGS.workdir)
   except (train.NonFiniteLoss, ValueError, FileNotFoundError) as e:
     print(f"jaxfer.omni: error: {e}", file=sys.stderr)
     sys.exit(1)

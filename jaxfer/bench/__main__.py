@@ -31,7 +31,8 @@ flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
 flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
                      "this many faces for the second row.")
 
-_COMMANDS = ("train", "parallel", "meta", "distill", "select", "step")
+_COMMANDS = ("train", "parallel", "meta", "distill", "select", "torch",
+             "scheduler", "step")
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -55,7 +56,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) != 2 or argv[1] not in _COMMANDS or flags.FLAGS.config is None:
     raise app.UsageError("usage: python -m jaxfer.bench "
-                         "{train,parallel,meta,distill,select} --config FILE")
+                         "{train,parallel,meta,distill,select,torch,scheduler} "
+                         "--config FILE")
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
   if what == "meta":
     from jaxfer.bench import meta
@@ -67,6 +69,13 @@ def main(argv):
     from jaxfer.bench import distill
     out = distill.run(config, steps, _ints(flags.FLAGS.ts),
                       _ints(flags.FLAGS.scan_ts), rounds=flags.FLAGS.rounds)
+  elif what == "scheduler":
+    from jaxfer.bench import scheduler
+    out = scheduler.run(_config_args(sys.argv[2:]), steps,
+                        rounds=flags.FLAGS.rounds)
+  elif what == "torch":
+    from jaxfer.bench import torch_ref
+    out = torch_ref.run(config, steps, rounds=flags.FLAGS.rounds)
   elif what == "select":
     from jaxfer.bench import select
     out = select.run(config, flags.FLAGS.pool_size)
