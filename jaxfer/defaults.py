@@ -75,6 +75,11 @@ def base() -> ml_collections.ConfigDict:
   c.method = "supervised"
   c.total_steps = 1000
   c.mu = 0                          # unlabeled examples per labeled one
+  # Pretrained weights for a fresh run (jaxfer/pretrained.py): a torchvision
+  # ResNet state dict (.pth / .safetensors), a Meta-Face2Exp checkpoint or a
+  # jaxfer workdir; a head of another class count is re-initialised.
+  c.init_from = ""
+  c.init_allow_missing_head = False
   c.data = data()
   c.model = dict(name="convnet", depth=3, width=32, norm="batch",
                  dtype="float32")

@@ -25,6 +25,7 @@ from jaxfer import methods
 from jaxfer import metrics as metrics_lib
 from jaxfer import models
 from jaxfer import parallel
+from jaxfer import pretrained
 from jaxfer import report
 from jaxfer import runguard
 from jaxfer.data import build as data_build
@@ -178,6 +179,11 @@ def _train(config, workdir: pathlib.Path) -> dict:
                for m in old_meta.get("pending_metrics", [])]
     if is_main:
       print(f"jaxfer: resumed from step {start}", flush=True)
+  else:
+    state, notes = pretrained.load_into(config, state)
+    state = jax.device_put(state, repl)
+    for line in notes if is_main else ():
+      print(f"jaxfer: init_from: {line}", flush=True)
   if is_main:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   writer = report.Writer(workdir, resume_step=start)

@@ -11,7 +11,11 @@ STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
 
 def _conv(features: int, kernel: int, strides: int, dtype):
-  return nn.Conv(features, (kernel, kernel), strides, padding="SAME",
+  # kernel // 2 on every side, as torchvision: "SAME" pads a strided
+  # convolution of an even input on the far side only, which shifts every
+  # window by one pixel against imported PyTorch weights.
+  pad = [(kernel // 2, kernel // 2)] * 2
+  return nn.Conv(features, (kernel, kernel), strides, padding=pad,
                  use_bias=False, dtype=dtype)
 
 
@@ -97,7 +101,7 @@ class ResNet(nn.Module):
       x = nn.Conv(self.width, (7, 7), 2, padding=[(3, 3), (3, 3)],
                   use_bias=False, dtype=self.dtype)(x)
       x = nn.relu(norm()(x))
-      x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
+      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
     elif self.stem == "small":
       x = nn.Conv(self.width, (3, 3), 1, padding="SAME", use_bias=False,
                   dtype=self.dtype)(x)
