@@ -17,15 +17,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLOORS = (
     ("leaves", ("jaxfer.losses", "jaxfer.metrics", "jaxfer.optim", "jaxfer.runguard",
                 "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
-                "jaxfer.report")),
+                "jaxfer.report", "jaxfer.xla_cpu")),
     ("data and models", ("jaxfer.data", "jaxfer.models")),
     ("engines", ("jaxfer.meta", "jaxfer.thresholds", "jaxfer.mining")),
     ("methods", ("jaxfer.methods",)),
     ("a trained model back", ("jaxfer.restore",)),
+    ("weights into a fresh run", ("jaxfer.pretrained",)),
     ("the loops", ("jaxfer.train", "jaxfer.testing", "jaxfer.mine")),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
                       "jaxfer.summarize", "jaxfer.select", "jaxfer.omni",
-                      "jaxfer.notebook")),
+                      "jaxfer.notebook", "jaxfer.evaluate")),
 )
 
 
