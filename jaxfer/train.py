@@ -63,7 +63,9 @@ def evaluate(apply_jit, variables: dict, batches, num_classes: int):
           for name in variables}
 
 
-def _eval_fn(apply):
+def eval_fn(apply):
+  """The loop's evaluation of one batch: (predictions, labels, mask, summed
+  cross-entropy); `evaluate` folds them into metrics."""
   def fn(variables, batch):
     logits, _ = apply(variables, batch["image"])
     loss = losses.xent(logits, batch["label"]) * batch["mask"]
@@ -192,7 +194,7 @@ def _train(config, workdir: pathlib.Path) -> dict:
     print("\n".join(f"  {line}" for line in data.log), flush=True)
 
   state = runner.put_state(state)
-  apply_jit = jax.jit(_eval_fn(method.apply), out_shardings=repl)
+  apply_jit = jax.jit(eval_fn(method.apply), out_shardings=repl)
   last_ckpt, result = (start or None), {}
 
   def do_eval(step: int, final: bool) -> float | None:

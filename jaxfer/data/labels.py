@@ -33,6 +33,28 @@ TABLES = {
 }
 
 
+# Spellings of the canonical names seen in folder datasets and other
+# tables. An explicit list, never a fuzzy match: a name neither canonical
+# nor here stays unmapped, and the error lists it.
+SYNONYMS = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgusted": "disgust", "disgust": "disgust",
+    "fearful": "fear", "afraid": "fear", "scared": "fear", "fear": "fear",
+    "happiness": "happy", "happy": "happy", "joy": "happy",
+    "sadness": "sad", "sad": "sad",
+    "surprised": "surprise", "surprise": "surprise",
+    "neutral": "neutral", "neutrality": "neutral",
+    "contemptuous": "contempt", "contempt": "contempt",
+}
+
+
+def canonical(name: str) -> str:
+  """The canonical class name of a spelling (case and surrounding spaces
+  ignored; `SYNONYMS`), or the lower-cased name itself when unknown."""
+  key = name.strip().lower()
+  return SYNONYMS.get(key, key)
+
+
 def class_names(table: str) -> tuple[str, ...]:
   """Returns the class names of a named table, with a clear error."""
   if table not in TABLES:
@@ -42,7 +64,8 @@ def class_names(table: str) -> tuple[str, ...]:
 
 def label_map(src: Sequence[str], dst: Sequence[str], *,
               missing_ok: bool = False) -> np.ndarray:
-  """Index map from label order `src` to label order `dst`, by class name.
+  """Index map from label order `src` to label order `dst`, by class name
+  (each side's names through `canonical`: "Happiness" meets "happy").
 
   Args:
     src: class names in the source order.
@@ -52,12 +75,14 @@ def label_map(src: Sequence[str], dst: Sequence[str], *,
   Returns:
     int32 array `m` with `m[i]` the index in `dst` of `src[i]`.
   """
-  where = {name: i for i, name in enumerate(dst)}
-  missing = [name for name in src if name not in where]
+  where = {canonical(name): i for i, name in enumerate(dst)}
+  missing = [name for name in src if canonical(name) not in where]
   if missing and not missing_ok:
-    raise ValueError(f"classes {missing} of {tuple(src)} have no counterpart "
-                     f"in {tuple(dst)}; pass missing_ok=True to map them to -1")
-  return np.array([where.get(name, -1) for name in src], np.int32)
+    raise ValueError(
+        f"classes {missing} of {tuple(src)} have no counterpart in "
+        f"{tuple(dst)} (spellings known: jaxfer.data.labels.SYNONYMS); pass "
+        "missing_ok=True (drop_unmapped) to leave their rows out")
+  return np.array([where.get(canonical(name), -1) for name in src], np.int32)
 
 
 def remap(labels: np.ndarray, mapping: np.ndarray) -> np.ndarray:

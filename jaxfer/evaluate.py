@@ -1,0 +1,152 @@
+r"""Evaluates a trained workdir's models on any dataset and split.
+
+  python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split PrivateTest
+  python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split test \
+      --config.data.source=image_folder --config.data.path=~/faces/rafdb
+
+The best checkpoint (`--nobest`: the latest) and the config saved with it;
+`--config.<field>=<value>` overrides that config (the data fields say what
+to read: any source of `jaxfer.data.build.make_source`). Labels are mapped
+to the model's classes by name (`jaxfer.data.labels.label_map`, explicit
+synonyms: "happiness" is "happy"); a class with no counterpart is an error
+that lists it, unless `--drop_unmapped` leaves its rows out (counted).
+Writes `metrics.json` (per model: accuracy, mean class accuracy, macro-F1,
+loss, per-class recall and support) and one confusion-matrix PNG per model
+to `--out` (default `<workdir>/evaluate/<source>_<split>`), with the loop's
+own evaluation code (`jaxfer.train.evaluate`).
+"""
+
+import json
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+from ml_collections import config_flags
+
+from jaxfer import checkpoint as ckpt_lib
+from jaxfer import report
+from jaxfer import restore
+from jaxfer import train
+from jaxfer.data import build as data_build
+from jaxfer.data import pipeline
+from jaxfer.data import sources
+
+flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
+flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
+flags.DEFINE_string("split", "", "The split to read (default: the config's "
+                    "first evaluation split).")
+flags.DEFINE_string("model", "", "One evaluated model (default: all of them, "
+                    "e.g. student and teacher).")
+flags.DEFINE_bool("drop_unmapped", False, "Leave out rows whose class has no "
+                  "counterpart among the model's classes (else an error).")
+flags.DEFINE_string("out", "", "Output folder (default: <workdir>/evaluate/"
+                    "<source>_<split>).")
+
+
+def _workdir_arg(argv: list[str]) -> str | None:
+  for i, a in enumerate(argv):
+    if a.startswith("--workdir="):
+      return a.split("=", 1)[1]
+    if a == "--workdir" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def per_class(cm: np.ndarray, class_names) -> dict:
+  """{class: {"recall", "support"}} of a confusion matrix (rows: true)."""
+  support = cm.sum(1)
+  return {name: {"recall": float(cm[i, i] / support[i]) if support[i]
+                 else None, "support": int(support[i])}
+          for i, name in enumerate(class_names)}
+
+
+def run(workdir: str, config, *, split: str = "", model: str = "",
+        best: bool = True, drop_unmapped: bool = False, out: str = ""):
+  """Evaluates; returns {model: metrics} and writes them (see module)."""
+  _, meta, method, state = restore.load(workdir, best=best)
+  names = tuple(meta["class_names"])
+  cfg = config.data
+  split = split or cfg.eval_splits[0]
+  src = data_build.make_source(cfg, split)
+  if src.class_names is None:
+    raise sources.DataError(f"{src.name} has no class names to map to the "
+                            f"model's {names}")
+  dropped = 0
+  if tuple(src.class_names) != names:
+    src = sources.Relabeled(src, names, drop_unmapped=drop_unmapped)
+    dropped = src.dropped["unmapped_classes"]
+  if not len(src):
+    raise sources.DataError(f"{src.name}: no rows to evaluate")
+  variables = method.eval_variables(state)
+  if model:
+    variables = dict([restore.eval_model(method, state, model)])
+  eval_tf = data_build._views(cfg)[2]  # pylint: disable=protected-access
+  batches = pipeline.eval_batches(src, eval_tf,
+                                  batch_size=cfg.eval_batch_size)
+  apply_jit = jax.jit(train.eval_fn(method.apply))
+  results = train.evaluate(apply_jit, variables, batches, len(names))
+  out = pathlib.Path(out or pathlib.Path(workdir) / "evaluate"
+                     / f"{cfg.source}_{split}")
+  out.mkdir(parents=True, exist_ok=True)
+  summary = {"workdir": str(workdir), "source": cfg.source,
+             "path": cfg.get("path", ""), "split": split,
+             "examples": len(src), "dropped_unmapped": dropped,
+             "class_names": list(names), "models": {}}
+  for name, (m, cm) in results.items():
+    summary["models"][name] = {**m, "per_class": per_class(cm, names),
+                               "confusion": cm.tolist()}
+    report.confusion_png(cm, names, out / f"confusion_{name}.png",
+                         f"{src.name} {split}, {name}: accuracy "
+                         f"{m['accuracy']:.3f}")
+  (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+  return summary, out
+
+
+def main(argv):
+  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+    logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  try:
+    summary, out = run(f.workdir, f.config, split=f.split, model=f.model,
+                       best=f.best, drop_unmapped=f.drop_unmapped,
+                       out=f.out)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"jaxfer.evaluate: error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"jaxfer.evaluate: {summary['examples']} examples of "
+        f"{summary['source']} {summary['split']}"
+        + (f" ({summary['dropped_unmapped']} of unmapped classes left out)"
+           if summary["dropped_unmapped"] else "") + f" -> {out}")
+  for name, m in summary["models"].items():
+    recall = ", ".join(f"{c} {r['recall']:.2f}" for c, r in
+                       m["per_class"].items() if r["recall"] is not None)
+    print(f"  {name}: accuracy {m['accuracy']:.4f}, macro_f1 "
+          f"{m['macro_f1']:.4f}, mean class accuracy "
+          f"{m['mean_class_accuracy']:.4f}; recall: {recall}")
+
+
+def _define_config(argv: list[str]) -> None:
+  """The config flag, from the workdir's saved config (so that overrides
+  are checked against its fields)."""
+  workdir = _workdir_arg(argv)
+  if not workdir:
+    raise SystemExit("usage: python -m jaxfer.evaluate --workdir DIR "
+                     "[--split S] [--config.data.<field>=...]")
+  try:
+    saved, _ = ckpt_lib.read_config(workdir, best="--nobest" not in argv)
+  except (FileNotFoundError, ValueError) as e:
+    raise SystemExit(f"jaxfer.evaluate: error: {e}") from e
+  config_flags.DEFINE_config_dict("config", ml_collections.ConfigDict(saved),
+                                  lock_config=True)
+
+
+if __name__ == "__main__":
+  _define_config(sys.argv)
+  app.run(main)
