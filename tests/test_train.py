@@ -150,7 +150,7 @@ def test_predict_cli_matches_in_process_model(tmp_path):
     Image.fromarray(faces[i]["image"][..., 0]).save(paths[-1])
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   out = subprocess.run(
-      [sys.executable, "-m", "jaxfer.predict", "--workdir",
+      [sys.executable, "-m", "jaxfer.predict", "--no-detect", "--workdir",
        str(tmp_path / "wd"), "--top=7", *paths], cwd=ROOT, env=env,
       capture_output=True, text=True, timeout=300, check=True).stdout
   config, meta, method, state = predict.load(str(tmp_path / "wd"))

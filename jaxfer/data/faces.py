@@ -1,0 +1,79 @@
+"""Faces in uncropped photos: OpenCV's Haar cascade, and crops with a margin.
+
+The detector is the frontal-face Haar cascade that ships inside the
+`opencv-python(-headless)` 4.x wheels (`cv2.data.haarcascades`): no model
+file to download, CPU only, a few milliseconds per photo. It finds upright,
+roughly frontal faces and misses profiles and heavily occluded ones; a DNN
+detector (OpenCV's YuNet, MediaPipe) does better there but needs a model
+file that no wheel carries (MediaPipe's tasks API downloads one; OpenCV 5
+dropped the cascades from its wheels, hence the `<5` pin of the `detect`
+extra). cv2 is imported only when a detector is made.
+"""
+
+import dataclasses
+
+import numpy as np
+
+INSTALL = "pip install 'jaxfer[detect]' (opencv-python-headless < 5)"
+CASCADE = "haarcascade_frontalface_default.xml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Detector:
+  """Haar cascade settings (OpenCV's `detectMultiScale` arguments)."""
+  min_face: int = 32            # smallest face side in pixels
+  scale_factor: float = 1.1
+  min_neighbors: int = 5
+
+
+def _cascade():
+  try:
+    import cv2  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise ImportError(f"face detection needs OpenCV: {INSTALL}; or pass "
+                      "--no-detect for images that are face crops") from None
+  root = getattr(getattr(cv2, "data", None), "haarcascades", None)
+  path = f"{root}{CASCADE}" if root else None
+  cascade = cv2.CascadeClassifier(path) if path else None
+  if cascade is None or cascade.empty():
+    raise ImportError(
+        f"OpenCV {cv2.__version__} has no {CASCADE} (cv2.data.haarcascades "
+        f"{root!r}; the OpenCV 5 wheels carry no cascades): {INSTALL}")
+  return cv2, cascade
+
+
+class FaceFinder:
+  """Boxes of the faces in a photo; one cascade loaded once."""
+
+  def __init__(self, detector: Detector = Detector()):
+    self.detector = detector
+    self._cv2, self._cascade = _cascade()
+
+  def __call__(self, image: np.ndarray) -> np.ndarray:
+    """int [N, 4] boxes (x, y, w, h) of the faces in a uint8 [H, W, 1|3]
+    image, largest first; [0, 4] when there is none."""
+    grey = image[..., 0] if image.shape[-1] == 1 else self._cv2.cvtColor(
+        np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+    d = self.detector
+    found = self._cascade.detectMultiScale(
+        np.ascontiguousarray(grey), scaleFactor=d.scale_factor,
+        minNeighbors=d.min_neighbors, minSize=(d.min_face, d.min_face))
+    boxes = np.asarray(found, np.int64).reshape(-1, 4)
+    return boxes[np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")]
+
+
+def expand(box, margin: float, height: int, width: int):
+  """(x0, y0, x1, y1) of a square around an (x, y, w, h) box, its side the
+  box's longer side times 1 + 2 * margin, clipped to the image."""
+  x, y, w, h = (int(v) for v in box)
+  side = max(w, h) * (1 + 2 * margin)
+  cx, cy = x + w / 2, y + h / 2
+  x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+  x1, y1 = int(round(cx + side / 2)), int(round(cy + side / 2))
+  return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def crop(image: np.ndarray, box, margin: float) -> np.ndarray:
+  """The face of `box` with `margin` around it (see `expand`)."""
+  x0, y0, x1, y1 = expand(box, margin, *image.shape[:2])
+  return image[y0:y1, x0:x1]
