@@ -68,6 +68,12 @@ def test_two_faces_in_one_photo_and_none_in_a_blank_one():
   assert len(boxes) == 2, boxes
   assert abs(centres[0] - 165) < 25 and abs(centres[1] - 485) < 25
   assert len(finder(np.full((300, 400, 3), 90, np.uint8))) == 0
+  # a large photo is searched downscaled: the boxes come back in its pixels
+  big = np.repeat(np.repeat(_composite(_lfw(2)), 4, 0), 4, 1)  # 1200x2560
+  big_boxes = finder(big)
+  assert len(big_boxes) == 2, big_boxes
+  np.testing.assert_allclose(sorted(big_boxes[:, 0]),
+                             sorted(4 * boxes[:2, 0]), atol=40)
 
 
 @pytest.fixture(scope="module")

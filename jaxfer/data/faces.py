@@ -24,6 +24,7 @@ class Detector:
   min_face: int = 32            # smallest face side in pixels
   scale_factor: float = 1.1
   min_neighbors: int = 5
+  max_side: int = 1024          # larger photos are searched downscaled
 
 
 def _cascade():
@@ -55,10 +56,16 @@ class FaceFinder:
     grey = image[..., 0] if image.shape[-1] == 1 else self._cv2.cvtColor(
         np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
     d = self.detector
+    scale = min(1.0, d.max_side / max(grey.shape))
+    if scale < 1.0:      # a phone photo: search a copy, boxes scaled back
+      size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+      grey = self._cv2.resize(grey, size, interpolation=self._cv2.INTER_AREA)
+    side = max(1, round(d.min_face * scale))
     found = self._cascade.detectMultiScale(
         np.ascontiguousarray(grey), scaleFactor=d.scale_factor,
-        minNeighbors=d.min_neighbors, minSize=(d.min_face, d.min_face))
-    boxes = np.asarray(found, np.int64).reshape(-1, 4)
+        minNeighbors=d.min_neighbors, minSize=(side, side))
+    boxes = np.rint(np.asarray(found, np.float64).reshape(-1, 4) / scale)
+    boxes = boxes.astype(np.int64)
     return boxes[np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")]
 
 
