@@ -118,7 +118,7 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
     print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s", flush=True)
   times = measure.time_rounds(calls, steps, rounds)
   out["rounds"], out["steps_per_round"] = rounds if steps else 0, steps
-  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup (rounds)':>20}"
+  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup (rounds)':>24}"
         f"{'XLA MiB':>10}{'x sup':>7}", flush=True)
   base = next(iter(facts))
   for name, r in facts.items():
@@ -131,7 +131,7 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
     out["rows"][name] = r
     print(f"{name:<26}{r['unlabeled_per_step']:>7}"
           f"{r['step_median_sec']:>10.3f}"
-          f"{measure.spread_text(r['time_ratio_spread']):>20}"
+          f"{' ' + measure.spread_text(r['time_ratio_spread']):>24}"
           f"{r['memory_bytes'] / 2**20:>10.0f}"
           f"{r['memory_ratio']:>7.2f}", flush=True)
   rows = out["rows"]
