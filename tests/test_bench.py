@@ -51,6 +51,13 @@ def test_bench_meta_rows_and_ratios():
   # The unroll keeps K sets of activations: more memory at K = 2 than 1.
   assert rows["exact K=2"]["memory_bytes"] > rows["exact K=1"][
       "memory_bytes"]
+  # XLA's FLOP counts: the exact feedback does work the first-order one
+  # does not (a backward at the updated student and a JVP), and K = 2 more
+  flops = {n: r["flops"] for n, r in rows.items()}
+  assert flops["supervised"] < flops["first_order"] < flops["exact_jvp"]
+  assert flops["exact K=1"] < flops["exact K=2"]
+  assert out["exact_jvp_over_first_order_flops"] == pytest.approx(
+      flops["exact_jvp"] / flops["first_order"])
   spread = out["exact_jvp_over_first_order_spread"]
   per_round = [a / f for a, f in zip(rows["exact_jvp"]["round_medians_sec"],
                                      rows["first_order"]["round_medians_sec"])]

@@ -34,6 +34,18 @@ def xla_memory_bytes(compiled) -> int:
              + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
+def xla_flops(compiled) -> float | None:
+  """Floating-point operations XLA counts in a compiled program
+  (`Compiled.cost_analysis()`; None where the backend gives none)."""
+  try:
+    cost = compiled.cost_analysis()
+  except Exception:  # pylint: disable=broad-except  # backend without it
+    return None
+  cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+  flops = cost.get("flops") if isinstance(cost, dict) else None
+  return float(flops) if flops is not None else None
+
+
 def compile_call(fn, args: tuple, *, feed_back: bool = False):
   """Compiles `jax.jit(fn)` on `args` and returns (facts, call).
 
@@ -45,13 +57,15 @@ def compile_call(fn, args: tuple, *, feed_back: bool = False):
       step); otherwise every call runs on the same `args`.
 
   Returns:
-    ({"memory_bytes", "compile_sec"}, call): `call()` runs once and waits.
+    ({"memory_bytes", "compile_sec", "flops"}, call): `call()` runs once
+    and waits.
   """
   jitted = jax.jit(fn, donate_argnums=0 if feed_back else ())
   t0 = time.perf_counter()
   compiled = jitted.lower(*args).compile()
   facts = {"memory_bytes": xla_memory_bytes(compiled),
-           "compile_sec": time.perf_counter() - t0}
+           "compile_sec": time.perf_counter() - t0,
+           "flops": xla_flops(compiled)}
   if not feed_back:
     return facts, lambda: jax.block_until_ready(compiled(*args))
   holder = {"state": args[0]}

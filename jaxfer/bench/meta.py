@@ -119,7 +119,7 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
   times = measure.time_rounds(calls, steps, rounds)
   out["rounds"], out["steps_per_round"] = rounds if steps else 0, steps
   print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup (rounds)':>24}"
-        f"{'XLA MiB':>10}{'x sup':>7}", flush=True)
+        f"{'XLA MiB':>10}{'x sup':>7}{'GFLOP':>8}", flush=True)
   base = next(iter(facts))
   for name, r in facts.items():
     r["step_median_sec"] = measure.median(times[name])
@@ -133,13 +133,18 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
           f"{r['step_median_sec']:>10.3f}"
           f"{' ' + measure.spread_text(r['time_ratio_spread']):>24}"
           f"{r['memory_bytes'] / 2**20:>10.0f}"
-          f"{r['memory_ratio']:>7.2f}", flush=True)
+          f"{r['memory_ratio']:>7.2f}"
+          f"{(r['flops'] or float('nan')) / 1e9:>8.1f}", flush=True)
   rows = out["rows"]
   spread = measure.ratio_spread(times["exact_jvp"], times["first_order"])
   out["exact_jvp_over_first_order"] = spread["median"]
   out["exact_jvp_over_first_order_spread"] = spread
   print(f"exact_jvp / first_order time: {measure.spread_text(spread)} "
         f"(median and min-max of {out['rounds']} rounds; goal <= 1.1x)")
+  fo, jvp = rows["first_order"]["flops"], rows["exact_jvp"]["flops"]
+  out["exact_jvp_over_first_order_flops"] = jvp / fo if fo and jvp else None
+  if fo and jvp:
+    print(f"exact_jvp / first_order XLA FLOPs: {jvp / fo:.3f}x")
   if "dtm fixed" in rows:
     for p in dtm_policies:
       r = rows[f"dtm {p}"]
