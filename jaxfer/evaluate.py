@@ -36,16 +36,20 @@ from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
 from jaxfer.data import sources
 
-flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
-flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
-flags.DEFINE_string("split", "", "The split to read (default: the config's "
-                    "first evaluation split).")
-flags.DEFINE_string("model", "", "One evaluated model (default: all of them, "
-                    "e.g. student and teacher).")
-flags.DEFINE_bool("drop_unmapped", False, "Leave out rows whose class has no "
-                  "counterpart among the model's classes (else an error).")
-flags.DEFINE_string("out", "", "Output folder (default: <workdir>/evaluate/"
-                    "<source>_<split>).")
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module must not add global flags: two entry points in one process
+  would both define --workdir)."""
+  flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
+  flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
+  flags.DEFINE_string("split", "", "The split to read (default: the config's "
+                      "first evaluation split).")
+  flags.DEFINE_string("model", "", "One evaluated model (default: all of them, "
+                      "e.g. student and teacher).")
+  flags.DEFINE_bool("drop_unmapped", False, "Leave out rows whose class has no "
+                    "counterpart among the model's classes (else an error).")
+  flags.DEFINE_string("out", "", "Output folder (default: <workdir>/evaluate/"
+                      "<source>_<split>).")
 
 
 def _workdir_arg(argv: list[str]) -> str | None:
@@ -148,5 +152,6 @@ def _define_config(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   _define_config(sys.argv)
   app.run(main)

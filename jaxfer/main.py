@@ -21,12 +21,18 @@ from jaxfer import train
 from jaxfer import xla_cpu
 
 _DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "configs"
-config_flags.DEFINE_config_file(
-    "config", str(_DEFAULT / "default.py"),
-    "Config file, optionally with ':variant'.", lock_config=True)
-flags.DEFINE_string("workdir", "/tmp/jaxfer/default",
-                    "Where checkpoints, metrics and plots go; resumed if it "
-                    "holds checkpoints.")
+
+
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module must not add global flags: two entry points in one process
+  would both define --workdir)."""
+  config_flags.DEFINE_config_file(
+      "config", str(_DEFAULT / "default.py"),
+      "Config file, optionally with ':variant'.", lock_config=True)
+  flags.DEFINE_string("workdir", "/tmp/jaxfer/default",
+                      "Where checkpoints, metrics and plots go; resumed if it "
+                      "holds checkpoints.")
 
 
 def main(argv):
@@ -49,4 +55,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -35,18 +35,22 @@ from jaxfer.data import images as images_lib
 from jaxfer.data import views
 from jaxfer.data.sources import DataError
 
-flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
-flags.DEFINE_bool("best", True, "Use the best checkpoint, else the latest.")
-flags.DEFINE_integer("top", 3, "How many classes to print per face.")
-flags.DEFINE_string("model", "", "Which evaluated model (default: the first, "
-                    "e.g. 'model', 'ema', 'student').")
-flags.DEFINE_bool("detect", True, "Find faces in the photos (else: each "
-                  "image is a face crop).")
-flags.DEFINE_float("margin", 0.2, "Margin around a detected face, as a "
-                   "fraction of its side, on each side.")
-flags.DEFINE_integer("min_face", 32, "Smallest face side to detect (px).")
-flags.DEFINE_bool("json", False, "One JSON object per image on stdout.")
-flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module must not add global flags: two entry points in one process
+  would both define --workdir)."""
+  flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
+  flags.DEFINE_bool("best", True, "Use the best checkpoint, else the latest.")
+  flags.DEFINE_integer("top", 3, "How many classes to print per face.")
+  flags.DEFINE_string("model", "", "Which evaluated model (default: the first, "
+                      "e.g. 'model', 'ema', 'student').")
+  flags.DEFINE_bool("detect", True, "Find faces in the photos (else: each "
+                    "image is a face crop).")
+  flags.DEFINE_float("margin", 0.2, "Margin around a detected face, as a "
+                     "fraction of its side, on each side.")
+  flags.DEFINE_integer("min_face", 32, "Smallest face side to detect (px).")
+  flags.DEFINE_bool("json", False, "One JSON object per image on stdout.")
+  flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
 
 
 load = restore.load   # (config, meta, method, state) of a workdir
@@ -242,4 +246,5 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main, flags_parser=parse_flags)

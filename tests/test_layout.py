@@ -125,3 +125,31 @@ def test_the_rule_catches_an_upward_import(tmp_path):
   found = [t for _, t in _imports(fake, "jaxfer.meta.m")]
   assert found == ["jaxfer.methods.face2exp", "jaxfer.train"]
   assert _unit("jaxfer.meta.m")[0] < _unit(found[0])[0]
+
+
+_IMPORT_ALL = """
+import importlib, sys
+from absl import flags
+failed = []
+for name in sys.argv[1:]:
+  try:
+    importlib.import_module(name)
+  except Exception as e:  # pylint: disable=broad-except
+    failed.append(f"{name}: {type(e).__name__}: {e}")
+assert not failed, "imports failed:\\n" + "\\n".join(failed)
+ours = {m: [f.name for f in fs] for m, fs in
+        flags.FLAGS.flags_by_module_dict().items() if m.startswith("jaxfer")}
+assert not ours, f"importing jaxfer defined global flags: {ours}"
+"""
+
+
+def test_every_module_imports_in_one_process_and_defines_no_flags():
+  # An entry point's flags are defined when it runs as a program, never on
+  # import: two of them in one process (a test worker, a notebook) would
+  # both define --workdir (CI of stop 20 failed on exactly that).
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  names = [m for m, _ in _modules()]
+  p = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *names],
+                     capture_output=True, text=True, check=False, cwd=ROOT)
+  assert p.returncode == 0, p.stderr[-3000:]

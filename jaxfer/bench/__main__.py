@@ -8,29 +8,6 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", None, "Config file.",
-                                lock_config=True)
-flags.DEFINE_integer("steps", 10, "Timed steps a round (after one warm-up "
-                     "step).")
-flags.DEFINE_integer("rounds", 3, "meta, distill: interleaved rounds of "
-                     "--steps calls a row; each ratio is reported as the "
-                     "median and min-max of its per-round values.")
-flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
-flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
-                  "K of the exact rows.")
-flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
-flags.DEFINE_list("dtm", ["fixed", "flexmatch", "freematch", "softmatch",
-                          "dtm"], "meta: the threshold policies of the DTM "
-                  "step rows (empty: none).")
-flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
-                  "Python-unrolled rows (with and without remat; T = 100 "
-                  "compiles for minutes on CPU).")
-flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
-                  "the lax.scan + remat rows (compile time flat in T).")
-
-flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
-                     "this many faces for the second row.")
-
 _COMMANDS = ("train", "parallel", "meta", "distill", "select", "torch",
              "scheduler", "step")
 
@@ -48,6 +25,33 @@ def _config_args(argv: list[str]) -> list[str]:
       continue
     out.append(a)
   return out
+
+
+def _define_flags():
+  """The CLI's flags, defined only when run as a program (importing the
+  module must not add global flags)."""
+  config_flags.DEFINE_config_file("config", None, "Config file.",
+                                  lock_config=True)
+  flags.DEFINE_integer("steps", 10, "Timed steps a round (after one warm-up "
+                       "step).")
+  flags.DEFINE_integer("rounds", 3, "meta, distill: interleaved rounds of "
+                       "--steps calls a row; each ratio is reported as the "
+                       "median and min-max of its per-round values.")
+  flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
+  flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
+                    "K of the exact rows.")
+  flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
+  flags.DEFINE_list("dtm", ["fixed", "flexmatch", "freematch", "softmatch",
+                            "dtm"], "meta: the threshold policies of the DTM "
+                    "step rows (empty: none).")
+  flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
+                    "Python-unrolled rows (with and without remat; T = 100 "
+                    "compiles for minutes on CPU).")
+  flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
+                    "the lax.scan + remat rows (compile time flat in T).")
+
+  flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
+                       "this many faces for the second row.")
 
 
 def main(argv):
@@ -97,4 +101,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
