@@ -102,7 +102,7 @@ def supervised_step(torch, net, opt, batch):
   opt.zero_grad(set_to_none=True)
   loss.backward()
   opt.step()
-  return float(loss)
+  return float(loss.detach())
 
 
 def _torch_calls(torch, config, batch_np, compiled: bool):
