@@ -7,7 +7,9 @@ torchvision itself is not installed here (its only wheels for this
 machine's torch come with a 5.5 GB CUDA build of torch): `TorchResNet`
 below is torchvision's `resnet.py` architecture written out (v1.5: the
 stride on the 3x3 convolution of a bottleneck), with its module names, so
-its state_dict keys are torchvision's."""
+its state_dict keys are torchvision's. Where torchvision does import
+(e.g. torch 2.14.1 + torchvision 0.29.1), `test_logits_equal_torchvision_
+itself` checks against torchvision's own ResNets and the twin's keys."""
 
 import json
 import subprocess
@@ -105,9 +107,9 @@ class TorchResNet(nn.Module):
     return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _random_torch(depth, num_classes, seed=0, width=64):
+def _random_torch(depth, num_classes, seed=0, width=64, net=None):
   torch.manual_seed(seed)
-  net = TorchResNet(depth, num_classes, width)
+  net = TorchResNet(depth, num_classes, width) if net is None else net
   with torch.no_grad():                 # BatchNorm away from identity
     for m in net.modules():
       if isinstance(m, nn.BatchNorm2d):
@@ -174,6 +176,43 @@ def test_logits_equal_torchvision_layout_in_eval_mode(tmp_path, depth,
   x = np.random.default_rng(1).normal(size=(3, size, size, 3)).astype(
       np.float32)
   want = tnet(torch.tensor(x.transpose(0, 3, 1, 2))).detach().numpy()
+  got = _jaxfer_logits(model, state.net, x)
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * np.abs(want).max())
+
+
+def _torchvision():
+  """torchvision, or a skip saying why (its PyPI wheels need the CUDA build
+  of their own torch release: beside another torch they fail to import
+  with a RuntimeError, not an ImportError)."""
+  try:
+    import torchvision  # pylint: disable=g-import-not-at-top
+    return torchvision
+  except Exception as e:  # pylint: disable=broad-except
+    pytest.skip(f"torchvision is not importable here ({type(e).__name__}: "
+                f"{str(e)[:80]}); the torchvision-layout twin stands in")
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_logits_equal_torchvision_itself(tmp_path, depth):
+  """The same proof against torchvision's own ResNet where it imports, and
+  the twin above checked against it key by key."""
+  tv = _torchvision()
+  tnet = _random_torch(depth, 7, net=getattr(tv.models, f"resnet{depth}")(
+      num_classes=7))
+  twin = TorchResNet(depth, 7).state_dict()
+  assert {k: tuple(v.shape) for k, v in twin.items()} == {
+      k: tuple(v.shape) for k, v in tnet.state_dict().items()}
+  path = tmp_path / f"tv{depth}.pth"
+  torch.save(tnet.state_dict(), path)
+  c = _config(depth, size=64, width=64)
+  c.init_from = str(path)
+  model, state = _fresh_state(c)
+  state, _ = pretrained.load_into(c, state)
+  x = np.random.default_rng(3).normal(size=(3, 64, 64, 3)).astype(
+      np.float32)
+  with torch.no_grad():
+    want = tnet(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
   got = _jaxfer_logits(model, state.net, x)
   np.testing.assert_allclose(got, want, rtol=1e-4,
                              atol=1e-4 * np.abs(want).max())
