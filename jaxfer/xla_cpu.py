@@ -15,10 +15,16 @@ program for peak memory instead. The training entry points (`jaxfer.main`,
   keep the default.
 
 The flag is read by XLA's CPU compiler only: on a GPU or TPU it changes
-nothing but the host's small programs, and the log line says so.
+nothing but the host's small programs, and the log line says so. XLA
+aborts the process on a flag it does not know, and older jaxlib releases
+(which `pyproject.toml` admits) do not know this one: a short child
+process on the CPU backend asks first, and where the flag is unknown it
+stays unset and the log says so.
 """
 
 import os
+import subprocess
+import sys
 
 MEMORY_SCHEDULER = ("--xla_cpu_scheduler_type="
                     "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED")
@@ -35,17 +41,35 @@ def remat_fields(config) -> list[str]:
   return out
 
 
-def configure(configs, environ=None) -> str | None:
+def xla_knows(flags: str) -> bool:
+  """Whether this jaxlib's XLA accepts `flags` in XLA_FLAGS (an unknown
+  flag aborts the process that starts a backend: a child process tries)."""
+  env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+  try:
+    p = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
+                       env=env, capture_output=True, timeout=300,
+                       check=False)
+  except subprocess.TimeoutExpired:
+    return False
+  return p.returncode == 0
+
+
+def configure(configs, environ=None, knows=xla_knows) -> str | None:
   """Sets `XLA_FLAGS` to the memory-optimising scheduler when none of the
   user's is set and one of `configs` asks for remat. Call it before the
   first JAX computation (XLA reads the flags when it starts a backend).
 
-  Returns the line to log, or None when nothing was changed.
+  Returns the line to log, or None when there is nothing to say.
   """
   environ = os.environ if environ is None else environ
   fields = sorted({f for c in configs for f in remat_fields(c)})
   if "XLA_FLAGS" in environ or not fields:
     return None
+  if not knows(MEMORY_SCHEDULER):
+    return (f"the config asks for remat ({', '.join(fields)}) but this "
+            f"jaxlib's XLA does not know {MEMORY_SCHEDULER.split('=')[0]} "
+            "(newer jax releases do): left unset, so on XLA CPU "
+            "jax.checkpoint will save no memory")
   environ["XLA_FLAGS"] = MEMORY_SCHEDULER
   return (f"XLA_FLAGS={MEMORY_SCHEDULER} (the config asks for remat: "
           f"{', '.join(fields)}; on XLA CPU jax.checkpoint saves memory only "

@@ -33,6 +33,18 @@ def test_set_only_for_remat_and_never_over_the_users_flags():
     assert env == {"XLA_FLAGS": users}
 
 
+def test_xla_is_asked_whether_it_knows_the_flag():
+  # XLA aborts a process on an unknown flag (older jaxlib releases do not
+  # know the scheduler's): the child process finds out instead.
+  assert xla_cpu.xla_knows(xla_cpu.MEMORY_SCHEDULER)    # this jaxlib does
+  assert not xla_cpu.xla_knows("--xla_cpu_no_such_flag_in_any_release=1")
+  env = {}
+  line = xla_cpu.configure([_remat()], env, knows=lambda flags: False)
+  assert env == {}                             # left unset, and said so
+  assert "does not know --xla_cpu_scheduler_type" in line
+  assert "face2exp.remat" in line
+
+
 def test_distill_remat_counts_only_for_the_unrolled_objective():
   c = config("distill_fer2013", "smoke")
   c.distill.remat, c.distill.objective = True, "unroll"
