@@ -36,6 +36,7 @@ from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
 from jaxfer.data import sources
 
+
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process

@@ -35,6 +35,7 @@ from jaxfer.data import images as images_lib
 from jaxfer.data import views
 from jaxfer.data.sources import DataError
 
+
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process

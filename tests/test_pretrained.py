@@ -157,6 +157,23 @@ def _jaxfer_logits(model, net, x_nhwc):
   return np.asarray(model.apply(v, x_nhwc, train=False)[0])
 
 
+def _assert_same_logits(tnet, path, depth, size, seed):
+  """Loads `path` into a fresh jaxfer ResNet of torchvision's shapes and
+  checks its eval-mode logits against `tnet`'s to 1e-4; returns the log."""
+  c = _config(depth, size=size, width=64)   # torchvision's own shapes
+  c.init_from = str(path)
+  model, state = _fresh_state(c)
+  state, notes = pretrained.load_into(c, state)
+  x = np.random.default_rng(seed).normal(size=(3, size, size, 3)).astype(
+      np.float32)
+  with torch.no_grad():
+    want = tnet(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
+  got = _jaxfer_logits(model, state.net, x)
+  np.testing.assert_allclose(got, want, rtol=1e-4,
+                             atol=1e-4 * np.abs(want).max())
+  return notes
+
+
 @pytest.mark.parametrize("depth,suffix", [(18, ".pth"),
                                           (50, ".safetensors")])
 def test_logits_equal_torchvision_layout_in_eval_mode(tmp_path, depth,
@@ -168,17 +185,8 @@ def test_logits_equal_torchvision_layout_in_eval_mode(tmp_path, depth,
   else:
     _write_safetensors(path, tnet.state_dict())
   size = 64 if depth == 18 else 32           # layer4 at 2x2 and 1x1
-  c = _config(depth, size=size, width=64)   # torchvision's own shapes
-  c.init_from = str(path)
-  model, state = _fresh_state(c)
-  state, notes = pretrained.load_into(c, state)
+  notes = _assert_same_logits(tnet, path, depth, size, seed=1)
   assert notes == [f"net <- {path} [model]"]
-  x = np.random.default_rng(1).normal(size=(3, size, size, 3)).astype(
-      np.float32)
-  want = tnet(torch.tensor(x.transpose(0, 3, 1, 2))).detach().numpy()
-  got = _jaxfer_logits(model, state.net, x)
-  np.testing.assert_allclose(got, want, rtol=1e-4,
-                             atol=1e-4 * np.abs(want).max())
 
 
 def _torchvision():
@@ -205,17 +213,7 @@ def test_logits_equal_torchvision_itself(tmp_path, depth):
       k: tuple(v.shape) for k, v in tnet.state_dict().items()}
   path = tmp_path / f"tv{depth}.pth"
   torch.save(tnet.state_dict(), path)
-  c = _config(depth, size=64, width=64)
-  c.init_from = str(path)
-  model, state = _fresh_state(c)
-  state, _ = pretrained.load_into(c, state)
-  x = np.random.default_rng(3).normal(size=(3, 64, 64, 3)).astype(
-      np.float32)
-  with torch.no_grad():
-    want = tnet(torch.tensor(x.transpose(0, 3, 1, 2))).numpy()
-  got = _jaxfer_logits(model, state.net, x)
-  np.testing.assert_allclose(got, want, rtol=1e-4,
-                             atol=1e-4 * np.abs(want).max())
+  _assert_same_logits(tnet, path, depth, 64, seed=3)
 
 
 def test_grey_model_sums_the_rgb_stem_and_a_new_head(tmp_path):

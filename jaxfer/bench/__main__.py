@@ -49,7 +49,6 @@ def _define_flags():
                     "compiles for minutes on CPU).")
   flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
                     "the lax.scan + remat rows (compile time flat in T).")
-
   flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
                        "this many faces for the second row.")
 
