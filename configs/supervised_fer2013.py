@@ -18,9 +18,9 @@ from jaxfer import defaults
 
 def get_config(arg: str = ""):
   variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "10pct"}
+  unknown = variants - {"smoke", "10pct", "vgg"}
   if unknown:
-    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, 10pct")
+    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, 10pct, vgg")
   smoke = "smoke" in variants
   c = defaults.base()
   c.data.source = "fer2013"
@@ -39,6 +39,17 @@ def get_config(arg: str = ""):
   c.log_every, c.eval_every = 100, 1250
   c.checkpoint.every = 1250
   c.checkpoint.best_split = "PublicTest"
+  if "vgg" in variants:
+    c.model = dict(name="vgg", stages=(32, 64, 128, 256), convs=2,
+                   norm="batch", dtype="float32")
+    c.data.batch_size = 128
+    c.optimizer.lr = 0.1
+    c.optimizer.warmup_steps = 300
+    c.label_smoothing = 0.1
+    c.ema_decay = 0.999
+    c.total_steps = 4500
+    c.log_every, c.eval_every = 100, 750
+    c.checkpoint.every = 750
   if "10pct" in variants:
     c.data.labeled_fraction = 0.1
     c.data.strong_augment = True

@@ -5,6 +5,7 @@ import ml_collections
 
 from jaxfer.models.convnet import ConvNet
 from jaxfer.models.resnet import ResNet
+from jaxfer.models.vgg import VGG
 from jaxfer.models.wideresnet import WideResNet
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -12,7 +13,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def build(cfg: ml_collections.ConfigDict, num_classes: int, *,
           bn_axis_name: str | None = None):
-  """The flax module named by `cfg.name` ("resnet", "wideresnet", "convnet").
+  """The flax module named by `cfg.name` ("resnet", "wideresnet", "convnet", "vgg").
 
   Args:
     cfg: `config.model`: name plus the fields of that model's dataclass,
@@ -26,7 +27,8 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int, *,
   if dtype not in DTYPES:
     raise ValueError(f"config.model.dtype must be one of {sorted(DTYPES)}, "
                      f"got {dtype!r}")
-  models = {"resnet": ResNet, "wideresnet": WideResNet, "convnet": ConvNet}
+  models = {"resnet": ResNet, "wideresnet": WideResNet, "convnet": ConvNet,
+            "vgg": VGG}
   if name not in models:
     raise ValueError(f"config.model.name must be one of {sorted(models)}, "
                      f"got {name!r}")
