@@ -11,7 +11,7 @@ minutes on 2 CPU cores). `:smoke` is a seconds-long variant for tests; `:tpu` th
 for a TPU v2-8 / v3-8 (on paper: `defaults.tpu_sized`).
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

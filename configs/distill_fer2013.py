@@ -17,7 +17,7 @@ per class); train on labeled + distilled with
 ("Dataset distillation").
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

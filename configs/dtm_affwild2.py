@@ -12,7 +12,7 @@ videos, selection and report by macro-F1 (the challenge metric).
 
 `data.path` is the ABAW root: `annotations/EXPR_Classification_Challenge/
 {Train_Set,Validation_Set}/<video>.txt` and `cropped_aligned/<video>/
-<frame>.jpg` (`jaxfer/data/affwild2.py`); `data.affwild2.every` keeps every
+<frame>.jpg` (`jaxfer/data/sources/affwild2.py`); `data.affwild2.every` keeps every
 k-th annotated frame (10 here: about 60k of the ~600k Train_Set frames).
 ResNet-18 at 112x112 RGB, batch 64 + 7 x 64 unlabeled (the FixMatch
 ratio), 20,000 steps on one GPU. The pool is the Train_Set's own frames
@@ -25,7 +25,7 @@ built from LFW faces (tests/test_affwild2.py). `:smoke` shrinks it to
 seconds for such a tree.
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

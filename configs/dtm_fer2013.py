@@ -27,7 +27,7 @@ seconds-long variant on the 210-row sample.
 (on paper, never run: `defaults.tpu_sized`).
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

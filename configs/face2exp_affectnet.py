@@ -24,7 +24,7 @@ lower accuracy than the paper's at equal steps. The finetune stage
 180k ResNet-50 steps need an accelerator): no measured result yet.
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

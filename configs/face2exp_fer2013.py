@@ -25,7 +25,7 @@ seconds-long variant on the 210-row sample (with a finetune stage).
 (on paper, never run: `defaults.tpu_sized`).
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

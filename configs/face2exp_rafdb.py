@@ -18,7 +18,7 @@ test images (student, student EMA, teacher). Not run here (no RAF-DB on the
 development machine): no measured result yet; on FER2013 see README.
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

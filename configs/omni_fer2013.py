@@ -33,7 +33,7 @@ and wall times: README ("Omni-supervised FER").
 
 import ml_collections
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def _train(c, labeled_fraction: float, smoke: bool):
@@ -80,7 +80,7 @@ def get_config(arg: str = ""):
   labeled = 0.5 if smoke else 0.1
   c.stages = ("primitive", "select", "mined", "distill", "distilled")
   c.primitive = _train(c, labeled, smoke)
-  # Selection: the pool and the rule (fields: jaxfer/defaults.py, select).
+  # Selection: the pool and the rule (fields: jaxfer/core/defaults.py, select).
   c.select = defaults.base().select
   s = c.select
   if "lfw" in variants:

@@ -13,7 +13,7 @@ results and wall times: see README. `:smoke` is a seconds-long variant on the
 210-row sample CSV for tests.
 """
 
-from jaxfer import defaults
+from jaxfer.core import defaults
 
 
 def get_config(arg: str = ""):

@@ -13,7 +13,7 @@ that lists it, unless `--drop_unmapped` leaves its rows out (counted).
 Writes `metrics.json` (per model: accuracy, mean class accuracy, macro-F1,
 loss, per-class recall and support) and one confusion-matrix PNG per model
 to `--out` (default `<workdir>/evaluate/<source>_<split>`), with the loop's
-own evaluation code (`jaxfer.train.evaluate`).
+own evaluation code (`jaxfer.loop.train.evaluate`).
 """
 
 import json
@@ -28,13 +28,13 @@ import ml_collections
 import numpy as np
 from ml_collections import config_flags
 
-from jaxfer import checkpoint as ckpt_lib
-from jaxfer import report
-from jaxfer import restore
-from jaxfer import train
+from jaxfer.loop import checkpoint as ckpt_lib
+from jaxfer.core import report
+from jaxfer.loop import restore
+from jaxfer.loop import train
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
-from jaxfer.data import sources
+from jaxfer.data import base
 
 
 def _define_flags():
@@ -79,14 +79,14 @@ def run(workdir: str, config, *, split: str = "", model: str = "",
   split = split or cfg.eval_splits[0]
   src = data_build.make_source(cfg, split)
   if src.class_names is None:
-    raise sources.DataError(f"{src.name} has no class names to map to the "
+    raise base.DataError(f"{src.name} has no class names to map to the "
                             f"model's {names}")
   dropped = 0
   if tuple(src.class_names) != names:
-    src = sources.Relabeled(src, names, drop_unmapped=drop_unmapped)
+    src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
     dropped = src.dropped["unmapped_classes"]
   if not len(src):
-    raise sources.DataError(f"{src.name}: no rows to evaluate")
+    raise base.DataError(f"{src.name}: no rows to evaluate")
   variables = method.eval_variables(state)
   if model:
     variables = dict([restore.eval_model(method, state, model)])

@@ -16,9 +16,9 @@ from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
-from jaxfer import runguard
-from jaxfer import train
-from jaxfer import xla_cpu
+from jaxfer.loop import runguard
+from jaxfer.loop import train
+from jaxfer.core import xla_cpu
 
 _DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "configs"
 

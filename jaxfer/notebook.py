@@ -142,7 +142,7 @@ def devices() -> str:
 
 def rows(workdir, split: str = "train", model: str = "") -> list:
   """The rows of `<workdir>/metrics.jsonl` of one split (and model)."""
-  from jaxfer import report  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import report  # pylint: disable=g-import-not-at-top
   return [r for r in report.read_rows(workdir) if r.get("split") == split
           and (not model or r.get("model") == model)]
 

@@ -24,10 +24,10 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
-from jaxfer import mine
-from jaxfer import runguard
-from jaxfer import train
-from jaxfer import xla_cpu
+from jaxfer.loop import mine
+from jaxfer.loop import runguard
+from jaxfer.loop import train
+from jaxfer.core import xla_cpu
 
 STAGES = ("primitive", "select", "mined", "distill", "distilled")
 _MARK = "stage.json"

@@ -29,11 +29,11 @@ from absl import logging
 import jax
 import numpy as np
 
-from jaxfer import restore
+from jaxfer.loop import restore
 from jaxfer.data import faces as faces_lib
 from jaxfer.data import images as images_lib
 from jaxfer.data import views
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 
 
 def _define_flags():

@@ -18,8 +18,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from jaxfer import mine
-from jaxfer.data.sources import DataError
+from jaxfer.loop import mine
+from jaxfer.data.base import DataError
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the

@@ -14,7 +14,7 @@ import pathlib
 import statistics
 import sys
 
-from jaxfer import report
+from jaxfer.core import report
 
 
 def last_eval(workdir, split: str, model: str) -> dict:

@@ -10,10 +10,10 @@ import shutil
 import pytest
 
 from conftest import LFW, config, need
-from jaxfer import train
-from jaxfer.data import affwild2
+from jaxfer.loop import train
+from jaxfer.data.sources import affwild2
 from jaxfer.data import labels
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 
 HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import FER_SAMPLE, LFW, need
-from jaxfer import train
+from jaxfer.loop import train
 from jaxfer.data import build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from conftest import FER_SAMPLE, config, need
-from jaxfer import train
-from jaxfer.data import distilled
+from jaxfer.loop import train
+from jaxfer.data.sources import distilled
 
 
 

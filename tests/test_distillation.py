@@ -10,7 +10,7 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
-from jaxfer import testing
+from jaxfer.loop import testing
 from jaxfer.meta import augment
 from jaxfer.meta import distillation
 from jaxfer.meta import unroll

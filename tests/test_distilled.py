@@ -1,12 +1,12 @@
-"""A distilled set on disk (`jaxfer.data.distilled`): it round-trips, loads
+"""A distilled set on disk (`jaxfer.data.sources.distilled`): it round-trips, loads
 as a source and mixes into a labeled set at the asked ratio."""
 
 import numpy as np
 import pytest
 
-from jaxfer import testing
-from jaxfer.data import distilled
-from jaxfer.data import sources
+from jaxfer.loop import testing
+from jaxfer.data.sources import distilled
+from jaxfer.data import base
 
 
 def test_saved_set_loads_back_with_identical_arrays(tmp_path):
@@ -34,16 +34,16 @@ def test_saved_set_loads_back_with_identical_arrays(tmp_path):
 
 def test_mixed_source_hits_the_ratio_and_keeps_every_row(tmp_path):
   names = testing.tiny_source().class_names
-  base = testing.tiny_source(70)
-  extra = sources.ArraySource(
+  base_src = testing.tiny_source(70)
+  extra = base.ArraySource(
       np.full((7, 8, 8, 1), 255, np.uint8), np.arange(7, dtype=np.int32),
       names, name="d", soft_labels=np.full((7, 7), 1 / 7, np.float32))
-  mixed = distilled.Mixed(base, extra, 0.2)
+  mixed = distilled.Mixed(base_src, extra, 0.2)
   assert len(mixed) == 70 + round(0.25 * 70)
   extra_rows = [i for i in range(len(mixed)) if mixed[i]["image"].min() == 255]
   assert len(extra_rows) / len(mixed) == pytest.approx(0.2, abs=0.01)
   assert all("soft_label" in mixed[i] for i in (0, len(mixed) - 1))
   np.testing.assert_array_equal(mixed[0]["soft_label"],
-                                np.eye(7, dtype=np.float32)[base[0]["label"]])
+                                np.eye(7, dtype=np.float32)[base_src[0]["label"]])
   with pytest.raises(ValueError, match="ratio must be in"):
-    distilled.Mixed(base, extra, 1.0)
+    distilled.Mixed(base_src, extra, 1.0)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import FER_SAMPLE, config, need
-from jaxfer import defaults
+from jaxfer.core import defaults
 from jaxfer import methods
 from jaxfer import models
-from jaxfer import train
+from jaxfer.loop import train
 from jaxfer.methods import dtm
 
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from conftest import config
 from jaxfer import evaluate
-from jaxfer import train
+from jaxfer.loop import train
 from jaxfer.data import labels as labels_lib
-from jaxfer.data import synthetic
+from jaxfer.data.sources import synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxfer import checkpoint
-from jaxfer import train
+from jaxfer.loop import checkpoint
+from jaxfer.loop import train
 from conftest import FER_SAMPLE, LFW, config, need
 
 
@@ -91,7 +91,8 @@ def test_finetune_stage_function_equals_the_conditional_step():
   runs convolutions in a conditional's branches many times slower): on
   both sides of the switch the two give the same state."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jaxfer import methods, testing  # pylint: disable=g-import-not-at-top
+  from jaxfer import methods  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import testing
   c = config("face2exp_fer2013", "smoke")
   c.face2exp.finetune.steps = 2
   model = testing.tiny_model("batch", num_classes=7, dtype=jnp.float32)

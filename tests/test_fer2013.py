@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import FER_DIR, FER_FULL, FER_SAMPLE, need
-from jaxfer.data import fer2013
+from jaxfer.data.sources import fer2013
 from jaxfer.data import labels
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 
 
 def _write(tmp_path, rows, name="f.csv", header="emotion,pixels,Usage"):

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from conftest import LFW, need
-from jaxfer.data import files
+from jaxfer.data.sources import files
 from jaxfer.data import images
 from jaxfer.data import labels
-from jaxfer.data.sources import DataError
-from jaxfer.data.tfds_source import TfdsSource
+from jaxfer.data.base import DataError
+from jaxfer.data.sources.tfds import TfdsSource
 
 
 def _save(path, mode="RGB", size=(8, 6), color=0):

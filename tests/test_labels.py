@@ -32,7 +32,7 @@ def test_every_table_has_unique_names():
 
 
 def test_relabeled_source_maps_by_name_and_counts_drops():
-  from jaxfer.data.sources import ArraySource, Relabeled  # pylint: disable=g-import-not-at-top
+  from jaxfer.data.base import ArraySource, Relabeled  # pylint: disable=g-import-not-at-top
   images = np.zeros((8, 2, 2, 1), np.uint8)
   src = ArraySource(images, np.arange(8, dtype=np.int32), labels.AFFECTNET8)
   with pytest.raises(ValueError, match="contempt"):

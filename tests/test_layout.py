@@ -13,21 +13,21 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Bottom to top, as the README's Layout section draws them.
+# Bottom to top, as the README's Layout section draws them. Every floor
+# below the entry points is made of packages, so the folder tree is the
+# drawing; the modules directly in jaxfer/ are the commands (and the
+# notebooks' helpers).
 FLOORS = (
-    ("leaves", ("jaxfer.losses", "jaxfer.metrics", "jaxfer.optim", "jaxfer.runguard",
-                "jaxfer.parallel", "jaxfer.defaults", "jaxfer.checkpoint",
-                "jaxfer.report", "jaxfer.xla_cpu")),
+    ("leaves", ("jaxfer.core",)),
     ("data and models", ("jaxfer.data", "jaxfer.models")),
-    ("engines", ("jaxfer.meta", "jaxfer.thresholds", "jaxfer.mining")),
+    ("engines", ("jaxfer.meta", "jaxfer.mining")),
     ("methods", ("jaxfer.methods",)),
-    ("a trained model back", ("jaxfer.restore",)),
-    ("weights into a fresh run", ("jaxfer.pretrained",)),
-    ("the loops", ("jaxfer.train", "jaxfer.testing", "jaxfer.mine")),
+    ("the loops and their guards", ("jaxfer.loop",)),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
                       "jaxfer.summarize", "jaxfer.select", "jaxfer.omni",
                       "jaxfer.notebook", "jaxfer.evaluate")),
 )
+MAX_TOP_LEVEL_MODULES = 8
 
 
 def _unit(module: str):
@@ -80,6 +80,23 @@ def test_every_module_has_a_floor():
                         f"{__file__}): {unplaced}")
 
 
+def test_floors_below_the_entry_points_are_packages():
+  for name, units in FLOORS[:-1]:
+    for unit in units:
+      folder = ROOT.joinpath(*unit.split("."))
+      assert (folder / "__init__.py").exists(), (
+          f"{unit} (floor {name!r}) is not a package")
+
+
+def test_the_top_level_holds_only_entry_points():
+  top = sorted(p.stem for p in (ROOT / "jaxfer").glob("*.py"))
+  entry = {u.split(".")[1] for u in FLOORS[-1][1]}
+  assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+  assert set(top) - {"__init__"} <= entry, (
+      f"modules directly in jaxfer/ that are not entry points: "
+      f"{sorted(set(top) - {'__init__'} - entry)}")
+
+
 def test_no_module_imports_from_a_higher_floor():
   bad = []
   for module, path in _modules():
@@ -104,7 +121,7 @@ def test_meta_engines_know_nothing_of_methods_or_the_loop():
   for module, path in _modules():
     if module.startswith("jaxfer.meta"):
       for line, target in _imports(path, module):
-        assert not target.startswith(("jaxfer.methods", "jaxfer.train")), (
+        assert not target.startswith(("jaxfer.methods", "jaxfer.loop.train")), (
             f"{path}:{line} imports {target}")
 
 
@@ -121,9 +138,9 @@ def test_the_rule_catches_an_upward_import(tmp_path):
   """The checker itself: a meta module importing a method is reported."""
   fake = tmp_path / "m.py"
   fake.write_text("from jaxfer.methods import face2exp\n"
-                  "def f():\n  import jaxfer.train\n")
+                  "def f():\n  import jaxfer.loop.train\n")
   found = [t for _, t in _imports(fake, "jaxfer.meta.m")]
-  assert found == ["jaxfer.methods.face2exp", "jaxfer.train"]
+  assert found == ["jaxfer.methods.face2exp", "jaxfer.loop.train"]
   assert _unit("jaxfer.meta.m")[0] < _unit(found[0])[0]
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxfer import metrics
-from jaxfer import optim
+from jaxfer.core import metrics
+from jaxfer.core import optim
 
 
 def test_metrics_by_hand():

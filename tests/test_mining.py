@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from jaxfer.data import files, mined, msceleb
-from jaxfer.data.sources import DataError
+from jaxfer.data.sources import files, mined, msceleb
+from jaxfer.data.base import DataError
 from jaxfer.mining import rules
 from conftest import FER_SAMPLE, LFW, need
 
@@ -249,7 +249,7 @@ def primitive(tmp_path_factory):
   need(FER_SAMPLE)
   need(LFW)
   from conftest import config  # pylint: disable=g-import-not-at-top
-  from jaxfer import train  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import train  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("mining")
   c = config("supervised_fer2013", "smoke,10pct")
   c.data.path = str(FER_SAMPLE)

@@ -17,7 +17,7 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
-from jaxfer import testing
+from jaxfer.loop import testing
 from jaxfer.meta import mpl
 from jaxfer.meta import unroll
 

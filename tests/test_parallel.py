@@ -61,7 +61,7 @@ def test_indivisible_batch_is_a_clear_error(tmp_path):
 import sys
 sys.path.insert(0, "configs")
 import default
-from jaxfer import train
+from jaxfer.loop import train
 c = default.get_config("smoke")
 c.data.batch_size = 18
 try:
@@ -84,7 +84,7 @@ _RUN = """
 import sys
 sys.path.insert(0, "configs")
 import default
-from jaxfer import train
+from jaxfer.loop import train
 c = default.get_config("smoke")
 c.total_steps, c.eval_every, c.checkpoint.every = 6, 6, 6
 c.parallel.mode = sys.argv[1] if len(sys.argv) > 1 else "mesh"
@@ -99,7 +99,7 @@ train.run(c, sys.argv[-1])
 
 def _params(workdir):
   import jax  # pylint: disable=g-import-not-at-top
-  from jaxfer import checkpoint  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import checkpoint  # pylint: disable=g-import-not-at-top
   tree = checkpoint.read_arrays(
       pathlib.Path(workdir) / "checkpoints" / "6" / "state")
   return jax.tree.leaves(tree["net"]["params"])

@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxfer import testing
+from jaxfer.loop import testing
 from jaxfer.data import pipeline
-from jaxfer.data.sources import DataError, Unlabeled
+from jaxfer.data.base import DataError, Unlabeled
 
 
 def _stream(src=None, balanced=False):

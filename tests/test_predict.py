@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import LFW, config, need
 from jaxfer import predict
-from jaxfer import train
+from jaxfer.loop import train
 from jaxfer.data import faces
 from jaxfer.data import images
 

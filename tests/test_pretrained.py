@@ -27,7 +27,7 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-posi
 from conftest import config  # pylint: disable=wrong-import-position
 from jaxfer import methods  # pylint: disable=wrong-import-position
 from jaxfer import models  # pylint: disable=wrong-import-position
-from jaxfer import pretrained  # pylint: disable=wrong-import-position
+from jaxfer.loop import pretrained  # pylint: disable=wrong-import-position
 from jaxfer.models import torch_import  # pylint: disable=wrong-import-position
 
 nn = torch.nn
@@ -309,7 +309,7 @@ def test_face2exp_checkpoint_into_teacher_and_student(tmp_path):
 
 
 def test_a_jaxfer_workdir_fine_tunes_with_a_new_head(tmp_path):
-  from jaxfer import train  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import train  # pylint: disable=g-import-not-at-top
   src = config("default", "smoke")
   src.total_steps, src.checkpoint.every = 2, 2
   train.run(src, str(tmp_path / "src"))
@@ -319,7 +319,7 @@ def test_a_jaxfer_workdir_fine_tunes_with_a_new_head(tmp_path):
   _, fresh = _fresh_state(c)
   state, notes = pretrained.load_into(c, fresh)
   assert any("7 classes -> 5: the head is re-initialised" in n for n in notes)
-  from jaxfer import restore  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import restore  # pylint: disable=g-import-not-at-top
   _, _, _, trained = restore.load(str(tmp_path / "src"))
   np.testing.assert_array_equal(state.net.params["Conv_0"]["kernel"],
                                 trained.net.params["Conv_0"]["kernel"])
@@ -330,7 +330,7 @@ def test_a_jaxfer_workdir_fine_tunes_with_a_new_head(tmp_path):
 
 
 @pytest.mark.parametrize("modules", [
-    "jaxfer.main, jaxfer.omni, jaxfer.pretrained, jaxfer.models.torch_import,"
+    "jaxfer.main, jaxfer.omni, jaxfer.loop.pretrained, jaxfer.models.torch_import,"
     " jaxfer.bench.torch_ref, jaxfer.bench.meta",
     "jaxfer.predict, jaxfer.select", "jaxfer.bench.__main__"])  # own flags
 def test_the_library_never_imports_torch(modules):

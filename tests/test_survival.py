@@ -17,11 +17,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxfer import report
-from jaxfer import runguard
-from jaxfer import train
-from jaxfer.data import fer2013
-from jaxfer.data.sources import DataError
+from jaxfer.core import report
+from jaxfer.loop import runguard
+from jaxfer.loop import train
+from jaxfer.data.sources import fer2013
+from jaxfer.data.base import DataError
 from conftest import FER_SAMPLE, config, need
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def _rows(workdir):
 
 
 def _params(workdir, step=40):
-  from jaxfer import checkpoint  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import checkpoint  # pylint: disable=g-import-not-at-top
   return jax.tree.leaves(checkpoint.read_arrays(
       pathlib.Path(workdir) / "checkpoints" / str(step) / "state"))
 

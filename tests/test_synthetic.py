@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from jaxfer.data import labels as labels_lib
-from jaxfer.data import synthetic
-from jaxfer.data.synthetic import SyntheticFaces
+from jaxfer.data.sources import synthetic
+from jaxfer.data.sources.synthetic import SyntheticFaces
 
 
 def _images(ds, indices):

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxfer import thresholds
+from jaxfer.methods import thresholds
 
 C, POOL = 4, 12
 

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from jaxfer import checkpoint
-from jaxfer import train
-from jaxfer.data.sources import DataError
+from jaxfer.loop import checkpoint
+from jaxfer.loop import train
+from jaxfer.data.base import DataError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = ["--config", str(ROOT / "configs/default.py") + ":smoke"]
@@ -139,7 +139,7 @@ def test_class_count_mismatch_names_the_field(tmp_path):
 def test_predict_cli_matches_in_process_model(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from jaxfer import predict  # pylint: disable=g-import-not-at-top
-  from jaxfer.data import synthetic  # pylint: disable=g-import-not-at-top
+  from jaxfer.data.sources import synthetic  # pylint: disable=g-import-not-at-top
   p = _cli(*SMOKE, "--workdir", str(tmp_path / "wd"))
   p.communicate(timeout=300)
   assert p.returncode == 0

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from conftest import config
-from jaxfer import xla_cpu
+from jaxfer.core import xla_cpu
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_distill_remat_counts_only_for_the_unrolled_objective():
 _PROBE = """
 import sys
 import jaxfer.main, jaxfer.omni            # every import of the entry points
-from jaxfer import xla_cpu
+from jaxfer.core import xla_cpu
 from conftest import config
 c = config("face2exp_fer2013", "smoke")
 c.face2exp.remat = sys.argv[1] == "remat"

@@ -6,7 +6,7 @@ r"""`python -m jaxfer.bench parallel`: the step on 1, 2 and 4 devices.
 The supervised step's median time on 1, 2 and 4 forced CPU devices (mesh
 path, same global batch), and the max abs difference of every state array
 after 3 steps between 1 device and 4 devices by the mesh path, jax.pmap
-(and jax.shard_map), for the cases of `jaxfer.testing.PARALLEL_CASES`
+(and jax.shard_map), for the cases of `jaxfer.loop.testing.PARALLEL_CASES`
 (supervised, Meta-Face2Exp, distillation). Each device count runs in its
 own process (XLA fixes it at start-up).
 """

@@ -6,11 +6,11 @@ scheduler costs a training step.
 
 The config's step (`bench step`: the method's step on the mesh of all
 devices, a random batch) in one process with XLA's default scheduler and
-in one with `jaxfer.xla_cpu.MEMORY_SCHEDULER`, alternating, `rounds`
+in one with `jaxfer.core.xla_cpu.MEMORY_SCHEDULER`, alternating, `rounds`
 times each (XLA reads its flags once per process, so the two cannot share
 one). Each round's ratio is memory-optimised / default step time; the
 median and the min-max over rounds are printed. This is the figure that
-decides when the training entry points set the flag (`jaxfer.xla_cpu`).
+decides when the training entry points set the flag (`jaxfer.core.xla_cpu`).
 """
 
 import json
@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from jaxfer import xla_cpu
+from jaxfer.core import xla_cpu
 from jaxfer.bench import measure
 
 SETTINGS = {"default": "", "memory-optimised": xla_cpu.MEMORY_SCHEDULER}

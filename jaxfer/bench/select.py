@@ -28,10 +28,10 @@ import time
 import jax
 import numpy as np
 
-from jaxfer import mine
-from jaxfer import train
+from jaxfer.loop import mine
+from jaxfer.loop import train
 from jaxfer.data import build as data_build
-from jaxfer.data import sources
+from jaxfer.data import base
 
 MSCELEB_FACES = 5_800_000
 
@@ -121,13 +121,13 @@ def run(config, pool_size: int, forward_batches: int = 20) -> dict:
                                   "config.select.pool")
     fwd, flops = _forward_rate(scorer, pool, forward_batches)
     inp = _input_rate(scorer, pool, min(len(pool), 40 * scorer.batch_size))
-    mine.score_pool(scorer, sources.Subset(                # compile first
+    mine.score_pool(scorer, base.Subset(                # compile first
         pool, np.arange(scorer.batch_size) % len(pool), "warm-up"),
                     tmp / "warm", chunk_batches=1, progress=False)
     rows = []
     sizes = [len(pool)] + ([pool_size] if pool_size > len(pool) else [])
     for n in sizes:
-      p = pool if n == len(pool) else sources.Subset(
+      p = pool if n == len(pool) else base.Subset(
           pool, np.arange(n) % len(pool), f"{pool.name} x{n / len(pool):.1f}")
       before = _PeakRSS.now()
       with _PeakRSS() as mem:

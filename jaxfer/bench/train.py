@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxfer import methods
 from jaxfer import models
-from jaxfer import parallel
+from jaxfer.core import parallel
 from jaxfer.data import build as data_build
 
 

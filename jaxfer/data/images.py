@@ -14,7 +14,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 
 IMAGE_EXTENSIONS = frozenset(
     (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"))

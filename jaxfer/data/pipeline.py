@@ -18,7 +18,7 @@ from collections.abc import Callable
 import grain
 import numpy as np
 
-from jaxfer.data.sources import DataError, Subset
+from jaxfer.data.base import DataError, Subset
 
 # Long enough for any run; Grain datasets are lazy, nothing is allocated.
 _STREAM_LENGTH = 2**40

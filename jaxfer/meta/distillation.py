@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxfer import losses
-from jaxfer import parallel
+from jaxfer.core import losses
+from jaxfer.core import parallel
 from jaxfer.meta import augment
 from jaxfer.meta import unroll
 from jaxfer.models import net as net_lib
@@ -57,7 +57,7 @@ class State:
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Statics of a distillation step (see `distill` in jaxfer/defaults.py)."""
+  """Statics of a distillation step (see `distill` in jaxfer/core/defaults.py)."""
   objective: str = "unroll"
   num_classes: int = 7
   steps_per_epoch: int = 1

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxfer import losses
-from jaxfer import parallel
+from jaxfer.core import losses
+from jaxfer.core import parallel
 from jaxfer.meta import unroll
 from jaxfer.models import net as net_lib
 
@@ -46,7 +46,7 @@ FEEDBACKS = ("first_order", "score_function", "exact", "exact_jvp")
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """The statics of a Meta-Face2Exp step (see jaxfer/defaults.py)."""
+  """The statics of a Meta-Face2Exp step (see jaxfer/core/defaults.py)."""
   feedback: str = "exact_jvp"
   unroll_steps: int = 1
   remat: bool = False

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxfer import optim
+from jaxfer.core import optim
 from jaxfer.data import build as data_build
-from jaxfer.data import distilled as distilled_data
+from jaxfer.data.sources import distilled as distilled_data
 from jaxfer.data import pipeline
 from jaxfer.data import views
 from jaxfer.meta import augment

@@ -1,5 +1,5 @@
 """DTM semi-supervised FER (`method="dtm"`): pseudo-labels on unlabeled
-faces kept by a threshold policy (`jaxfer.thresholds`), one network.
+faces kept by a threshold policy (`jaxfer.methods.thresholds`), one network.
 
 Per step, with B labeled faces and N = B * mu unlabeled ones (a weak and a
 strong view each):
@@ -33,11 +33,11 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxfer import losses
-from jaxfer import optim
-from jaxfer import parallel
-from jaxfer import report
-from jaxfer import thresholds as thr
+from jaxfer.core import losses
+from jaxfer.core import optim
+from jaxfer.core import parallel
+from jaxfer.core import report
+from jaxfer.methods import thresholds as thr
 from jaxfer.methods import base
 from jaxfer.models import net as net_lib
 
@@ -53,7 +53,7 @@ class State:
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """The statics of a DTM step (see `dtm` in jaxfer/defaults.py)."""
+  """The statics of a DTM step (see `dtm` in jaxfer/core/defaults.py)."""
   num_classes: int = 7
   teacher: str = "self"
   soft: bool = False

@@ -16,9 +16,9 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxfer import losses
-from jaxfer import optim
-from jaxfer import parallel
+from jaxfer.core import losses
+from jaxfer.core import optim
+from jaxfer.core import parallel
 from jaxfer.meta import mpl
 from jaxfer.meta import unroll
 from jaxfer.meta.mpl import Hyper

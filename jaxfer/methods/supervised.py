@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxfer import losses
-from jaxfer import optim
+from jaxfer.core import losses
+from jaxfer.core import optim
 from jaxfer.methods import base
 from jaxfer.models import net as net_lib
 

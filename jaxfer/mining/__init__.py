@@ -4,5 +4,5 @@
 which faces are kept (numpy, on the pass's score tables); `pool`: pool faces
 as the model sees them (pixels, hash, source, identity); `output`: the
 mined set and summary written. The pass that streams a pool through the
-model is `jaxfer.mine`.
+model is `jaxfer.loop.mine`.
 """

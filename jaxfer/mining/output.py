@@ -1,13 +1,13 @@
 """The end of a selection: the rule applied to the pass's score tables, the
-mined set written (`jaxfer.data.mined`), the selection summary, and, where
+mined set written (`jaxfer.data.sources.mined`), the selection summary, and, where
 the pool's true labels are known, the precision of the mined labels."""
 
 import json
 
 import numpy as np
 
-from jaxfer import report
-from jaxfer.data import mined as mined_lib
+from jaxfer.core import report
+from jaxfer.data.sources import mined as mined_lib
 from jaxfer.mining import rules as rules_lib
 from jaxfer.mining.pool import blank, pixels, source_id
 

@@ -12,7 +12,7 @@ from typing import Any
 import flax
 import optax
 
-from jaxfer import optim
+from jaxfer.core import optim
 
 
 @flax.struct.dataclass

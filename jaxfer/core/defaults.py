@@ -7,12 +7,15 @@ CLI locks the result, so a mistyped `--config.field` is an error.
 import ml_collections
 
 
-def data() -> ml_collections.ConfigDict:
-  """The data fields (`config.data`)."""
-  return ml_collections.ConfigDict(dict(
+def source(**overrides) -> ml_collections.ConfigDict:
+  """The fields every dataset section reads (`config.data`, its
+  `unlabeled` pool, `select.pool`, each `cross_eval` entry): which source,
+  where, and the source's own options. The one place they are defined;
+  `jaxfer/data/sources/__init__.py` acts on them."""
+  c = ml_collections.ConfigDict(dict(
       # synthetic | fer2013 | rafdb | affectnet | affwild2 | image_folder |
-      # labeled_csv | tfds | distilled | mined | msceleb_tsv (see
-      # jaxfer/data/build.py).
+      # labeled_csv | unlabeled_folder | tfds | distilled | mined |
+      # msceleb_tsv (jaxfer.data.sources.REGISTRY); pools also "rest".
       source="synthetic",
       path="",                     # file or folder of file-based sources
       tfds_name="",                # dataset name for source="tfds"
@@ -21,11 +24,46 @@ def data() -> ml_collections.ConfigDict:
       drop_blank=False,            # FER2013 only: drop the 12 blank images
       cache_dir="~/.cache/jaxfer",  # parsed-CSV cache ("" for none)
       on_bad="error",              # bad rows/images: "error" | "skip"
-      train_split="train",
-      eval_splits=("test",),
       num_classes=7,
       image_size=48,
       channels=1,
+      synthetic=dict(seed=0, sizes=dict(train=6000, test=1400)),
+      # Aff-Wild2 (ABAW EXPR): every k-th frame; "annotated" frames (labels
+      # 0..7) or "unannotated" ones (label -1, as an unlabeled pool).
+      affwild2=dict(every=1, frames="annotated"),
+      # Where the MS-Celeb TSV's byte-offset index is cached ("": beside
+      # the file).
+      msceleb_index="",
+  ))
+  c.update(overrides)
+  return c
+
+
+def pool(**overrides) -> ml_collections.ConfigDict:
+  """A face pool's section: a source's fields, its split, and a centre
+  crop (keep the central fraction of each image; LFW's loose 250x250
+  crops: 0.5). source="rest" is the train split outside the labeled
+  subset, labels dropped."""
+  c = source(split="train", center_crop=1.0)
+  c.update(overrides)
+  return c
+
+
+def cross_eval(**overrides) -> ml_collections.ConfigDict:
+  """One `config.data.cross_eval` entry: a source's fields (those not given
+  are the labeled set's), its split, and whether rows of classes the model
+  lacks are dropped (else an error)."""
+  c = ml_collections.ConfigDict(dict(split="test", drop_unmapped=False))
+  c.update(overrides)
+  return c
+
+
+def data() -> ml_collections.ConfigDict:
+  """The data fields (`config.data`): a source's fields and the stream's."""
+  c = source()
+  c.update(dict(
+      train_split="train",
+      eval_splits=("test",),
       mean=(0.5,),
       std=(0.25,),
       labeled_fraction=1.0,        # k% labeled subset of the train split
@@ -40,16 +78,10 @@ def data() -> ml_collections.ConfigDict:
       randaugment=dict(n=2, m=16, pool="face2exp"),
       num_threads=2,               # Grain read threads
       worker_count=0,              # Grain worker processes
-      synthetic=dict(seed=0, sizes=dict(train=6000, test=1400)),
-      # Aff-Wild2 (ABAW EXPR): every k-th frame; "annotated" frames (labels
-      # 0..7) or "unannotated" ones (label -1, as an unlabeled pool).
-      affwild2=dict(every=1, frames="annotated"),
-      # The unlabeled pool of semi-supervised methods (used when mu > 0):
-      # "rest" = the train split outside the labeled subset, labels dropped;
-      # or any source above (labels dropped), or "unlabeled_folder".
       # Evaluations on other datasets, labels mapped by class name: name ->
-      # dict(source=..., path=..., split=..., num_classes=...,
-      # drop_unmapped=False), e.g. a FER2013 model on RAF-DB's test split.
+      # `cross_eval(source=..., path=..., split=..., ...)` (fields not
+      # given are this section's), e.g. a FER2013 model on RAF-DB's test
+      # split.
       cross_eval={},
       # A distilled set (a method="distill" workdir's `distilled/`) mixed
       # into the labeled training set at this share of draws.
@@ -57,15 +89,11 @@ def data() -> ml_collections.ConfigDict:
       # A mined set (a jaxfer.select workdir's `mined/`) added to the
       # labeled training set: all of it (ratio 0), or at this share of draws.
       mined=dict(path="", ratio=0.0),
-      # center_crop: keep the central fraction of each pool image (LFW's
-      # loose 250x250 crops: 0.5).
-      # msceleb_index: where the MS-Celeb TSV's byte-offset index is cached
-      # ("": beside the file).
-      unlabeled=dict(source="rest", path="", split="train", on_bad="error",
-                     msceleb_index="",
-                     image_size=48, channels=1, center_crop=1.0,
+      # The unlabeled pool of semi-supervised methods (used when mu > 0).
+      unlabeled=pool(source="rest",
                      affwild2=dict(every=1, frames="unannotated")),
   ))
+  return c
 
 
 def base() -> ml_collections.ConfigDict:
@@ -75,7 +103,7 @@ def base() -> ml_collections.ConfigDict:
   c.method = "supervised"
   c.total_steps = 1000
   c.mu = 0                          # unlabeled examples per labeled one
-  # Pretrained weights for a fresh run (jaxfer/pretrained.py): a torchvision
+  # Pretrained weights for a fresh run (jaxfer/loop/pretrained.py): a torchvision
   # ResNet state dict (.pth / .safetensors), a Meta-Face2Exp checkpoint or a
   # jaxfer workdir; a head of another class count is re-initialised.
   c.init_from = ""
@@ -144,7 +172,7 @@ def base() -> ml_collections.ConfigDict:
   )
   # DTM semi-supervised FER (method="dtm", jaxfer/methods/dtm.py): one
   # network, pseudo-labels of the weak views kept by a threshold policy
-  # (jaxfer/thresholds.py) train the strong views.
+  # (jaxfer/methods/thresholds.py) train the strong views.
   c.dtm = dict(
       threshold="dtm",              # fixed | flexmatch | freematch |
                                     # softmatch | dtm
@@ -158,16 +186,15 @@ def base() -> ml_collections.ConfigDict:
       flexmatch=dict(warmup=True),
       freematch=dict(momentum=0.999, fairness_weight=0.001),
       softmatch=dict(momentum=0.999, n_sigma=2.0),
-      # jaxfer's dynamic threshold (formula: jaxfer/thresholds.py).
+      # jaxfer's dynamic threshold (formula: jaxfer/methods/thresholds.py).
       dynamic=dict(tau_min=0.5, momentum=0.99, gamma=1.0, per_class=True,
                    per_stage=True),
   )
-  # Omni-supervised selection (python -m jaxfer.select, jaxfer/mine.py; the
+  # Omni-supervised selection (python -m jaxfer.select, jaxfer/loop/mine.py; the
   # rule: jaxfer/mining/rules.py): a primitive model's workdir, a pool.
   c.select = dict(
       model_workdir="", model="", best=True,
-      pool=dict(source="unlabeled_folder", path="", split="train",
-                on_bad="error", center_crop=1.0, msceleb_index=""),
+      pool=pool(source="unlabeled_folder"),
       batch_size=256, chunk_batches=16,  # a score table per 16 batches
       save_features=True,           # unit features (float16) in the tables
       knn=0,                        # k of the k-NN vote (0: none)
@@ -184,7 +211,7 @@ def base() -> ml_collections.ConfigDict:
   c.log_every = 50
   c.eval_every = 500
   c.confusion_every_eval = False    # PNG at every evaluation, not only last
-  # Data parallelism (jaxfer/parallel.py): "mesh" (jit over all devices)
+  # Data parallelism (jaxfer/core/parallel.py): "mesh" (jit over all devices)
   # or "pmap"; multi-host runtime when distributed.enabled or
   # JAXFER_DISTRIBUTED=1 (address etc. empty: detected by JAX).
   c.parallel = dict(mode="mesh")

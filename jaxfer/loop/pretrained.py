@@ -26,7 +26,7 @@ import pathlib
 import jax
 import numpy as np
 
-from jaxfer import restore
+from jaxfer.loop import restore
 from jaxfer.models import net as net_lib
 from jaxfer.models import resnet
 from jaxfer.models import torch_import

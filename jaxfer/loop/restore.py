@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxfer import checkpoint as ckpt_lib
+from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer import methods
 from jaxfer import models
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from jaxfer.data import labels
-from jaxfer.data.sources import ArraySource
+from jaxfer.data.base import ArraySource
 
 
 def tiny_source(n: int = 70, size: int = 8, channels: int = 1,
@@ -37,7 +37,7 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   batches, run by the given data-parallel path.
 
   Args:
-    mode: "mesh" or "pmap" (jaxfer.parallel), or "shard_map" (the step
+    mode: "mesh" or "pmap" (jaxfer.core.parallel), or "shard_map" (the step
       under jax.shard_map with check_vma=False, as a user would call it).
     norm: "batch" or "group".
     method: "supervised", "face2exp" (then mu = 2, and `fields` set
@@ -52,7 +52,8 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from jaxfer import defaults, methods, models, parallel  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import defaults, parallel  # pylint: disable=g-import-not-at-top
+  from jaxfer import methods, models
 
   axis = None if mode == "mesh" else parallel.PMAP_AXIS
   cfg = defaults.base()

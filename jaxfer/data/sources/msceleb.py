@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from jaxfer.data import images
-from jaxfer.data import rows
-from jaxfer.data.sources import DataError
+from jaxfer.data.sources import rows
+from jaxfer.data.base import DataError
 
 FIELDS = ("mid", "rank", "image_url", "page_url", "face_id", "rectangle",
           "face_data")

@@ -7,7 +7,7 @@ downloaded or prepared here: a dataset that is not ready is a DataError.
 
 import numpy as np
 
-from jaxfer.data.sources import DataError, check_labels
+from jaxfer.data.base import DataError, check_labels
 
 _LABEL_CHUNK = 4096
 

@@ -10,7 +10,7 @@ own part of each global batch) and writes score tables to
 atomically. Memory stays flat in the pool size. A killed pass resumes at
 the first missing chunk and ends with the same tables. Then
 `jaxfer.mining.rules` picks the faces, and the mined set is written to
-``<workdir>/mined/`` (`jaxfer.data.mined`), with ``selection.json``.
+``<workdir>/mined/`` (`jaxfer.data.sources.mined`), with ``selection.json``.
 """
 
 import dataclasses
@@ -25,11 +25,11 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxfer import parallel
-from jaxfer import restore
+from jaxfer.core import parallel
+from jaxfer.loop import restore
 from jaxfer.data import build as data_build
 from jaxfer.data import transforms
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 from jaxfer.mining import output
 from jaxfer.mining import score as score_lib
 from jaxfer.mining.pool import blank, identities, pixel_hash, pixels
@@ -217,7 +217,7 @@ def run(config, workdir: str) -> dict:
           else None)
   score_pool(scorer, pool, workdir / "scores",
              chunk_batches=sel.chunk_batches,
-             on_bad=sel.pool.get("on_bad", "error"),
+             on_bad=sel.pool.on_bad,
              save_features=sel.save_features, true_labels=true)
   return output.write(sel, workdir, pool, read_tables(workdir / "scores"), banned,
                  tuple(full.class_names), pcfg.data.image_size,

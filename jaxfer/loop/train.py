@@ -2,7 +2,7 @@
 
 `run(config, workdir)` serves the CLI, the tests and the notebooks: it builds
 the data, the model and the method's pure functions, hands the step to a
-data-parallel runner (`jaxfer/parallel.py`: one jit over a device mesh, or
+data-parallel runner (`jaxfer/core/parallel.py`: one jit over a device mesh, or
 pmap), and then steps, logs, evaluates and checkpoints. A workdir that holds
 checkpoints is resumed, data iterator included. Only process 0 writes
 metrics and shows progress; Orbax writes checkpoints once.
@@ -19,15 +19,15 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxfer import checkpoint as ckpt_lib
-from jaxfer import losses
+from jaxfer.loop import checkpoint as ckpt_lib
+from jaxfer.core import losses
 from jaxfer import methods
-from jaxfer import metrics as metrics_lib
+from jaxfer.core import metrics as metrics_lib
 from jaxfer import models
-from jaxfer import parallel
-from jaxfer import pretrained
-from jaxfer import report
-from jaxfer import runguard
+from jaxfer.core import parallel
+from jaxfer.loop import pretrained
+from jaxfer.core import report
+from jaxfer.loop import runguard
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
 

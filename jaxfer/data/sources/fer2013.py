@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 from jaxfer.data import labels as labels_lib
-from jaxfer.data.sources import ArraySource, DataError
+from jaxfer.data.base import ArraySource, DataError
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 NUM_PIXELS = 48 * 48

@@ -25,7 +25,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxfer.data.sources import ArraySource, DataError
+from jaxfer.data.base import ArraySource, DataError
 
 _ARRAYS, _MANIFEST, _META = "mined.npz", "manifest.csv", "mined.json"
 COLUMNS = ("row", "pool_index", "source_id", "identity", "label", "class",

@@ -5,7 +5,7 @@ names the file and line of every problem."""
 import csv
 import os
 
-from jaxfer.data.sources import DataError
+from jaxfer.data.base import DataError
 
 
 class BadInput:

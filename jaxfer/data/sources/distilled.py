@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from jaxfer.data import transforms
-from jaxfer.data.sources import ArraySource, DataError
+from jaxfer.data.base import ArraySource, DataError
 
 _ARRAYS = "distilled.npz"
 _META = "distilled.json"

@@ -24,11 +24,11 @@ in all). A label outside -1..7 or a header that is not the 8 names is a
 
 import os
 
-from jaxfer.data import files
+from jaxfer.data.sources import files
 from jaxfer.data import images
 from jaxfer.data import labels as labels_lib
-from jaxfer.data import rows
-from jaxfer.data.sources import DataError
+from jaxfer.data.sources import rows
+from jaxfer.data.base import DataError
 
 HEADER = ("neutral", "anger", "disgust", "fear", "happiness", "sadness",
           "surprise", "other")

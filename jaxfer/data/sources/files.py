@@ -18,8 +18,8 @@ import numpy as np
 
 from jaxfer.data import images
 from jaxfer.data import labels as labels_lib
-from jaxfer.data import rows
-from jaxfer.data.sources import DataError, check_labels
+from jaxfer.data.sources import rows
+from jaxfer.data.base import DataError, check_labels
 
 _AFFECTNET_NOT_BASIC = {7: "contempt", 8: "none", 9: "uncertain",
                         10: "no_face"}
