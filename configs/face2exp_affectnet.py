@@ -48,8 +48,8 @@ def get_config(arg: str = ""):
   sgd = dict(name="sgd", lr=1e-3, momentum=0.9, nesterov=False,
              weight_decay=0.0, warmup_steps=0, wait_steps=0,
              schedule="cosine", grad_clip=0.0)
-  c.optimizer = dict(sgd)
-  c.face2exp.student_optimizer = dict(sgd)
+  c.optimizer.update(sgd)
+  c.face2exp.student_optimizer.update(sgd)
   c.face2exp.feedback = "first_order"
   c.face2exp.uda.update(weight=1.0, steps=1, temperature=1.0, mask=False)
   c.total_steps = 180_000

@@ -99,7 +99,7 @@ def run(workdir: str, config, *, split: str = "", model: str = "",
                      / f"{cfg.source}_{split}")
   out.mkdir(parents=True, exist_ok=True)
   summary = {"workdir": str(workdir), "source": cfg.source,
-             "path": cfg.get("path", ""), "split": split,
+             "path": cfg.path, "split": split,
              "examples": len(src), "dropped_unmapped": dropped,
              "class_names": list(names), "models": {}}
   for name, (m, cm) in results.items():

@@ -1,11 +1,11 @@
 """Metrics against hand computations; schedules and weight-decay masks."""
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
+from jaxfer.core import defaults
 from jaxfer.core import metrics
 from jaxfer.core import optim
 
@@ -44,8 +44,9 @@ def test_schedule_wait_warmup_cosine():
 def test_weight_decay_skips_norms_and_biases():
   params = {"conv": {"kernel": jnp.ones(2), "bias": jnp.ones(2)},
             "norm": {"scale": jnp.ones(2)}}
-  cfg = ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.0,
-                                       weight_decay=0.5, schedule="constant"))
+  cfg = defaults.optimizer(name="sgd", lr=1.0, momentum=0.0,
+                           weight_decay=0.5, schedule="constant",
+                           warmup_steps=0)
   tx, _ = optim.build(cfg, 10)
   zeros = {"conv": {"kernel": jnp.zeros(2), "bias": jnp.zeros(2)},
            "norm": {"scale": jnp.zeros(2)}}
@@ -58,4 +59,4 @@ def test_weight_decay_skips_norms_and_biases():
 
 def test_unknown_optimizer():
   with pytest.raises(ValueError, match="sgd or adamw"):
-    optim.build(ml_collections.ConfigDict(dict(name="lamb", lr=1.0)), 10)
+    optim.build(defaults.optimizer(name="lamb", lr=1.0), 10)

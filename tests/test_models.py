@@ -53,7 +53,7 @@ def test_bfloat16_compute_float32_params():
 
 def test_config_errors_name_the_field():
   with pytest.raises(ValueError, match="config.model.name"):
-    models.build(ml_collections.ConfigDict(dict(name="vgg")), 7)
+    models.build(ml_collections.ConfigDict(dict(name="vit")), 7)
   with pytest.raises(ValueError, match="widht"):
     models.build(ml_collections.ConfigDict(dict(name="convnet", widht=3)), 7)
   with pytest.raises(ValueError, match="config.model.dtype"):

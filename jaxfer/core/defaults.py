@@ -7,6 +7,26 @@ CLI locks the result, so a mistyped `--config.field` is an error.
 import ml_collections
 
 
+def optimizer(**overrides) -> ml_collections.ConfigDict:
+  """An optimizer section (`config.optimizer`, the Meta-Face2Exp student's
+  and fine-tune's, the distilled set's evaluation): the one place its
+  fields are defined; `jaxfer/core/optim.py` acts on them."""
+  c = ml_collections.ConfigDict(dict(
+      name="sgd",                  # sgd | adamw
+      lr=0.05,
+      momentum=0.9,                # sgd (0: plain SGD)
+      nesterov=True,               # sgd
+      b1=0.9, b2=0.999,            # adamw
+      weight_decay=5e-4,           # kernels only (not norms or biases)
+      warmup_steps=50,             # linear warm-up from 0
+      wait_steps=0,                # lr 0 for this many steps first
+      schedule="cosine",           # cosine | constant (after warm-up)
+      grad_clip=0.0,               # global-norm clip (0: none)
+  ))
+  c.update(overrides)
+  return c
+
+
 def source(**overrides) -> ml_collections.ConfigDict:
   """The fields every dataset section reads (`config.data`, its
   `unlabeled` pool, `select.pool`, each `cross_eval` entry): which source,
@@ -111,9 +131,7 @@ def base() -> ml_collections.ConfigDict:
   c.data = data()
   c.model = dict(name="convnet", depth=3, width=32, norm="batch",
                  dtype="float32")
-  c.optimizer = dict(name="sgd", lr=0.05, momentum=0.9, nesterov=True,
-                     weight_decay=5e-4, warmup_steps=50, wait_steps=0,
-                     schedule="cosine", grad_clip=0.0)
+  c.optimizer = optimizer()
   # Meta-Face2Exp (method="face2exp", jaxfer/methods/face2exp.py): the
   # teacher uses `optimizer`, the student `face2exp.student_optimizer`.
   c.face2exp = dict(
@@ -132,15 +150,12 @@ def base() -> ml_collections.ConfigDict:
       first_order=dict(sign="old_minus_new",   # or new_minus_old (MPL HEAD)
                        argmax_view="strong",   # view of the teacher argmax
                        reduce="mean"),         # or sum
-      student_optimizer=dict(name="sgd", lr=0.05, momentum=0.9,
-                             nesterov=True, weight_decay=5e-4,
-                             warmup_steps=50, wait_steps=0,
-                             schedule="cosine", grad_clip=0.0),
+      student_optimizer=optimizer(),
       # The student alone on the labeled set after the meta steps (counted
       # in total_steps).
-      finetune=dict(steps=0, name="sgd", lr=1e-5, momentum=0.0,
-                    nesterov=False, weight_decay=0.0, schedule="constant",
-                    warmup_steps=0),
+      finetune=optimizer(steps=0, lr=1e-5, momentum=0.0, nesterov=False,
+                         weight_decay=0.0, schedule="constant",
+                         warmup_steps=0),
   )
   # Dataset distillation (method="distill", jaxfer/methods/distill.py).
   c.distill = dict(
@@ -166,9 +181,8 @@ def base() -> ml_collections.ConfigDict:
       pool_lr=0.01,
       # How fresh networks are trained on the distilled set to evaluate it:
       # "learned" (the T inner steps) or "train" (optimizer below).
-      eval=dict(mode="train", nets=5, steps=300, batch_size=256, name="sgd",
-                lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-4,
-                warmup_steps=0, schedule="cosine"),
+      eval=optimizer(mode="train", nets=5, steps=300, batch_size=256,
+                     lr=0.01, nesterov=False, warmup_steps=0),
   )
   # DTM semi-supervised FER (method="dtm", jaxfer/methods/dtm.py): one
   # network, pseudo-labels of the weak views kept by a threshold policy

@@ -40,29 +40,27 @@ def build(cfg: ml_collections.ConfigDict, total_steps: int):
   """Returns (optax transformation, schedule) for `cfg`.
 
   Args:
-    cfg: name ("sgd" or "adamw"), lr, momentum, nesterov, weight_decay,
-      warmup_steps, wait_steps, schedule ("cosine" or "constant"),
-      grad_clip (0: none).
+    cfg: an optimizer section (`jaxfer.core.defaults.optimizer`).
     total_steps: the schedule's length.
   """
   schedule = cosine_schedule(lr=cfg.lr, total_steps=total_steps,
-                             warmup_steps=cfg.get("warmup_steps", 0),
-                             wait_steps=cfg.get("wait_steps", 0),
-                             kind=cfg.get("schedule", "cosine"))
-  wd = cfg.get("weight_decay", 0.0)
+                             warmup_steps=cfg.warmup_steps,
+                             wait_steps=cfg.wait_steps,
+                             kind=cfg.schedule)
+  wd = cfg.weight_decay
   if cfg.name == "sgd":
-    momentum = cfg.get("momentum", 0.0)
+    momentum = cfg.momentum
     tx = optax.chain(
         optax.add_decayed_weights(wd, mask=decay_mask) if wd else
         optax.identity(),
         optax.sgd(schedule, momentum=momentum or None,
-                  nesterov=cfg.get("nesterov", False)))
+                  nesterov=cfg.nesterov))
   elif cfg.name == "adamw":
-    tx = optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999),
+    tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2,
                      weight_decay=wd, mask=decay_mask)
   else:
     raise ValueError(f"optimizer name must be sgd or adamw, got {cfg.name!r}")
-  if cfg.get("grad_clip", 0.0):
+  if cfg.grad_clip:
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), tx)
   return tx, schedule
 

@@ -32,11 +32,11 @@ MEMORY_SCHEDULER = ("--xla_cpu_scheduler_type="
 
 def remat_fields(config) -> list[str]:
   """The config fields that ask for `jax.checkpoint` in the step."""
-  method, out = config.get("method", ""), []
-  if method == "face2exp" and config.face2exp.get("remat", False):
+  method, out = config.method, []
+  if method == "face2exp" and config.face2exp.remat:
     out.append("face2exp.remat")
-  if (method == "distill" and config.distill.get("remat", False)
-      and config.distill.get("objective", "unroll") == "unroll"):
+  if (method == "distill" and config.distill.remat
+      and config.distill.objective == "unroll"):
     out.append("distill.remat")
   return out
 

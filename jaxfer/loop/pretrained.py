@@ -26,6 +26,7 @@ import pathlib
 import jax
 import numpy as np
 
+from jaxfer import models
 from jaxfer.loop import restore
 from jaxfer.models import net as net_lib
 from jaxfer.models import resnet
@@ -52,16 +53,19 @@ def _template(net: net_lib.Net) -> dict:
 
 def _from_torch(config, roles: dict, target: str, template: dict,
                 source: str):
-  m = config.model
-  if m.name != "resnet" or m.get("stem", "small") != "imagenet":
+  # The built module: its dataclass holds the model fields' defaults.
+  m = models.build(config.model, config.data.num_classes)
+  stem = getattr(m, "stem", None)
+  if config.model.name != "resnet" or stem != "imagenet":
     raise ValueError(
         f"config.init_from={source}: PyTorch weights load into "
         "config.model.name='resnet' with stem='imagenet' (torchvision's "
-        f"layout); this config has name={m.name!r}, stem={m.get('stem')!r}")
-  stages = tuple(m.get("stages") or resnet.STAGES[m.depth])
+        f"layout); this config has name={config.model.name!r}, "
+        f"stem={stem!r}")
+  stages = tuple(m.stages or resnet.STAGES[m.depth])
   return torch_import.resnet_variables(
       roles[target], template, stages=stages, bottleneck=m.depth == 50,
-      allow_missing_head=config.get("init_allow_missing_head", False),
+      allow_missing_head=config.init_allow_missing_head,
       source=f"{source} [{target}]: ")
 
 
@@ -108,7 +112,7 @@ def _from_workdir(config, path: pathlib.Path, state, fields):
 
 def load_into(config, state):
   """(state with its networks loaded from `config.init_from`, log lines)."""
-  source = config.get("init_from", "")
+  source = config.init_from
   if not source:
     return state, []
   fields = nets(state)

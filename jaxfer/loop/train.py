@@ -212,7 +212,7 @@ def _train(config, workdir: pathlib.Path) -> dict:
         if is_main:
           print(f"  step {step} {split} {name}: " + ", ".join(
               f"{k} {v:.4f}" for k, v in m.items()), flush=True)
-          if final or config.get("confusion_every_eval", False):
+          if final or config.confusion_every_eval:
             report.confusion_png(
                 cm, data.class_names,
                 workdir / f"confusion_{split}_{name.replace('/', '_')}.png",

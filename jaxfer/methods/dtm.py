@@ -193,7 +193,7 @@ def build(config, model, total_steps: int, *, axis_name: str | None = None,
           pool_size: int = 0) -> base.Method:
   """The dtm Method; `pool_size` is the unlabeled pool's size (the loop
   passes it; FlexMatch keeps one int32 per face)."""
-  mu = config.get("mu", 0)
+  mu = config.mu
   if not mu:
     raise ValueError("method 'dtm' needs unlabeled faces: set config.mu > 0 "
                      "(unlabeled images per labeled one)")

@@ -131,8 +131,8 @@ def _scaled(cfg, k: int):
   """An optimizer config whose step counts are in student updates."""
   cfg = cfg.copy_and_resolve_references()
   with cfg.unlocked():
-    cfg.warmup_steps = cfg.get("warmup_steps", 0) * k
-    cfg.wait_steps = cfg.get("wait_steps", 0) * k
+    cfg.warmup_steps = cfg.warmup_steps * k
+    cfg.wait_steps = cfg.wait_steps * k
   return cfg
 
 
@@ -141,7 +141,7 @@ def build(config, model, total_steps: int, *,
           pool_size: int = 0) -> base.Method:
   """The face2exp Method: `total_steps` = meta steps + finetune steps."""
   del pool_size                      # no per-face state
-  if not config.get("mu", 0):
+  if not config.mu:
     raise ValueError("method 'face2exp' needs unlabeled faces: set "
                      "config.mu > 0 (unlabeled images per labeled one)")
   hp = hyper(config)

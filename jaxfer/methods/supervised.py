@@ -70,15 +70,15 @@ def build(config: ml_collections.ConfigDict, model, total_steps: int, *,
   label_smoothing)."""
   del pool_size                      # no per-face state
   tx, schedule = optim.build(config.optimizer, total_steps)
-  ema = config.get("ema_decay", 0.0) > 0
+  ema = config.ema_decay > 0
 
   def init(rng, images):
     return State(jnp.int32(0), net_lib.init_net(rng, model, images, tx,
                                                ema=ema))
 
   step = functools.partial(train_step, apply_fn=model.apply, tx=tx,
-                           label_smoothing=config.get("label_smoothing", 0.0),
-                           ema_decay=config.get("ema_decay", 0.0),
+                           label_smoothing=config.label_smoothing,
+                           ema_decay=config.ema_decay,
                            axis_name=axis_name)
 
   def step_with_lr(state, batch, rng):
