@@ -17,9 +17,20 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
+from jaxfer.core import defaults
 from jaxfer.loop import testing
+from jaxfer.meta import feedback
 from jaxfer.meta import mpl
 from jaxfer.meta import unroll
+from jaxfer.methods import face2exp
+
+# first_order's own fields as the default config sets them.
+FO = dict(defaults.base().face2exp.first_order)
+
+
+def _hp(**kw):
+  """The estimators' shared statics of the default config, `kw` changed."""
+  return dataclasses.replace(face2exp.statics(defaults.base()).student, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -61,14 +72,16 @@ def _objective(hp, model, teacher, student, batch, tx):
   return f
 
 
-def _feedback_grad(hp, model, teacher, student, batch, tx, labels=None):
-  """(value, gradient in θT) of the feedback term of mode `hp.feedback`."""
+def _feedback_grad(mode, hp, model, teacher, student, batch, tx, labels=None,
+                   **own):
+  """(value, gradient in θT) of the feedback term of estimator `mode`."""
+  fn = feedback.bind(mode, hp, {**FO, **own})
+  extra = {} if labels is None else {"labels": labels}
   def f(t_params):
     z, _ = mpl.teacher_logits(t_params, teacher[1], batch,
-                                   apply_fn=model.apply)
-    return mpl.feedback(z, student, batch, jax.random.key(5),
-                             apply_fn=model.apply, tx=tx, hp=hp,
-                             labels=labels)[0]
+                              apply_fn=model.apply)
+    return fn(z, student, batch, jax.random.key(5), apply_fn=model.apply,
+              tx=tx, **extra)[0]
   return jax.value_and_grad(f)(teacher[0])
 
 
@@ -81,7 +94,7 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov"])
 def test_exact_matches_central_finite_differences(k, opt):
   model, teacher, student, batch, tx = _problem("batch", opt)
-  hp = mpl.Hyper(feedback="exact", unroll_steps=k, label_smoothing=0.1)
+  hp = _hp(unroll_steps=k, label_smoothing=0.1)
   f = _objective(hp, model, teacher, student, batch, tx)
   check_grads(f, (teacher[0],), order=1, modes=["rev"], eps=1e-5,
               atol=1e-7, rtol=1e-6)
@@ -94,10 +107,10 @@ def test_exact_matches_central_finite_differences(k, opt):
     (True, False, 3)])
 def test_remat_and_scan_give_the_same_meta_gradient(remat, scan, segment):
   model, teacher, student, batch, tx = _problem("batch", "momentum")
-  base = mpl.Hyper(feedback="exact", unroll_steps=3)
+  base = _hp(unroll_steps=3)
   other = dataclasses.replace(base, remat=remat, scan=scan, segment=segment)
-  _, ref = _feedback_grad(base, model, teacher, student, batch, tx)
-  _, got = _feedback_grad(other, model, teacher, student, batch, tx)
+  _, ref = _feedback_grad("exact", base, model, teacher, student, batch, tx)
+  _, got = _feedback_grad("exact", other, model, teacher, student, batch, tx)
   assert _max_diff(ref, got) < 1e-12
 
 
@@ -109,11 +122,11 @@ def test_remat_and_scan_give_the_same_meta_gradient(remat, scan, segment):
 ])
 def test_exact_jvp_equals_exact_at_one_step(norm, opt, alpha, view):
   model, teacher, student, batch, tx = _problem(norm, opt)
-  hp = mpl.Hyper(feedback="exact", label_smoothing=alpha,
-                      label_view=view, pseudo_temperature=1.5)
-  v_exact, g_exact = _feedback_grad(hp, model, teacher, student, batch, tx)
-  v_jvp, g_jvp = _feedback_grad(dataclasses.replace(hp, feedback="exact_jvp"),
-                                model, teacher, student, batch, tx)
+  hp = _hp(label_smoothing=alpha, label_view=view, pseudo_temperature=1.5)
+  v_exact, g_exact = _feedback_grad("exact", hp, model, teacher, student,
+                                    batch, tx)
+  v_jvp, g_jvp = _feedback_grad("exact_jvp", hp, model, teacher, student,
+                                batch, tx)
   assert abs(float(v_exact - v_jvp)) < 1e-12      # both are L_l(θS')
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(g_exact))
   assert scale > 1e-6                              # a real gradient
@@ -123,8 +136,7 @@ def test_exact_jvp_equals_exact_at_one_step(norm, opt, alpha, view):
 def test_score_function_is_unbiased_by_enumeration():
   """E_y[estimate(y)] = grad of E_y[L_l(θS'(y))], y ~ Cat(teacher)."""
   model, teacher, student, batch, tx = _problem("batch", "sgd", unlabeled=3)
-  hp = mpl.Hyper(feedback="score_function", label_smoothing=0.1,
-                      pseudo_temperature=0.7)
+  hp = _hp(label_smoothing=0.1, pseudo_temperature=0.7)
   apply = model.apply
 
   def log_probs(t_params):
@@ -147,7 +159,8 @@ def test_score_function_is_unbiased_by_enumeration():
   mean = None
   for y in draws:
     p = jnp.exp(jnp.sum(lp[jnp.arange(3), y]))
-    _, g = _feedback_grad(hp, model, teacher, student, batch, tx, labels=y)
+    _, g = _feedback_grad("score_function", hp, model, teacher, student,
+                          batch, tx, labels=y)
     g = jax.tree.map(lambda a, p=p: p * a, g)
     mean = g if mean is None else jax.tree.map(jnp.add, mean, g)
   scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(exact))
@@ -158,9 +171,9 @@ def test_score_function_is_unbiased_by_enumeration():
 @pytest.mark.parametrize("mode", ["exact", "exact_jvp"])
 def test_a_teacher_step_along_the_feedback_lowers_the_students_loss(mode):
   model, teacher, student, batch, tx = _problem("batch", "momentum")
-  hp = mpl.Hyper(feedback=mode)
+  hp = _hp()
   f = _objective(hp, model, teacher, student, batch, tx)
-  _, g = _feedback_grad(hp, model, teacher, student, batch, tx)
+  _, g = _feedback_grad(mode, hp, model, teacher, student, batch, tx)
   step = lambda s: jax.tree.map(lambda p, d: p - s * d, teacher[0], g)
   before = float(f(teacher[0]))
   assert float(f(step(1e-2))) < before < float(f(step(-1e-2)))
@@ -168,14 +181,15 @@ def test_a_teacher_step_along_the_feedback_lowers_the_students_loss(mode):
 
 def test_first_order_sign_switch_negates_the_feedback():
   model, teacher, student, batch, tx = _problem("batch", "sgd")
-  hp = mpl.Hyper(feedback="first_order")
-  _, a = _feedback_grad(hp, model, teacher, student, batch, tx)
-  _, b = _feedback_grad(dataclasses.replace(hp, sign="new_minus_old"),
-                        model, teacher, student, batch, tx)
+  hp = _hp()
+  _, a = _feedback_grad("first_order", hp, model, teacher, student, batch,
+                        tx)
+  _, b = _feedback_grad("first_order", hp, model, teacher, student, batch,
+                        tx, sign="new_minus_old")
   assert _max_diff(a, jax.tree.map(jnp.negative, b)) < 1e-14
   assert _max_diff(a, jax.tree.map(jnp.zeros_like, a)) > 1e-8
-  _, c = _feedback_grad(dataclasses.replace(hp, reduce="sum"), model,
-                        teacher, student, batch, tx)
+  _, c = _feedback_grad("first_order", hp, model, teacher, student, batch,
+                        tx, reduce="sum")
   assert _max_diff(c, jax.tree.map(lambda x: 6 * x, a)) < 1e-12  # n = 6
 
 
@@ -183,7 +197,7 @@ def test_first_order_is_the_reference_formula():
   """d * mean_i CE(z_strong_i, argmax z_strong_i), d = L_old - L_new, with
   the student trained on the weak view's argmax: recomputed by hand."""
   model, teacher, student, batch, tx = _problem("batch", "sgd")
-  hp = mpl.Hyper(feedback="first_order")
+  hp = _hp()
   apply = model.apply
   z, _ = mpl.teacher_logits(teacher[0], teacher[1], batch,
                                  apply_fn=apply)
@@ -197,19 +211,20 @@ def test_first_order_is_the_reference_formula():
   ce = -jnp.take_along_axis(jax.nn.log_softmax(z["strong"]),
                             hard_strong[:, None], -1)
   want = (l_old - l_new) * jnp.mean(ce)
-  got, (_, m) = mpl.feedback(z, student, batch, jax.random.key(0),
-                                  apply_fn=apply, tx=tx, hp=hp)
+  got, (_, m) = feedback.first_order(z, student, batch, jax.random.key(0),
+                                     apply_fn=apply, tx=tx, hp=hp, **FO)
   assert abs(float(got - want)) < 1e-14 and abs(float(m["d"])) > 1e-6
 
 
 def test_inconsistent_statics_are_clear_errors():
   with pytest.raises(ValueError, match="unroll_steps=2"):
-    mpl.check(mpl.Hyper(feedback="exact_jvp", unroll_steps=2))
+    feedback.bind("exact_jvp", _hp(unroll_steps=2), FO)
   with pytest.raises(ValueError, match="feedback must be one of"):
-    mpl.check(mpl.Hyper(feedback="exakt"))
+    feedback.bind("exakt", _hp(), FO)
+  with pytest.raises(ValueError, match="first_order.sign must be one of"):
+    feedback.bind("first_order", _hp(), {**FO, "sign": "plus"})
   model, _, student, batch, tx = _problem()
   with pytest.raises(ValueError, match="do not split into 4"):
     mpl.student_updates(student, batch, jnp.ones((6, 3)) / 3,
                              apply_fn=model.apply, tx=tx,
-                             hp=mpl.Hyper(feedback="exact",
-                                               unroll_steps=4))
+                        hp=_hp(unroll_steps=4))

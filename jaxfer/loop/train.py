@@ -157,7 +157,7 @@ def _train(config, workdir: pathlib.Path) -> dict:
   # One runner per stage of the method (jaxfer.methods.base.Method.stages).
   stage_runners = [(first, parallel.make_runner(config.parallel.mode, fn,
                                                 mesh))
-                   for first, fn in (method.stages or ((0, method.step),))]
+                   for first, fn in method.stages]
   runner = stage_runners[0][1]
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels

@@ -8,7 +8,10 @@ the labeled batch, the *feedback*. See ../shared/REFERENCE.md section 1.
 
 The teacher's forward runs once on [labeled; weak; strong]; everything the
 teacher learns from is a function of those logits `z`, so its gradient is one
-`jax.vjp` pull-back of d(loss)/dz. The feedback modes (`hp.feedback`):
+`jax.vjp` pull-back of d(loss)/dz. This module holds what every feedback
+estimator shares (the teacher's forward, UDA, the student's real optax
+updates, its labeled loss); the estimators, one function each in a registry,
+are in `jaxfer/meta/feedback.py`:
 
 * ``first_order``: the reference as coded. The student trains on hard
   argmax labels; the teacher term is ``d * CE(z_strong, argmax z)`` with
@@ -34,56 +37,48 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxfer.core import losses
 from jaxfer.core import parallel
 from jaxfer.meta import unroll
 from jaxfer.models import net as net_lib
 
-FEEDBACKS = ("first_order", "score_function", "exact", "exact_jvp")
-
-
 @dataclasses.dataclass(frozen=True)
-class Hyper:
-  """The statics of a Meta-Face2Exp step (see jaxfer/core/defaults.py)."""
-  feedback: str = "exact_jvp"
-  unroll_steps: int = 1
-  remat: bool = False
-  segment: int = 1
-  scan: bool = False
-  label_smoothing: float = 0.0
-  label_view: str = "weak"           # teacher view giving student labels
-  pseudo_temperature: float = 1.0
-  uda_weight: float = 1.0
-  uda_steps: int = 1
-  uda_temperature: float = 1.0
-  uda_threshold: float = 0.95
-  uda_mask: bool = False             # Face2Exp: no mask (rate logged)
-  meta_weight: float = 1.0
-  sign: str = "old_minus_new"        # first_order: or "new_minus_old"
-  argmax_view: str = "strong"        # first_order: view of the argmax
-  reduce: str = "mean"               # first_order: "mean" or "sum"
-  same_bn_batch: bool = False        # L_new forward on [labeled; strong]
-  ema_decay: float = 0.0
+class Student:
+  """What every estimator shares: how the student learns from the
+  teacher's labels. Built from `config.face2exp` (and the run's
+  label_smoothing) by `jaxfer.methods.face2exp.statics`; the fields and
+  their defaults are defined in `jaxfer/core/defaults.py` only.
+
+  Attributes:
+    unroll_steps: K student updates (exact only; 1 otherwise).
+    remat: jax.checkpoint per unroll segment.
+    segment: student steps per remat segment.
+    scan: lax.scan over segments (else a Python loop).
+    label_smoothing: alpha of the student's smoothed targets.
+    same_bn_batch: L_new's forward on [labeled; strong] (else [labeled]).
+    label_view: the teacher view ("weak" or "strong") labelling the
+      student's strong views.
+    pseudo_temperature: soft or sampled labels are softmax(z / T).
+  """
+  unroll_steps: int
+  remat: bool
+  segment: int
+  scan: bool
+  label_smoothing: float
+  same_bn_batch: bool
+  label_view: str
+  pseudo_temperature: float
 
 
-def check(hp: Hyper) -> None:
+def check(hp: Student) -> None:
   """Clear errors for inconsistent statics."""
-  if hp.feedback not in FEEDBACKS:
-    raise ValueError(f"config.face2exp.feedback must be one of {FEEDBACKS}, "
-                     f"got {hp.feedback!r}")
-  if hp.unroll_steps < 1 or (hp.unroll_steps > 1 and hp.feedback != "exact"):
-    raise ValueError(f"config.face2exp.unroll_steps={hp.unroll_steps}: only "
-                     "feedback='exact' unrolls more than 1 student step")
-  for name, value, allowed in (
-      ("label_view", hp.label_view, ("weak", "strong")),
-      ("argmax_view", hp.argmax_view, ("weak", "strong")),
-      ("sign", hp.sign, ("old_minus_new", "new_minus_old")),
-      ("reduce", hp.reduce, ("mean", "sum"))):
-    if value not in allowed:
-      raise ValueError(f"config.face2exp.{name} must be one of {allowed}, "
-                       f"got {value!r}")
+  if hp.unroll_steps < 1:
+    raise ValueError(f"config.face2exp.unroll_steps={hp.unroll_steps} must "
+                     "be >= 1")
+  if hp.label_view not in ("weak", "strong"):
+    raise ValueError(f"config.face2exp.label_view must be one of "
+                     f"('weak', 'strong'), got {hp.label_view!r}")
 
 
 def teacher_logits(params, batch_stats, batch, *, apply_fn):
@@ -124,7 +119,7 @@ def _student_loss(params, batch_stats, batch, *, apply_fn, alpha: float):
 
 
 def student_updates(student: unroll.Inner, batch, targets, *, apply_fn, tx,
-                    hp: Hyper, axis_name=None):
+                    hp: Student, axis_name=None):
   """K real optimizer updates of the student on K chunks of the strong
   views (and the same labeled batch each time).
 
@@ -162,7 +157,7 @@ def labeled_loss(params, batch_stats, batch, *, apply_fn,
 
 
 def objective_for_targets(targets, student: unroll.Inner, batch, *,
-                          apply_fn, tx, hp: Hyper, axis_name=None):
+                          apply_fn, tx, hp: Student, axis_name=None):
   """L_l(θS^(K)): the student's labeled loss after K updates on `targets`
   (a distribution per strong view).
 
@@ -176,116 +171,9 @@ def objective_for_targets(targets, student: unroll.Inner, batch, *,
 
 
 def meta_objective(z, student: unroll.Inner, batch, *, apply_fn, tx,
-                   hp: Hyper, axis_name=None):
+                   hp: Student, axis_name=None):
   """The exact bilevel objective as a function of the teacher's logits: the
   soft pseudo-labels are softmax(z[label_view] / T)."""
   q = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
   return objective_for_targets(q, student, batch, apply_fn=apply_fn, tx=tx,
                                hp=hp, axis_name=axis_name)
-
-
-def _jvp_student(student: unroll.Inner, batch, q, *, apply_fn, tx, hp,
-                 axis_name):
-  """Student update on soft labels q, and u = J w for the closed form."""
-  loss_fn = functools.partial(_student_loss, apply_fn=apply_fn,
-                              alpha=hp.label_smoothing)
-  sbatch = {"image": batch["image"], "unlabeled": batch["unlabeled_strong"],
-            "target": q}
-  (s_loss, (stats, s_l)), g = jax.value_and_grad(loss_fn, has_aux=True)(
-      student.params, student.batch_stats, sbatch)
-  g, s_loss = parallel.pmean((g, s_loss), axis_name)
-  # The real optax update; its VJP maps dL/dθS' to dL/dg exactly (any
-  # optimizer, momentum and Nesterov included: no hand-scaled lr).
-  update = lambda g: tx.update(g, student.opt_state, student.params)
-  updates, update_vjp, opt_state = jax.vjp(update, g, has_aux=True)
-  new = unroll.Inner(optax.apply_updates(student.params, updates), stats,
-                     opt_state)
-  l_new, v = jax.value_and_grad(labeled_loss)(
-      new.params, new.batch_stats, batch, apply_fn=apply_fn,
-      same_bn_batch=hp.same_bn_batch)
-  l_new, v = parallel.pmean((l_new, v), axis_name)
-  (w,) = update_vjp(v)
-  # u = J w: the student's strong-view logits (the same joint forward as
-  # its loss, so BatchNorm in train mode is exact too) pushed along w.
-  b = batch["image"].shape[0]
-  xs = jnp.concatenate([batch["image"], batch["unlabeled_strong"]])
-  fwd = lambda p: net_lib.forward(apply_fn, p, student.batch_stats, xs,
-                                 train=True)[0][b:]
-  _, u = jax.jvp(fwd, (student.params,), (w,))
-  return new, (s_loss[None], s_l[None]), l_new, u
-
-
-def sample_labels(rng, logits, axis_name=None):
-  """Labels ~ Cat(softmax(logits)) by the Gumbel-max trick, with the noise
-  drawn for the global batch and sliced per device, so the draw is the same
-  on one device, a mesh and under pmap."""
-  n, c = logits.shape
-  if axis_name is None:
-    return jnp.argmax(logits + jax.random.gumbel(rng, (n, c)), -1)
-  noise = jax.random.gumbel(rng, (n * jax.lax.psum(1, axis_name), c))
-  noise = jax.lax.dynamic_slice_in_dim(
-      noise, jax.lax.axis_index(axis_name) * n, n)
-  return jnp.argmax(logits + noise, -1)
-
-
-def feedback(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
-             hp: Hyper, axis_name=None, labels=None):
-  """The feedback term of the teacher's loss, as a function of its logits.
-
-  Args:
-    z: the teacher's logits {"labeled", "weak", "strong"}.
-    student: the student before its update.
-    batch: the training batch.
-    rng: draws the score-function labels.
-    apply_fn, tx, hp, axis_name: as in `meta_step`.
-    labels: hard pseudo-labels to use instead of the argmax or the draw
-      (first_order, score_function; tests enumerate them).
-
-  Returns (term, (new student, metrics)). Its gradient in `z`, pulled back
-  through the teacher's forward, is the teacher's feedback gradient.
-  """
-  if hp.feedback == "exact":
-    l_new, (new, (s_losses, s_l)) = meta_objective(
-        z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp,
-        axis_name=axis_name)
-    l_old = parallel.pmean(jnp.mean(losses.xent(s_l[0], batch["label"])),
-                           axis_name)
-    return l_new, (new, {"student_loss": s_losses[0], "l_old": l_old,
-                         "l_new": jax.lax.stop_gradient(l_new)})
-  zs = jax.lax.stop_gradient(z)
-  logits_v = zs[hp.label_view] / hp.pseudo_temperature
-  num_classes = logits_v.shape[-1]
-  n_global = logits_v.shape[0] * (1 if axis_name is None else
-                                  jax.lax.psum(1, axis_name))
-  if hp.feedback == "exact_jvp":
-    q = jax.nn.softmax(logits_v)
-    new, (s_losses, s_l), l_new, u = _jvp_student(
-        student, batch, q, apply_fn=apply_fn, tx=tx, hp=hp,
-        axis_name=axis_name)
-    q_z = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
-    surrogate = -(1 - hp.label_smoothing) * jnp.mean(
-        jnp.sum(q_z * jax.lax.stop_gradient(u), -1))
-    term = l_new + surrogate - jax.lax.stop_gradient(surrogate)
-  else:
-    if labels is None and hp.feedback == "first_order":
-      labels = jnp.argmax(logits_v, -1)
-    elif labels is None:
-      labels = sample_labels(rng, logits_v, axis_name)
-    l_new, (new, (s_losses, s_l)) = objective_for_targets(
-        jax.nn.one_hot(labels, num_classes), student, batch,
-        apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name)
-  l_old = parallel.pmean(jnp.mean(losses.xent(s_l[0], batch["label"])),
-                         axis_name)
-  metrics = {"student_loss": s_losses[0], "l_old": l_old, "l_new": l_new}
-  if hp.feedback == "exact_jvp":
-    return term, (new, metrics)
-  if hp.feedback == "first_order":
-    d = (l_old - l_new) if hp.sign == "old_minus_new" else (l_new - l_old)
-    hard = jnp.argmax(zs[hp.argmax_view], -1)
-    ce = jnp.mean(losses.xent(z["strong"], hard))
-    scale = n_global if hp.reduce == "sum" else 1
-    return d * scale * ce, (new, {**metrics, "d": d})
-  d = l_old - l_new                    # score function, L_old as baseline
-  ce = jnp.mean(losses.xent(z[hp.label_view] / hp.pseudo_temperature,
-                            labels))
-  return d * n_global * ce, (new, {**metrics, "d": d})

@@ -181,7 +181,7 @@ def build(config, model, total_steps: int, *,
         step=int(_local(state.step)))
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return base.Method(init, step, eval_variables, apply, export)
+  return base.single(init, step, eval_variables, apply, export)
 
 
 def _local(tree):

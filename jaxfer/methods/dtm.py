@@ -237,4 +237,4 @@ def build(config, model, total_steps: int, *, axis_name: str | None = None,
                               / "thresholds.png")
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return base.Method(init, step_with_lr, eval_variables, apply, export)
+  return base.single(init, step_with_lr, eval_variables, apply, export)

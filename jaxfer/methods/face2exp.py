@@ -9,6 +9,8 @@ reference's finetune stage). Evaluated: the student (its EMA first when
 there is one; checkpoints are selected by the first) and the teacher.
 """
 
+from collections.abc import Callable
+import dataclasses
 import functools
 from typing import Any
 
@@ -19,12 +21,13 @@ import jax.numpy as jnp
 from jaxfer.core import losses
 from jaxfer.core import optim
 from jaxfer.core import parallel
+from jaxfer.meta import feedback as feedback_lib
 from jaxfer.meta import mpl
 from jaxfer.meta import unroll
-from jaxfer.meta.mpl import Hyper
 from jaxfer.methods import base
 from jaxfer.methods import supervised
 from jaxfer.models import net as net_lib
+
 
 @flax.struct.dataclass
 class State:
@@ -42,15 +45,37 @@ def _student_net(old: net_lib.Net, new: unroll.Inner, decay: float):
   return net_lib.Net(new.params, new.batch_stats, new.opt_state, ema)
 
 
+@dataclasses.dataclass(frozen=True)
+class Statics:
+  """A Meta-Face2Exp step's statics, built from the config by `statics`
+  (defaults and meanings: jaxfer/core/defaults.py).
+
+  Attributes:
+    student: what every feedback estimator shares (`mpl.Student`).
+    feedback: the bound estimator (`jaxfer.meta.feedback.bind`).
+    uda: `config.face2exp.uda` (weight, steps, temperature, threshold,
+      mask).
+    meta_weight: weight of the feedback term.
+    label_smoothing: the teacher's supervised loss's (and the student's).
+    ema_decay: the student's EMA (0: none).
+  """
+  student: mpl.Student
+  feedback: Callable
+  uda: Any
+  meta_weight: float
+  label_smoothing: float
+  ema_decay: float
+
+
 def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
-              hp: Hyper, axis_name=None):
+              hp: Statics, axis_name=None):
   """One teacher and one (or K) student updates with feedback. Pure.
 
   Args:
     state: the State.
     batch: {"image", "label", "unlabeled_weak", "unlabeled_strong"}.
     rng: the run's base key (folded with the step; the same on every
-      device: see `sample_labels`).
+      device: see `jaxfer.meta.feedback.sample_labels`).
     apply_fn: the model's `apply` (teacher and student share it).
     teacher_tx, student_tx: their optax transformations.
     hp: the statics.
@@ -59,21 +84,22 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
   rng = parallel.step_rng(rng, state.step)
   teacher, student = state.teacher, state.student
   fwd = lambda p: mpl.teacher_logits(p, teacher.batch_stats, batch,
-                                 apply_fn=apply_fn)
+                                     apply_fn=apply_fn)
   z, t_vjp, t_stats = jax.vjp(fwd, teacher.params, has_aux=True)
   inner = unroll.Inner(student.params, student.batch_stats,
                        student.opt_state)
-  w_u = hp.uda_weight * jnp.minimum(
-      1.0, (state.step + 1).astype(jnp.float32) / max(hp.uda_steps, 1))
+  uda = hp.uda
+  w_u = uda.weight * jnp.minimum(
+      1.0, (state.step + 1).astype(jnp.float32) / max(uda.steps, 1))
 
   def teacher_loss(z):
     l_sup = jnp.mean(losses.xent(z["labeled"], batch["label"],
                                  alpha=hp.label_smoothing))
     l_uda, mask_rate = mpl.uda_loss(z["weak"], z["strong"],
-                                temperature=hp.uda_temperature,
-                                threshold=hp.uda_threshold, mask=hp.uda_mask)
-    fb, (new, m) = mpl.feedback(z, inner, batch, rng, apply_fn=apply_fn,
-                            tx=student_tx, hp=hp, axis_name=axis_name)
+                                    temperature=uda.temperature,
+                                    threshold=uda.threshold, mask=uda.mask)
+    fb, (new, m) = hp.feedback(z, inner, batch, rng, apply_fn=apply_fn,
+                               tx=student_tx, axis_name=axis_name)
     total = l_sup + w_u * l_uda + hp.meta_weight * fb
     return total, (new, {**m, "l_sup": l_sup, "l_uda": l_uda,
                          "uda_mask_rate": mask_rate, "feedback": fb})
@@ -91,7 +117,7 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
   return State(state.step + 1, teacher, student, state.finetune_opt), m
 
 
-def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Hyper,
+def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Statics,
                   metric_keys, axis_name=None):
   """The finetune stage: the student alone on the labeled batch."""
   del rng
@@ -110,21 +136,20 @@ def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Hyper,
   return State(state.step + 1, state.teacher, student, new.opt_state), m
 
 
-def hyper(config) -> Hyper:
-  """The statics of `config.face2exp` (and label_smoothing, ema_decay)."""
+def statics(config) -> Statics:
+  """The statics of `config.face2exp` (and label_smoothing, ema_decay):
+  each section read as it is, no field renamed or given a default here."""
   f = config.face2exp
-  hp = Hyper(
-      feedback=f.feedback, unroll_steps=f.unroll_steps, remat=f.remat,
-      segment=f.segment, scan=f.scan,
-      label_smoothing=config.label_smoothing, label_view=f.label_view,
-      pseudo_temperature=f.pseudo_temperature, uda_weight=f.uda.weight,
-      uda_steps=f.uda.steps, uda_temperature=f.uda.temperature,
-      uda_threshold=f.uda.threshold, uda_mask=f.uda.mask,
-      meta_weight=f.meta_weight, sign=f.first_order.sign,
-      argmax_view=f.first_order.argmax_view, reduce=f.first_order.reduce,
-      same_bn_batch=f.same_bn_batch, ema_decay=config.ema_decay)
-  mpl.check(hp)
-  return hp
+  student = mpl.Student(
+      unroll_steps=f.unroll_steps, remat=f.remat, segment=f.segment,
+      scan=f.scan, label_smoothing=config.label_smoothing,
+      same_bn_batch=f.same_bn_batch, label_view=f.label_view,
+      pseudo_temperature=f.pseudo_temperature)
+  return Statics(
+      student=student,
+      feedback=feedback_lib.bind(f.feedback, student, dict(f.first_order)),
+      uda=f.uda.copy_and_resolve_references(), meta_weight=f.meta_weight,
+      label_smoothing=config.label_smoothing, ema_decay=config.ema_decay)
 
 
 def _scaled(cfg, k: int):
@@ -144,14 +169,14 @@ def build(config, model, total_steps: int, *,
   if not config.mu:
     raise ValueError("method 'face2exp' needs unlabeled faces: set "
                      "config.mu > 0 (unlabeled images per labeled one)")
-  hp = hyper(config)
+  hp = statics(config)
   f = config.face2exp
   ft_steps = f.finetune.steps
   main_steps = total_steps - ft_steps
   if main_steps < 1:
     raise ValueError(f"config.face2exp.finetune.steps={ft_steps} leaves no "
                      f"meta steps of config.total_steps={total_steps}")
-  k = hp.unroll_steps
+  k = hp.student.unroll_steps
   teacher_tx, t_sched = optim.build(config.optimizer, main_steps)
   student_tx, s_sched = optim.build(_scaled(f.student_optimizer, k),
                                     main_steps * k)
@@ -182,10 +207,6 @@ def build(config, model, total_steps: int, *,
     return finetune_step(state, batch, rng, apply_fn=model.apply, tx=ft_tx,
                          hp=hp, metric_keys=tuple(keys), axis_name=axis_name)
 
-  def either(state, batch, rng):
-    return jax.lax.cond(state.step < main_steps, meta, tune, state, batch,
-                        rng)
-
   def eval_variables(state):
     s = state.student
     out = {"student": net_lib.variables(s.params, s.batch_stats),
@@ -196,8 +217,7 @@ def build(config, model, total_steps: int, *,
     return out
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  if not ft_steps:
-    return base.Method(init, with_lrs(meta), eval_variables, apply)
-  return base.Method(init, with_lrs(either), eval_variables, apply,
-                     stages=((0, with_lrs(meta)),
-                             (main_steps, with_lrs(tune))))
+  stages = ((0, with_lrs(meta)),)
+  if ft_steps:
+    stages += ((main_steps, with_lrs(tune)),)
+  return base.Method(init, stages, eval_variables, apply)

@@ -93,4 +93,4 @@ def build(config: ml_collections.ConfigDict, model, total_steps: int, *,
     return out
 
   apply = lambda v, x: model.apply(v, x, train=False)
-  return base.Method(init, step_with_lr, eval_variables, apply)
+  return base.single(init, step_with_lr, eval_variables, apply)
