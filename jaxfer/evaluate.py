@@ -13,7 +13,7 @@ that lists it, unless `--drop_unmapped` leaves its rows out (counted).
 Writes `metrics.json` (per model: accuracy, mean class accuracy, macro-F1,
 loss, per-class recall and support) and one confusion-matrix PNG per model
 to `--out` (default `<workdir>/evaluate/<source>_<split>`), with the loop's
-own evaluation code (`jaxfer.loop.train.evaluate`).
+own evaluation code (`jaxfer.loop.evaluation`).
 """
 
 import json
@@ -25,16 +25,15 @@ from absl import flags
 from absl import logging
 import jax
 import ml_collections
-import numpy as np
 from ml_collections import config_flags
 
-from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.core import report
-from jaxfer.loop import restore
-from jaxfer.loop import train
+from jaxfer.data import base
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
-from jaxfer.data import base
+from jaxfer.loop import checkpoint as ckpt_lib
+from jaxfer.loop import evaluation
+from jaxfer.loop import restore
 
 
 def _define_flags():
@@ -62,14 +61,6 @@ def _workdir_arg(argv: list[str]) -> str | None:
   return None
 
 
-def per_class(cm: np.ndarray, class_names) -> dict:
-  """{class: {"recall", "support"}} of a confusion matrix (rows: true)."""
-  support = cm.sum(1)
-  return {name: {"recall": float(cm[i, i] / support[i]) if support[i]
-                 else None, "support": int(support[i])}
-          for i, name in enumerate(class_names)}
-
-
 def run(workdir: str, config, *, split: str = "", model: str = "",
         best: bool = True, drop_unmapped: bool = False, out: str = ""):
   """Evaluates; returns {model: metrics} and writes them (see module)."""
@@ -90,11 +81,11 @@ def run(workdir: str, config, *, split: str = "", model: str = "",
   variables = method.eval_variables(state)
   if model:
     variables = dict([restore.eval_model(method, state, model)])
-  eval_tf = data_build._views(cfg)[2]  # pylint: disable=protected-access
+  eval_tf = data_build.eval_view(cfg)
   batches = pipeline.eval_batches(src, eval_tf,
                                   batch_size=cfg.eval_batch_size)
-  apply_jit = jax.jit(train.eval_fn(method.apply))
-  results = train.evaluate(apply_jit, variables, batches, len(names))
+  apply_jit = jax.jit(evaluation.eval_fn(method.apply))
+  results = evaluation.evaluate(apply_jit, variables, batches, len(names))
   out = pathlib.Path(out or pathlib.Path(workdir) / "evaluate"
                      / f"{cfg.source}_{split}")
   out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +94,7 @@ def run(workdir: str, config, *, split: str = "", model: str = "",
              "examples": len(src), "dropped_unmapped": dropped,
              "class_names": list(names), "models": {}}
   for name, (m, cm) in results.items():
-    summary["models"][name] = {**m, "per_class": per_class(cm, names),
+    summary["models"][name] = {**m, "per_class": evaluation.per_class(cm, names),
                                "confusion": cm.tolist()}
     report.confusion_png(cm, names, out / f"confusion_{name}.png",
                          f"{src.name} {split}, {name}: accuracy "

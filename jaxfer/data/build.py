@@ -75,6 +75,12 @@ def _views(cfg):
           functools.partial(views.eval_view, **common))
 
 
+def eval_view(cfg):
+  """The evaluation view of `cfg` (`config.data`): image -> normalised
+  array, no augmentation."""
+  return _views(cfg)[2]
+
+
 def _describe(src) -> str:
   line = f"{src.name}: {len(src)} examples"
   if getattr(src, "labels", None) is not None and src.class_names:

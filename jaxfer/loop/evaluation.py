@@ -1,0 +1,156 @@
+"""Evaluation: the training loop's and `python -m jaxfer.evaluate`'s.
+
+`evaluate` folds batches into confusion matrices and metrics for several
+models in one pass; `Evaluator` is the loop's evaluation of every split
+(metrics rows, printed lines, confusion PNGs, means over model groups, the
+value checkpoints are selected by).
+"""
+
+import dataclasses
+import pathlib
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfer.core import losses
+from jaxfer.core import metrics as metrics_lib
+from jaxfer.core import report
+from jaxfer.data import pipeline
+
+
+def eval_fn(apply):
+  """The evaluation of one batch: (predictions, labels, mask, summed
+  cross-entropy); `evaluate` folds them into metrics."""
+  def fn(variables, batch):
+    logits, _ = apply(variables, batch["image"])
+    loss = losses.xent(logits, batch["label"]) * batch["mask"]
+    return jnp.argmax(logits, -1), batch["label"], batch["mask"], jnp.sum(loss)
+  return fn
+
+
+def evaluate(apply_jit, variables: dict, batches, num_classes: int):
+  """Confusion matrices and mean losses of several models on one pass.
+
+  Returns {model name: (metrics dict, confusion matrix)}.
+  """
+  cms = {name: np.zeros((num_classes, num_classes), np.int64)
+         for name in variables}
+  loss = dict.fromkeys(variables, 0.0)
+  count = 0.0
+  for batch in batches:
+    for name, v in variables.items():
+      # Replicated outputs: every process can read the whole global batch.
+      preds, labels, mask, loss_sum = map(np.asarray, apply_jit(v, batch))
+      cms[name] += metrics_lib.confusion_matrix(labels, preds, num_classes,
+                                                mask)
+      loss[name] += float(loss_sum)
+    count += float(mask.sum())
+  return {name: ({"loss": loss[name] / max(count, 1),
+                  **metrics_lib.summarize(cms[name])}, cms[name])
+          for name in variables}
+
+
+def per_class(cm: np.ndarray, class_names) -> dict:
+  """{class: {"recall", "support"}} of a confusion matrix (rows: true)."""
+  support = cm.sum(1)
+  return {name: {"recall": float(cm[i, i] / support[i]) if support[i]
+                 else None, "support": int(support[i])}
+          for i, name in enumerate(class_names)}
+
+
+def group_summaries(metrics: dict) -> dict:
+  """Mean and std over models named "<group>/<i>" (several networks of one
+  protocol): {"<group>/mean": {...}, "<group>/std": {...}}."""
+  groups = {}
+  for name, m in metrics.items():
+    head, sep, tail = name.rpartition("/")
+    if sep and tail.isdigit():
+      groups.setdefault(head, []).append(m)
+  out = {}
+  for group, ms in groups.items():
+    out[f"{group}/mean"] = {k: float(np.mean([m[k] for m in ms]))
+                            for k in ms[0]}
+    out[f"{group}/std"] = {k: float(np.std([m[k] for m in ms]))
+                           for k in ms[0]}
+  return out
+
+
+def _line(prefix: str, m: dict) -> str:
+  return prefix + ", ".join(f"{k} {v:.4f}" for k, v in m.items())
+
+
+@dataclasses.dataclass
+class Evaluator:
+  """The loop's evaluation of every split of `data.evals`.
+
+  Attributes:
+    apply: the method's eval-mode apply.
+    data: the run's `jaxfer.data.build.Data`.
+    to_global: host batch -> global (sharded) batch.
+    writer: the run's `jaxfer.core.report.Writer`.
+    workdir: where confusion PNGs go.
+    num_classes, eval_batch_size: from config.data.
+    best_split, best_metric: config.checkpoint's selection.
+    confusion_every_eval: PNGs at every evaluation, else the last only.
+    is_main: process 0 prints and draws.
+    out_sharding: the outputs' sharding (replicated over the mesh, so
+      every process reads them).
+  """
+  apply: Callable
+  data: object
+  to_global: Callable
+  writer: object
+  workdir: pathlib.Path
+  num_classes: int
+  eval_batch_size: int
+  best_split: str
+  best_metric: str
+  confusion_every_eval: bool
+  is_main: bool
+  out_sharding: object
+  result: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    self._apply_jit = jax.jit(eval_fn(self.apply),
+                              out_shardings=self.out_sharding)
+
+  def __call__(self, variables: dict, step: int, final: bool):
+    """Evaluates `variables` on every split; returns the selection value
+    (None when the selection split is not evaluated)."""
+    best_value = None
+    for split, src in self.data.evals.items():
+      batches = (self.to_global(b) for b in pipeline.eval_batches(
+          src, self.data.eval_transform, batch_size=self.eval_batch_size,
+          process_index=jax.process_index(),
+          process_count=jax.process_count()))
+      evals = evaluate(self._apply_jit, variables, batches, self.num_classes)
+      for name, (m, cm) in evals.items():
+        self._record(step, split, name, m)
+        if self.is_main and (final or self.confusion_every_eval):
+          report.confusion_png(
+              cm, self.data.class_names,
+              self.workdir / f"confusion_{split}_{name.replace('/', '_')}.png",
+              f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}")
+      summaries = group_summaries({k: m for k, (m, _) in evals.items()})
+      for name, m in summaries.items():
+        self.writer.write(step, split, m, model=name)
+        self.result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
+      if self.is_main:
+        for group in {n.rsplit("/", 1)[0] for n in summaries}:
+          mean, std = summaries[f"{group}/mean"], summaries[f"{group}/std"]
+          print(f"  step {step} {split} {group} (mean +- std): " + ", ".join(
+              f"{k} {mean[k]:.4f} +- {std[k]:.4f}" for k in mean), flush=True)
+      if split == self.best_split:
+        first = next(iter(variables))
+        group = first.rsplit("/", 1)[0]
+        chosen = summaries.get(f"{group}/mean", evals[first][0])
+        best_value = chosen[self.best_metric]
+    return best_value
+
+  def _record(self, step: int, split: str, name: str, m: dict) -> None:
+    self.writer.write(step, split, m, model=name)
+    self.result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
+    if self.is_main:
+      print(_line(f"  step {step} {split} {name}: ", m), flush=True)
