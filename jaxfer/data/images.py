@@ -43,7 +43,9 @@ def _clamp_box(box, size, path):
   x0, y0, x1, y1 = (int(v) for v in box)
   clamped = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
   if clamped[2] <= clamped[0] or clamped[3] <= clamped[1]:
-    raise DataError(f"{path}: face box (x0, y0, x1, y1) = {tuple(box)} lies "
+    # Python ints: a tuple of numpy values prints as (np.int64(50), ...).
+    raise DataError(f"{path}: face box (x0, y0, x1, y1) = "
+                    f"{(x0, y0, x1, y1)} lies "
                     f"outside the {width}x{height} image")
   return clamped
 

@@ -95,8 +95,9 @@ class Mixed:
       raise ValueError(f"config.data.distilled.ratio must be in (0, 1), got "
                        f"{ratio}")
     if tuple(base.class_names) != tuple(extra.class_names):
-      raise DataError(f"{extra.name} has classes {tuple(extra.class_names)}, "
-                      f"{base.name} has {tuple(base.class_names)}")
+      raise DataError(
+          f"{extra.name} has classes {tuple(map(str, extra.class_names))}, "
+          f"{base.name} has {tuple(map(str, base.class_names))}")
     self.base, self.extra = base, extra
     self.repeat = max(1, round(ratio / (1 - ratio) * len(base)))
     self.class_names = base.class_names
