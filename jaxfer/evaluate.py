@@ -24,9 +24,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import ml_collections
 from ml_collections import config_flags
 
+from jaxfer.core import defaults
 from jaxfer.core import report
 from jaxfer.data import base
 from jaxfer.data import build as data_build
@@ -139,7 +139,7 @@ def _define_config(argv: list[str]) -> None:
     saved, _ = ckpt_lib.read_config(workdir, best="--nobest" not in argv)
   except (FileNotFoundError, ValueError) as e:
     raise SystemExit(f"jaxfer.evaluate: error: {e}") from e
-  config_flags.DEFINE_config_dict("config", ml_collections.ConfigDict(saved),
+  config_flags.DEFINE_config_dict("config", defaults.from_json(saved),
                                   lock_config=True)
 
 

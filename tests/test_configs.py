@@ -17,7 +17,7 @@ from jaxfer import models
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {
     "default": ("", "smoke", "tpu"),
-    "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke"),
+    "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke", "vgg"),
     "face2exp_fer2013": ("", "smoke", "lfw", "tpu"),
     "face2exp_affectnet": ("", "smoke"),
     "face2exp_rafdb": ("", "smoke"),
@@ -93,3 +93,27 @@ def test_configs_without_local_data_take_a_real_step(name):
       jax.tree.leaves(state.teacher.params), jax.tree.leaves(
           new.teacher.params))]
   assert max(moved) > 0
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_a_saved_config_comes_back_with_its_tuples(name):
+  """A workdir's config.json read back (`defaults.from_json`) equals the
+  config, tuples included: ml_collections overrides tuples from the command
+  line, not the lists JSON gives."""
+  import json  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
+  c = _module(name).get_config("")
+  back = defaults.from_json(json.loads(c.to_json_best_effort()))
+  assert back.to_dict() == c.to_dict()
+  flat = lambda d: {k: type(v) for k, v in _flatten(d).items()}
+  assert flat(back.to_dict()) == flat(c.to_dict())
+
+
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out

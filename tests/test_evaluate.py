@@ -99,8 +99,9 @@ def test_synonyms_are_explicit_not_fuzzy():
 def test_cli_writes_metrics_and_names_a_bad_field(trained, tmp_path):
   wd, _, _ = trained
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  # A tuple field of the saved (JSON) config is set on the command line.
   cmd = [sys.executable, "-m", "jaxfer.evaluate", f"--workdir={wd}",
-         f"--out={tmp_path / 'cli'}"]
+         f"--out={tmp_path / 'cli'}", "--config.data.eval_splits=('test',)"]
   p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                      check=False)
   assert p.returncode == 0, p.stderr[-3000:]

@@ -236,6 +236,20 @@ def base() -> ml_collections.ConfigDict:
   return c
 
 
+def from_json(saved: dict) -> ml_collections.ConfigDict:
+  """A config saved as JSON (a workdir's `config.json`, a checkpoint's)
+  back as a ConfigDict, its lists as the tuples they were (JSON has no
+  tuple; ml_collections overrides tuples, not lists, from the command
+  line)."""
+  def tuples(v):
+    if isinstance(v, dict):
+      return {k: tuples(x) for k, x in v.items()}
+    if isinstance(v, list):
+      return tuple(tuples(x) for x in v)
+    return v
+  return ml_collections.ConfigDict(tuples(saved))
+
+
 def tpu_sized(c, cores: int = 8):
   """The `:tpu` variant of a config sized for 2 CPU cores: the same model
   and method with the CPU batch on each of `cores` TPU cores (a v2-8 /

@@ -2,11 +2,11 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer import methods
 from jaxfer import models
+from jaxfer.core import defaults
+from jaxfer.loop import checkpoint as ckpt_lib
 
 
 def load(workdir: str, *, best: bool = True):
@@ -15,7 +15,7 @@ def load(workdir: str, *, best: bool = True):
   Uses the best checkpoint (or the latest) and the config saved with it.
   """
   config, meta = ckpt_lib.read_config(workdir, best=best)
-  config = ml_collections.ConfigDict(config)
+  config = defaults.from_json(config)
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps,
                          pool_size=meta.get("pool_size", 0))
