@@ -18,6 +18,7 @@ per class); train on labeled + distilled with
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 
 
 def get_config(arg: str = ""):
@@ -28,10 +29,7 @@ def get_config(arg: str = ""):
                      "10ipc, krr, random")
   c = defaults.base()
   c.method = "distill"
-  c.data.source = "fer2013"
-  c.data.train_split = "Training"
-  c.data.eval_splits = ("PublicTest", "PrivateTest")
-  c.data.mean, c.data.std = (0.508,), (0.255,)
+  presets.fer2013(c.data)
   c.data.batch_size = 128             # real images per outer step
   c.data.crop_padding, c.data.flip = 0, False
   # The ConvNet of DC/DSA/MTT (instance norm), narrower for the CPU.
@@ -54,7 +52,7 @@ def get_config(arg: str = ""):
     d.lr_images = d.lr_lrs = d.lr_labels = 0.0
     c.total_steps = c.eval_every = c.checkpoint.every = 1
   if "smoke" in variants:
-    c.data.path = "../shared/data/fer2013/fer2013_sample_210.csv"
+    c.data.path = presets.FER2013_SAMPLE
     c.data.cache_dir = ""
     c.data.image_size = 16
     c.data.batch_size, c.data.eval_batch_size = 16, 32

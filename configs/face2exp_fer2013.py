@@ -26,6 +26,7 @@ seconds-long variant on the 210-row sample (with a finetune stage).
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 
 
 def get_config(arg: str = ""):
@@ -37,14 +38,10 @@ def get_config(arg: str = ""):
   c = defaults.base()
   c.method = "face2exp"
   c.mu = 1
-  c.data.source = "fer2013"
-  c.data.train_split = "Training"
-  c.data.eval_splits = ("PublicTest", "PrivateTest")
-  c.data.mean, c.data.std = (0.508,), (0.255,)
+  presets.fer2013(c.data)
   c.data.labeled_fraction = 0.1
   c.data.batch_size = 64
-  c.model = dict(name="convnet", depth=4, width=64, norm="batch",
-                 dtype="float32")
+  c.model = presets.convnet4()
   c.total_steps = 1000
   c.optimizer.lr = 0.05
   c.optimizer.warmup_steps = 100
@@ -61,7 +58,7 @@ def get_config(arg: str = ""):
   if "tpu" in variants:               # sized on paper: defaults.tpu_sized
     defaults.tpu_sized(c)
   if "smoke" in variants:
-    c.data.path = "../shared/data/fer2013/fer2013_sample_210.csv"
+    c.data.path = presets.FER2013_SAMPLE
     c.data.cache_dir = ""
     c.data.labeled_fraction = 0.5
     c.total_steps, c.log_every, c.eval_every = 6, 2, 3

@@ -7,11 +7,11 @@ per class; (5) ConvNet-4 on labeled + distilled.
   # the rest of Training as the pool (its labels hidden from selection,
   # used only to measure the precision of the mined labels):
   python -m jaxfer.omni --config configs/omni_fer2013.py \
-      --config.data_path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/omni_rest
   # LFW (13,233 faces of 5,749 people) as the pool:
   python -m jaxfer.omni --config configs/omni_fer2013.py:lfw \
-      --config.data_path=../shared/data/fer2013/fer2013.csv.bz2 \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --config.select.pool.path=../shared/data/lfw --workdir /tmp/jaxfer/omni_lfw
   # the mining pass alone, on a primitive model you trained:
   python -m jaxfer.select --config configs/omni_fer2013.py:lfw \
@@ -24,7 +24,7 @@ killed half-way resumes (training from its checkpoint, the pass from its
 score tables). `omni.json` and the log give every stage's PrivateTest
 accuracy, macro-F1 and wall time. Every stage is a full config here:
 override any field, e.g. --config.mined.total_steps=2000,
---config.select.per_class=500; `seed` and `data_path` are shared by all
+--config.select.per_class=500; `seed` and `data.path` are shared by all
 stages. `:smoke` runs in seconds on the 210-row sample. Expected results
 and wall times: README ("Omni-supervised FER").
 `:tpu` sizes it for a TPU v2-8 / v3-8
@@ -34,20 +34,17 @@ and wall times: README ("Omni-supervised FER").
 import ml_collections
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 
 
 def _train(c, labeled_fraction: float, smoke: bool):
   """The supervised ConvNet-4 of the Meta-Face2Exp / DTM tables."""
   t = defaults.base()
-  t.data.source = "fer2013"
-  t.data.train_split = "Training"
-  t.data.eval_splits = ("PublicTest", "PrivateTest")
-  t.data.mean, t.data.std = (0.508,), (0.255,)
+  presets.fer2013(t.data)
   t.data.labeled_fraction = labeled_fraction
   t.data.strong_augment = True
   t.data.batch_size = 64
-  t.model = dict(name="convnet", depth=4, width=64, norm="batch",
-                 dtype="float32")
+  t.model = presets.convnet4()
   t.optimizer.lr = 0.05
   t.optimizer.warmup_steps = 100
   t.total_steps = 1000
@@ -61,7 +58,7 @@ def _train(c, labeled_fraction: float, smoke: bool):
     t.checkpoint.every = 4
     t.data.batch_size, t.data.eval_batch_size = 8, 32
     t.model.width = 8
-  t.data.path = c.get_ref("data_path")
+  t.data.path = c.data.get_ref("path")
   t.seed = c.get_ref("seed")
   return t
 
@@ -74,8 +71,9 @@ def get_config(arg: str = ""):
                      "tpu")
   smoke = "smoke" in variants
   c = ml_collections.ConfigDict()
-  c.data_path = ("../shared/data/fer2013/fer2013_sample_210.csv" if smoke
-                 else "")
+  # The labeled dataset, spelled as in every other config.
+  c.data = ml_collections.ConfigDict(dict(
+      path=presets.FER2013_SAMPLE if smoke else ""))
   c.seed = 0
   labeled = 0.5 if smoke else 0.1
   c.stages = ("primitive", "select", "mined", "distill", "distilled")

@@ -118,7 +118,7 @@ def test_bench_select_rows(tmp_path):
   for name in sorted(os.listdir(LFW))[:20]:
     os.symlink(LFW / name, tmp_path / name)
   c = config("omni_fer2013", "lfw,smoke")
-  c.data_path = str(FER_SAMPLE)
+  c.data.path = str(FER_SAMPLE)
   c.select.pool.path = str(tmp_path)
   out = select.run(c, pool_size=300, forward_batches=2)
   small, big = out["passes"]

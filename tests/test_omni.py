@@ -14,7 +14,7 @@ from conftest import FER_SAMPLE, config, need
 def test_every_stage_config_is_complete(variant, tmp_path):
   c = config("omni_fer2013", variant)
   c.lock()
-  c.data_path = "/data/fer2013.csv"
+  c.data.path = "/data/fer2013.csv"
   c.seed = 3
   assert tuple(c.stages) == omni.STAGES
   for name in omni.STAGES:
@@ -46,7 +46,7 @@ def test_smoke_pipeline_trains_on_the_mined_set_and_skips_on_rerun(
     tmp_path, capsys):
   need(FER_SAMPLE)
   c = config("omni_fer2013", "smoke")
-  c.data_path = str(FER_SAMPLE)
+  c.data.path = str(FER_SAMPLE)
   c.stages = ("primitive", "select", "mined")
   c.select.confidence = 0.0
   c.select.agree = False

@@ -58,7 +58,7 @@ def prepare(config, pool_size: int = 0):
   batch = _batch(config, config.mu if config.method != "supervised" else 0,
                  np.random.default_rng(0))
   facts, call = measure.compile_call(
-      method.step, (state, batch, jax.random.key(1)), feed_back=True)
+      method.step_at(0), (state, batch, jax.random.key(1)), feed_back=True)
   facts["unlabeled_per_step"] = int(batch.get("unlabeled_weak",
                                               np.zeros(0)).shape[0])
   return facts, call

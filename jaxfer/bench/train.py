@@ -39,7 +39,7 @@ def bench_step(config, batch_shapes: dict, steps: int) -> dict:
   """Median time of the method's step on the mesh of all devices."""
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps)
-  runner = parallel.MeshRunner(method.step, parallel.make_mesh())
+  runner = parallel.MeshRunner(method.step_at(0), parallel.make_mesh())
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init)(jax.random.key(0),
                                jnp.zeros((1, size, size, ch)))
