@@ -7,6 +7,7 @@ inside functions count too.
 """
 
 import ast
+import re
 import pathlib
 
 import pytest
@@ -170,3 +171,23 @@ def test_every_module_imports_in_one_process_and_defines_no_flags():
   p = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *names],
                      capture_output=True, text=True, check=False, cwd=ROOT)
   assert p.returncode == 0, p.stderr[-3000:]
+
+
+_CONFIG_GET = re.compile(r"\b(config|cfg|ucfg|pcfg|sel)(\.\w+)*\.get\(")
+
+
+def test_no_config_field_is_read_with_a_fallback_default():
+  """Every field is defined once, in jaxfer/core/defaults.py; code reads it
+  as it is (`config.data.path`), never `config.get("path", "")`, which
+  would hide a second default from the locked config."""
+  bad = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+         for _, path in _modules()
+         for i, line in enumerate(path.read_text().splitlines(), 1)
+         if _CONFIG_GET.search(line)]
+  assert not bad, "config fields read with a fallback:\n" + "\n".join(bad)
+
+
+def test_the_fallback_rule_catches_one():
+  assert _CONFIG_GET.search('mu = config.get("mu", 0)')
+  assert _CONFIG_GET.search('x = cfg.pool.get("on_bad", "error")')
+  assert not _CONFIG_GET.search('os.environ.get("JAXFER_DATA")')

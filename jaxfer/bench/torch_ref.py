@@ -42,10 +42,12 @@ def _torch():
 def convnet(torch, cfg, num_classes: int, image_size: int, channels: int):
   """jaxfer's ConvNet (`jaxfer.models.convnet`) as a torch module."""
   nn = torch.nn
-  if cfg.name != "convnet" or cfg.norm not in ("batch", "none"):
-    raise ValueError("bench torch has a PyTorch twin of the ConvNet with "
-                     "norm 'batch' or 'none' only; got config.model.name="
-                     f"{cfg.name!r}, norm={cfg.get('norm')!r}")
+  if cfg.name != "convnet":
+    raise ValueError("bench torch has a PyTorch twin of the ConvNet only; "
+                     f"got config.model.name={cfg.name!r}")
+  if cfg.norm not in ("batch", "none"):
+    raise ValueError("bench torch's ConvNet twin has norm 'batch' or 'none' "
+                     f"only; got config.model.norm={cfg.norm!r}")
   layers, c, size = [], channels, image_size
   for _ in range(cfg.depth):
     layers += [nn.Conv2d(c, cfg.width, 3, padding=1),
