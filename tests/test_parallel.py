@@ -25,7 +25,7 @@ def _python(code: str, devices: int, timeout=300, extra_env=None):
                         capture_output=True, text=True, timeout=timeout)
 
 
-_COMPARE = ("import json, sys; from jaxfer import testing; "
+_COMPARE = ("import json, sys; from jaxfer.loop import testing; "
             "print('RESULT' + json.dumps(testing.parallel_param_diffs("
             "int(sys.argv[1]), 2)))")
 

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-_EQUALITY = ("import json; from jaxfer import testing; "
+_EQUALITY = ("import json; from jaxfer.loop import testing; "
              "print('RESULT' + json.dumps(testing.parallel_param_diffs()))")
 
 

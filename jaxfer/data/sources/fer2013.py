@@ -135,19 +135,31 @@ def _cache_file(path: str, cache_dir: str) -> pathlib.Path:
 
 
 @functools.lru_cache(maxsize=4)
+def _parsed(path: str, on_bad: str, stamp: tuple):
+  """`parse_csv`, memoised in the process (`stamp`: the file's size and
+  mtime, so an edited file is parsed again)."""
+  del stamp
+  return parse_csv(path, on_bad=on_bad)
+
+
 def load_arrays(path: str, on_bad: str = "error", cache_dir: str | None = None):
-  """`parse_csv`, memoised in the process and cached on disk if asked."""
+  """`parse_csv`, memoised in the process (whatever `cache_dir`) and cached
+  on disk if asked."""
   cache = _cache_file(path, cache_dir) if cache_dir else None
   if cache is not None and cache.exists() and on_bad == "error":
     with np.load(cache) as z:
       return z["images"], z["labels"], z["usage"], z["rows"], []
-  out = parse_csv(path, on_bad=on_bad)
+  st = os.stat(path) if os.path.exists(path) else None
+  out = _parsed(path, on_bad, (st.st_size, st.st_mtime_ns) if st else None)
   if cache is not None and on_bad == "error":
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # racers
     np.savez(tmp, images=out[0], labels=out[1], usage=out[2], rows=out[3])
     os.replace(tmp, cache)
   return out
+
+
+load_arrays.cache_clear = _parsed.cache_clear  # forget the in-process memo
 
 
 def ferplus_votes(path: str, num_rows: int) -> np.ndarray:
