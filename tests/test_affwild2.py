@@ -78,6 +78,7 @@ def test_bad_header_and_label_name_the_file_and_line(tmp_path):
     affwild2.AffWild2(str(root), split="Test_Set")
 
 
+@pytest.mark.slow
 def test_dtm_affwild2_smoke_config_runs_and_selects_by_macro_f1(tmp_path):
   frames = lambda n, s: [(s + i) % 9 - 1 for i in range(n)]   # -1..7
   root = _tree(tmp_path / "aw2", {("Train_Set", "a"): frames(60, 0),

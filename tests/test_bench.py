@@ -10,6 +10,9 @@ from conftest import config
 from jaxfer.bench import distill
 from jaxfer.bench import meta
 
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
+
 
 
 def test_bench_meta_rows_and_ratios():

@@ -16,6 +16,9 @@ from jaxfer import models  # pylint: disable=wrong-import-position
 from jaxfer.bench import torch_ref  # pylint: disable=wrong-import-position
 from jaxfer.models import net as net_lib  # pylint: disable=wrong-import-position
 
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def _copy_into(twin, params, stats, size):
   """jaxfer's ConvNet variables into the torch twin, written out here:

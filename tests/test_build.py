@@ -23,6 +23,7 @@ def _config(name, arg=""):
   return module.get_config(arg)
 
 
+@pytest.mark.slow
 def test_fer2013_smoke_config_end_to_end(tmp_path):
   need(FER_SAMPLE)
   config = _config("supervised_fer2013", "smoke")

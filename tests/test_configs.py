@@ -74,6 +74,7 @@ def test_unknown_variant_is_an_error():
     _module("face2exp_fer2013").get_config("smokey")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["face2exp_affectnet", "face2exp_rafdb"])
 def test_configs_without_local_data_take_a_real_step(name):
   config = _module(name).get_config("smoke")

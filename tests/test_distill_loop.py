@@ -5,10 +5,14 @@ trains a supervised model mixed into the labeled set or alone."""
 import json
 
 import numpy as np
+import pytest
 
 from conftest import FER_SAMPLE, config, need
 from jaxfer.loop import train
 from jaxfer.data.sources import distilled
+
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
 
 
 

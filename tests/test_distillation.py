@@ -58,6 +58,7 @@ def test_unroll_gradient_matches_finite_differences(x64, remat, scan,
     assert float(jnp.max(jnp.abs(g[k]))) > 1e-6, k    # all three are learned
 
 
+@pytest.mark.slow
 def test_remat_segments_and_scan_agree_with_the_plain_unroll(x64):
   model, learned, labels, init, real, tx, hp = _problem(momentum=0.9)
   grad = lambda hp: jax.grad(lambda l: distillation.unroll_loss(
@@ -91,6 +92,7 @@ def test_krr_prediction_is_the_explicit_ridge_solve(x64):
   np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_krr_gradient_matches_finite_differences(x64):
   model, learned, labels, init, real, _, hp = _problem(objective="krr",
                                                        krr_reg=1e-2)
@@ -119,6 +121,7 @@ def test_augmentation_is_the_same_on_both_batches_and_differentiable(x64):
               modes=["rev"])
 
 
+@pytest.mark.slow
 def test_pool_member_restarts_at_its_age_limit():
   model, learned, labels, _, _, tx, hp = _problem()
   hp = dataclasses.replace(hp, pool_max_age=2)

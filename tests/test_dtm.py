@@ -47,6 +47,7 @@ def _step(method, batch):
   return state, jax.jit(method.step)(state, batch, jax.random.key(1))
 
 
+@pytest.mark.slow
 def test_nothing_above_the_threshold_means_no_unlabeled_loss_or_gradient():
   batch = _batch()
   _, (none, m) = _step(_method(threshold="fixed", tau=1.0)[1], batch)
@@ -118,6 +119,7 @@ def _config(variant="smoke"):
   return c
 
 
+@pytest.mark.slow
 def test_smoke_run_logs_thresholds_and_precision_and_draws_them(tmp_path):
   need(FER_SAMPLE)
   result = train.run(_config(), str(tmp_path))

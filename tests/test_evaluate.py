@@ -96,6 +96,7 @@ def test_synonyms_are_explicit_not_fuzzy():
     labels_lib.label_map(["happpy"], labels_lib.FER2013)
 
 
+@pytest.mark.slow
 def test_cli_writes_metrics_and_names_a_bad_field(trained, tmp_path):
   wd, _, _ = trained
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}

@@ -26,6 +26,7 @@ def _state(workdir, step):
                                 str(step) / "state")
 
 
+@pytest.mark.slow
 def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
   need(FER_SAMPLE)
   config = _config()
@@ -51,6 +52,7 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
   assert moved("student") and not moved("teacher")
 
 
+@pytest.mark.slow
 def test_resume_gives_identical_state(tmp_path):
   need(FER_SAMPLE)
   config = _config()
@@ -65,6 +67,7 @@ def test_resume_gives_identical_state(tmp_path):
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_lfw_pool_feeds_the_unlabeled_stream(tmp_path):
   need(FER_SAMPLE)
   need(LFW)

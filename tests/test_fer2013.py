@@ -111,6 +111,7 @@ def test_sample_file_matches_full_file_rows():
   assert counts.tolist() == [30] * 7
 
 
+@pytest.mark.slow
 def test_real_fer2013_counts_and_pixels(tmp_path):
   need(FER_FULL)
   checks = json.loads((FER_DIR / "CHECKS.json").read_text())

@@ -288,6 +288,7 @@ def _tables(workdir):
   return out
 
 
+@pytest.mark.slow
 def test_pass_mines_a_loadable_set_and_resumes_after_sigkill(primitive):
   root = primitive
   whole = _run(_select_args(root, root / "whole"))
@@ -332,6 +333,7 @@ def test_pass_mines_a_loadable_set_and_resumes_after_sigkill(primitive):
   assert bad.returncode == 1 and "knn" in out3 and "another workdir" in out3
 
 
+@pytest.mark.slow
 def test_pass_on_four_devices_equals_one(primitive):
   root = primitive
   ref = _run(_select_args(root, root / "one"))
@@ -360,6 +362,7 @@ def test_pass_on_four_devices_equals_one(primitive):
       assert float(r[k]) == pytest.approx(float(q[k]), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_pass_over_an_msceleb_tsv_and_the_rest_of_training(primitive):
   """The TSV pool (MIDs are the identities) and the rest of the training
   split, whose hidden labels give the precision of the mined labels."""

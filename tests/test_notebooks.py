@@ -14,6 +14,9 @@ import pytest
 from conftest import FER_SAMPLE, need
 from jaxfer import notebook
 
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # name -> (needs the FER2013 sample, the least number of figures shown)

@@ -42,6 +42,7 @@ def test_unknown_stage_is_an_error(tmp_path):
     omni.run(c, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_smoke_pipeline_trains_on_the_mined_set_and_skips_on_rerun(
     tmp_path, capsys):
   need(FER_SAMPLE)

@@ -13,6 +13,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -92,6 +92,7 @@ def _run(*args):
                         timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
   photos = tmp_path / "album"
   (photos / "sub").mkdir(parents=True)
@@ -121,6 +122,7 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
                                     abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_text_and_no_detect(workdir, tmp_path):
   photo = tmp_path / "two.png"
   Image.fromarray(_composite(_lfw(2))[..., 0]).save(photo)

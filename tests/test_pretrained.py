@@ -174,6 +174,7 @@ def _assert_same_logits(tnet, path, depth, size, seed):
   return notes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth,suffix", [(18, ".pth"),
                                           (50, ".safetensors")])
 def test_logits_equal_torchvision_layout_in_eval_mode(tmp_path, depth,
@@ -201,6 +202,7 @@ def _torchvision():
                 f"{str(e)[:80]}); the torchvision-layout twin stands in")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 34, 50])
 def test_logits_equal_torchvision_itself(tmp_path, depth):
   """The same proof against torchvision's own ResNet where it imports, and
@@ -216,6 +218,7 @@ def test_logits_equal_torchvision_itself(tmp_path, depth):
   _assert_same_logits(tnet, path, depth, 64, seed=3)
 
 
+@pytest.mark.slow
 def test_grey_model_sums_the_rgb_stem_and_a_new_head(tmp_path):
   tnet = _random_torch(18, 1000, width=16)             # ImageNet's head
   path = tmp_path / "r18.pth"
@@ -239,6 +242,7 @@ def test_grey_model_sums_the_rgb_stem_and_a_new_head(tmp_path):
                              rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_every_tensor_is_accounted_for(tmp_path):
   c = _config(18)
   _, state = _fresh_state(c)
@@ -270,6 +274,7 @@ def test_every_tensor_is_accounted_for(tmp_path):
   assert any("no head" in n for n in notes)
 
 
+@pytest.mark.slow
 def test_small_stem_is_refused_with_the_field_to_set(tmp_path):
   path = tmp_path / "r18.pth"
   torch.save(_random_torch(18, 7, width=16).state_dict(), path)
@@ -280,6 +285,7 @@ def test_small_stem_is_refused_with_the_field_to_set(tmp_path):
     pretrained.load_into(c, _fresh_state(c)[1])
 
 
+@pytest.mark.slow
 def test_face2exp_checkpoint_into_teacher_and_student(tmp_path):
   teacher = _random_torch(18, 7, seed=1, width=16)
   student = _random_torch(18, 7, seed=2, width=16)
@@ -308,6 +314,7 @@ def test_face2exp_checkpoint_into_teacher_and_student(tmp_path):
                                 state.student.params["Conv_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_a_jaxfer_workdir_fine_tunes_with_a_new_head(tmp_path):
   from jaxfer.loop import train  # pylint: disable=g-import-not-at-top
   src = config("default", "smoke")

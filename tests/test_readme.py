@@ -6,6 +6,11 @@ import io
 import pathlib
 import re
 
+import pytest
+
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

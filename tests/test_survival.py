@@ -24,6 +24,9 @@ from jaxfer.data.sources import fer2013
 from jaxfer.data.base import DataError
 from conftest import FER_SAMPLE, config, need
 
+# Subprocesses, kills, notebooks or real runs: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = ["--config", str(ROOT / "configs/default.py") + ":smoke",
         "--config.total_steps=40", "--config.checkpoint.every=10",

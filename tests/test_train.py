@@ -46,6 +46,7 @@ def _final_params(workdir):
   return step, tree
 
 
+@pytest.mark.slow
 def test_cli_trains_default_and_writes_everything(tmp_path):
   p = _cli(*SMOKE, "--workdir", str(tmp_path))
   out, err = p.communicate(timeout=300)
@@ -75,6 +76,7 @@ _DTM = ["--config.method=dtm", "--config.mu=1",
 
 
 # The supervised loop's many-kill test is tests/test_survival.py.
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dtm"])
 def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path, method):
   args = [*SMOKE, "--config.total_steps=40", "--config.checkpoint.every=5",
@@ -113,6 +115,7 @@ def _smoke_config():
   return default.get_config("smoke")
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   config = _smoke_config()
   config.optimizer.lr = 1e12
@@ -136,6 +139,7 @@ def test_class_count_mismatch_names_the_field(tmp_path):
     train.run(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_predict_cli_matches_in_process_model(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from jaxfer import predict  # pylint: disable=g-import-not-at-top

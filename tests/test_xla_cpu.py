@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from conftest import config
 from jaxfer.core import xla_cpu
 
@@ -33,6 +35,7 @@ def test_set_only_for_remat_and_never_over_the_users_flags():
     assert env == {"XLA_FLAGS": users}
 
 
+@pytest.mark.slow
 def test_xla_is_asked_whether_it_knows_the_flag():
   # XLA aborts a process on an unknown flag (older jaxlib releases do not
   # know the scheduler's): the child process finds out instead.
@@ -87,6 +90,7 @@ def _probe(arg):
   return line, int(p.stdout.split("TEMP ")[1].split()[0])
 
 
+@pytest.mark.slow
 def test_the_flag_reaches_xla_after_the_entry_points_imports():
   line, temp_on = _probe("remat")
   assert "face2exp.remat" in line
