@@ -60,3 +60,24 @@ def test_weight_decay_skips_norms_and_biases():
 def test_unknown_optimizer():
   with pytest.raises(ValueError, match="sgd or adamw"):
     optim.build(defaults.optimizer(name="lamb", lr=1.0), 10)
+
+
+def test_ema_warms_up_and_averages_batchnorm_statistics():
+  """decay_t = min(decay, (1 + t) / (10 + t)); parameters and BatchNorm
+  statistics averaged alike (numpy reference)."""
+  steps = np.arange(0, 3000, 7)
+  want = np.minimum(0.999, (1 + steps) / (10 + steps))
+  np.testing.assert_allclose(optim.ema_decay_at(0.999, steps), want,
+                             rtol=1e-6)
+  ema = {"params": {"w": jnp.zeros(3)}, "batch_stats": {"m": jnp.ones(2)}}
+  e = ema
+  ref_w, ref_m = np.zeros(3), np.ones(2)
+  for t in range(5):
+    w, m = np.full(3, t + 1.0), np.full(2, -t)
+    e = optim.ema_variables(e, {"w": jnp.asarray(w)},
+                            {"m": jnp.asarray(m)}, 0.999, t)
+    d = min(0.999, (1 + t) / (10 + t))
+    ref_w, ref_m = d * ref_w + (1 - d) * w, d * ref_m + (1 - d) * m
+  np.testing.assert_allclose(e["params"]["w"], ref_w, rtol=1e-6)
+  np.testing.assert_allclose(e["batch_stats"]["m"], ref_m, rtol=1e-6)
+  assert float(e["params"]["w"][0]) > 1.0      # not held at the initial 0

@@ -65,6 +65,24 @@ def build(cfg: ml_collections.ConfigDict, total_steps: int):
   return tx, schedule
 
 
-def ema_update(ema, new, decay: float):
+def ema_update(ema, new, decay):
   """e <- decay * e + (1 - decay) * new, leaf by leaf."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
+
+
+def ema_decay_at(decay: float, step):
+  """The EMA's decay at (0-based) step `step`: min(decay, (1 + step) /
+  (10 + step)), so the early average is not held by the initial weights
+  (at 0.999 they would keep 22% of it after 1,500 steps; TensorFlow's
+  ExponentialMovingAverage with num_updates does the same)."""
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_variables(ema: dict, params, batch_stats, decay: float, step) -> dict:
+  """The EMA of a network: its parameters and its BatchNorm statistics
+  (running statistics of the live weights, averaged the same way), with
+  the warm-up of `ema_decay_at`."""
+  d = ema_decay_at(decay, step)
+  return {"params": ema_update(ema["params"], params, d),
+          "batch_stats": ema_update(ema["batch_stats"], batch_stats, d)}

@@ -152,7 +152,8 @@ def dtm_step(state: State, batch, rng, *, apply_fn, tx, policy: thr.Policy,
        **_pseudo_metrics(w, probs, batch.get("unlabeled_true_label"), hp)}
   grads, m, stats = parallel.pmean((grads, m, stats), axis_name)
   m.update(_threshold_metrics(policy, pol, hp.num_classes))
-  new = net_lib.apply_updates(net, grads, stats, tx, ema_decay=hp.ema_decay)
+  new = net_lib.apply_updates(net, grads, stats, tx, ema_decay=hp.ema_decay,
+                              step=state.step)
   return State(state.step + 1, new, pol), m
 
 

@@ -37,11 +37,10 @@ class State:
   finetune_opt: Any = None     # the student's finetune optimizer state
 
 
-def _student_net(old: net_lib.Net, new: unroll.Inner, decay: float):
+def _student_net(old: net_lib.Net, new: unroll.Inner, decay: float, step):
   ema = old.ema
   if ema is not None:
-    ema = {"params": optim.ema_update(ema["params"], new.params, decay),
-           "batch_stats": new.batch_stats}
+    ema = optim.ema_variables(ema, new.params, new.batch_stats, decay, step)
   return net_lib.Net(new.params, new.batch_stats, new.opt_state, ema)
 
 
@@ -110,8 +109,8 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
        "teacher_accuracy": losses.accuracy(z["labeled"], batch["label"])}
   t_grads, m = parallel.pmean((t_grads, m), axis_name)
   teacher = net_lib.apply_updates(teacher, t_grads, t_stats, teacher_tx,
-                                 ema_decay=0.0)
-  student = _student_net(student, new, hp.ema_decay)
+                                 ema_decay=0.0, step=state.step)
+  student = _student_net(student, new, hp.ema_decay, state.step)
   m.update(loss=m["teacher_loss"] + m["student_loss"], uda_weight=w_u,
            stage=jnp.float32(0))
   return State(state.step + 1, teacher, student, state.finetune_opt), m
@@ -130,7 +129,8 @@ def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Statics,
   carry = unroll.Inner(s.params, s.batch_stats, state.finetune_opt)
   new = unroll.apply_tx(tx, carry, grads, stats)
   student = _student_net(s, unroll.Inner(new.params, new.batch_stats,
-                                         s.opt_state), hp.ema_decay)
+                                         s.opt_state), hp.ema_decay,
+                         state.step)
   m = dict.fromkeys(metric_keys, jnp.float32(0))
   m.update(loss=loss, student_loss=loss, stage=jnp.float32(1))
   return State(state.step + 1, state.teacher, student, new.opt_state), m

@@ -57,7 +57,8 @@ def train_step(state: State, batch, rng, *, apply_fn, tx,
   if axis_name is not None:
     grads, loss, acc, stats = jax.lax.pmean((grads, loss, acc, stats),
                                             axis_name)
-  net = net_lib.apply_updates(state.net, grads, stats, tx, ema_decay=ema_decay)
+  net = net_lib.apply_updates(state.net, grads, stats, tx, ema_decay=ema_decay,
+                              step=state.step)
   metrics = {"loss": loss, "accuracy": acc,
              "grad_norm": optax.tree_utils.tree_norm(grads)}
   return State(state.step + 1, net), metrics

@@ -53,12 +53,13 @@ def init_net(rng, model, images, tx, *, ema: bool) -> Net:
   return Net(params, batch_stats, tx.init(params), ema_v)
 
 
-def apply_updates(net: Net, grads, batch_stats, tx, *, ema_decay: float) -> Net:
-  """One optimizer step (and EMA update; BatchNorm statistics copied)."""
+def apply_updates(net: Net, grads, batch_stats, tx, *, ema_decay: float,
+                  step) -> Net:
+  """One optimizer step, and the EMA's update (`optim.ema_variables`) at
+  the state's step `step`."""
   updates, opt_state = tx.update(grads, net.opt_state, net.params)
   params = optax.apply_updates(net.params, updates)
   ema = net.ema
   if ema is not None:
-    ema = {"params": optim.ema_update(ema["params"], params, ema_decay),
-           "batch_stats": batch_stats}
+    ema = optim.ema_variables(ema, params, batch_stats, ema_decay, step)
   return Net(params, batch_stats, opt_state, ema)
