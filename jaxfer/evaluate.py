@@ -50,6 +50,9 @@ def _define_flags():
                     "counterpart among the model's classes (else an error).")
   flags.DEFINE_string("out", "", "Output folder (default: <workdir>/evaluate/"
                       "<source>_<split>).")
+  flags.DEFINE_bool("flip", False, "Test-time augmentation: average the class "
+                    "probabilities of each face and its mirror (two "
+                    "forwards a face).")
 
 
 def _workdir_arg(argv: list[str]) -> str | None:
@@ -62,7 +65,8 @@ def _workdir_arg(argv: list[str]) -> str | None:
 
 
 def run(workdir: str, config, *, split: str = "", model: str = "",
-        best: bool = True, drop_unmapped: bool = False, out: str = ""):
+        best: bool = True, drop_unmapped: bool = False, out: str = "",
+        flip: bool = False):
   """Evaluates; returns {model: metrics} and writes them (see module)."""
   _, meta, method, state = restore.load(workdir, best=best)
   names = tuple(meta["class_names"])
@@ -84,14 +88,15 @@ def run(workdir: str, config, *, split: str = "", model: str = "",
   eval_tf = data_build.eval_view(cfg)
   batches = pipeline.eval_batches(src, eval_tf,
                                   batch_size=cfg.eval_batch_size)
-  apply_jit = jax.jit(evaluation.eval_fn(method.apply))
+  apply_jit = jax.jit(evaluation.eval_fn(method.apply, flip=flip))
   results = evaluation.evaluate(apply_jit, variables, batches, len(names))
   out = pathlib.Path(out or pathlib.Path(workdir) / "evaluate"
-                     / f"{cfg.source}_{split}")
+                     / f"{cfg.source}_{split}{'_flip' if flip else ''}")
   out.mkdir(parents=True, exist_ok=True)
   summary = {"workdir": str(workdir), "source": cfg.source,
              "path": cfg.path, "split": split,
              "examples": len(src), "dropped_unmapped": dropped,
+             "flip_tta": flip,
              "class_names": list(names), "models": {}}
   for name, (m, cm) in results.items():
     summary["models"][name] = {**m, "per_class": evaluation.per_class(cm, names),
@@ -112,7 +117,7 @@ def main(argv):
   try:
     summary, out = run(f.workdir, f.config, split=f.split, model=f.model,
                        best=f.best, drop_unmapped=f.drop_unmapped,
-                       out=f.out)
+                       out=f.out, flip=f.flip)
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.evaluate: error: {e}", file=sys.stderr)
     sys.exit(1)

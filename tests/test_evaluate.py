@@ -112,3 +112,18 @@ def test_cli_writes_metrics_and_names_a_bad_field(trained, tmp_path):
   p = subprocess.run(cmd + ["--config.data.sourc=rafdb"], cwd=ROOT, env=env,
                      capture_output=True, text=True, check=False)
   assert p.returncode != 0 and "sourc" in p.stderr
+
+
+def test_flip_tta_averages_the_probabilities_of_face_and_mirror():
+  """tta_logits = log((softmax(f(x)) + softmax(f(mirror x))) / 2), numpy
+  reference; a model that sees its input's first row as logits."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import evaluation  # pylint: disable=g-import-not-at-top
+  apply = lambda v, x: (v * x[:, 0, :, 0], None)
+  x = np.random.default_rng(0).normal(size=(3, 2, 5, 1)).astype(np.float32)
+  got = evaluation.tta_logits(apply, 2.0, jnp.asarray(x), flip=True)
+  soft = lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+  want = np.log((soft(2 * x[:, 0, :, 0]) + soft(2 * x[:, 0, ::-1, 0])) / 2)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+  plain = evaluation.tta_logits(apply, 2.0, jnp.asarray(x), flip=False)
+  np.testing.assert_allclose(np.asarray(plain), 2 * x[:, 0, :, 0], rtol=1e-6)

@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 
+from jaxfer.loop import testing
+
 # Subprocesses, kills, notebooks or real runs: the slow tier.
 pytestmark = pytest.mark.slow
 
@@ -34,25 +36,23 @@ _COMPARE = ("import json, sys; from jaxfer.loop import testing; "
             "int(sys.argv[1]), 2)))")
 
 
-def test_one_device_mesh_pmap_and_shard_map_agree():
+@pytest.mark.parametrize("part", [0, 1])
+def test_one_device_mesh_pmap_and_shard_map_agree(part):
   """Supervised (GroupNorm, BatchNorm), Meta-Face2Exp's feedbacks,
   distillation (unroll, KRR) and DTM (FlexMatch's per-face buffer with
   negative learning): the whole state after 3 steps, thresholds and buffer
-  included, 1 device vs 4."""
-  # Two processes, half the cases each: XLA compiles on one thread, so the
-  # second core would otherwise idle through most of this test.
+  included, 1 device vs 4. Half the cases per part, so the two test
+  workers share them (one process each: XLA compiles on one thread)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
          "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  procs = [subprocess.Popen([sys.executable, "-c", _COMPARE, str(part)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-           for part in range(2)]
-  out = {}
-  for p in procs:
-    stdout, stderr = p.communicate(timeout=900)
-    assert p.returncode == 0, stderr[-3000:]
-    out.update(json.loads(stdout.split("RESULT")[1]))
-  assert len(out) == 2 * 4 + 6 * 3
+  p = subprocess.run([sys.executable, "-c", _COMPARE, str(part)], cwd=ROOT,
+                     env=env, capture_output=True, text=True, timeout=900,
+                     check=False)
+  assert p.returncode == 0, p.stderr[-3000:]
+  out = json.loads(p.stdout.split("RESULT")[1])
+  # Cases part, part + 2, ...: (paths + "moved") entries each.
+  cases = testing.PARALLEL_CASES[part::2]
+  assert len(out) == sum(len(paths) + 1 for _, _, paths, _ in cases)
   for key, diff in out.items():
     if key.endswith("moved"):
       assert diff > 1e-2, (key, out)  # the states really were trained

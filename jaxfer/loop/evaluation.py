@@ -20,11 +20,23 @@ from jaxfer.core import report
 from jaxfer.data import pipeline
 
 
-def eval_fn(apply):
+def tta_logits(apply, variables, images, *, flip: bool):
+  """Logits of `images`, or with `flip` the log of the mean of the class
+  probabilities of each image and its mirror (test-time augmentation: two
+  forwards)."""
+  logits, _ = apply(variables, images)
+  if not flip:
+    return logits
+  mirrored, _ = apply(variables, images[:, :, ::-1])
+  return jnp.log((jax.nn.softmax(logits) + jax.nn.softmax(mirrored)) / 2)
+
+
+def eval_fn(apply, *, flip: bool = False):
   """The evaluation of one batch: (predictions, labels, mask, summed
-  cross-entropy); `evaluate` folds them into metrics."""
+  cross-entropy); `evaluate` folds them into metrics. `flip`: mirrored
+  test-time augmentation (`tta_logits`)."""
   def fn(variables, batch):
-    logits, _ = apply(variables, batch["image"])
+    logits = tta_logits(apply, variables, batch["image"], flip=flip)
     loss = losses.xent(logits, batch["label"]) * batch["mask"]
     return jnp.argmax(logits, -1), batch["label"], batch["mask"], jnp.sum(loss)
   return fn
