@@ -103,18 +103,10 @@ def test_a_saved_config_comes_back_with_its_tuples(name):
   line, not the lists JSON gives."""
   import json  # pylint: disable=g-import-not-at-top
   from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
+  from jaxfer.loop import runguard  # pylint: disable=g-import-not-at-top
   c = _module(name).get_config("")
   back = defaults.from_json(json.loads(c.to_json_best_effort()))
   assert back.to_dict() == c.to_dict()
-  flat = lambda d: {k: type(v) for k, v in _flatten(d).items()}
+  flat = lambda d: {k: type(v) for k, v in runguard.flatten(d).items()}
   assert flat(back.to_dict()) == flat(c.to_dict())
 
-
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out

@@ -76,11 +76,12 @@ class WorkdirLock:
       self._fd = None
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+  """{"a.b.c": value} of a nested dict (a config as JSON)."""
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
+      out.update(flatten(v, f"{prefix}{k}."))
     else:
       out[f"{prefix}{k}"] = v
   return out
@@ -88,7 +89,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def config_changes(old: dict, new: dict, safe=SAFE_TO_CHANGE) -> list:
   """[(field, old value, new value)] of the unsafe differences."""
-  a, b = _flat(old), _flat(new)
+  a, b = flatten(old), flatten(new)
   changed = []
   for key in sorted(set(a) | set(b)):
     va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
