@@ -66,3 +66,13 @@ def config(name: str, variant: str = ""):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(variant)
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+  """The slow tier first: the two xdist workers start on the long tests
+  and fill the end with short ones, instead of one worker finishing a
+  four-minute test alone while the other idles."""
+  longest = ("test_parallel.py", "test_notebooks.py", "test_bench.py")
+  items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
+                               not item.nodeid.startswith(
+                                   tuple(f"tests/{m}" for m in longest))))
