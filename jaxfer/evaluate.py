@@ -1,10 +1,15 @@
-r"""Evaluates a trained workdir's models on any dataset and split.
+r"""Evaluates the shipped model, or a trained workdir's models, on any
+dataset and split.
 
+  python -m jaxfer.evaluate --split PrivateTest \
+      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split PrivateTest
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split test \
       --config.data.source=image_folder --config.data.path=~/faces/rafdb
 
-The best checkpoint (`--nobest`: the latest) and the config saved with it;
+With no `--workdir`, the model shipped in the package (`jaxfer.zoo`) and
+its training config; with one, its best checkpoint (`--nobest`: the
+latest) and the config saved with it;
 `--config.<field>=<value>` overrides that config (the data fields say what
 to read: any source of `jaxfer.data.build.make_source`). Labels are mapped
 to the model's classes by name (`jaxfer.data.labels.label_map`, explicit
@@ -12,7 +17,8 @@ synonyms: "happiness" is "happy"); a class with no counterpart is an error
 that lists it, unless `--drop_unmapped` leaves its rows out (counted).
 Writes `metrics.json` (per model: accuracy, mean class accuracy, macro-F1,
 loss, per-class recall and support) and one confusion-matrix PNG per model
-to `--out` (default `<workdir>/evaluate/<source>_<split>`), with the loop's
+to `--out` (default `<workdir>/evaluate/<source>_<split>`, or
+`jaxfer_evaluate/<model>/<source>_<split>` for the shipped one), with the loop's
 own evaluation code (`jaxfer.loop.evaluation`).
 """
 
@@ -23,24 +29,21 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
 from jaxfer.core import defaults
 from jaxfer.core import report
-from jaxfer.data import base
-from jaxfer.data import build as data_build
-from jaxfer.data import pipeline
+from jaxfer import zoo
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
-from jaxfer.loop import restore
 
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
-  flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
+  flags.DEFINE_string("workdir", "", "A workdir written by jaxfer.main "
+                      "(default: the model shipped with jaxfer).")
   flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
   flags.DEFINE_string("split", "", "The split to read (default: the config's "
                       "first evaluation split).")
@@ -67,36 +70,25 @@ def _workdir_arg(argv: list[str]) -> str | None:
 def run(workdir: str, config, *, split: str = "", model: str = "",
         best: bool = True, drop_unmapped: bool = False, out: str = "",
         flip: bool = False):
-  """Evaluates; returns {model: metrics} and writes them (see module)."""
-  _, meta, method, state = restore.load(workdir, best=best)
-  names = tuple(meta["class_names"])
+  """Evaluates a workdir's models (or, with no workdir, the shipped model);
+  returns {model: metrics} and writes them (see module)."""
+  clf = zoo.load(workdir, best=best, model=model)
+  names = clf.class_names
   cfg = config.data
   split = split or cfg.eval_splits[0]
-  src = data_build.make_source(cfg, split)
-  if src.class_names is None:
-    raise base.DataError(f"{src.name} has no class names to map to the "
-                            f"model's {names}")
-  dropped = 0
-  if tuple(src.class_names) != names:
-    src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
-    dropped = src.dropped["unmapped_classes"]
-  if not len(src):
-    raise base.DataError(f"{src.name}: no rows to evaluate")
-  variables = method.eval_variables(state)
-  if model:
-    variables = dict([restore.eval_model(method, state, model)])
-  eval_tf = data_build.eval_view(cfg)
-  batches = pipeline.eval_batches(src, eval_tf,
-                                  batch_size=cfg.eval_batch_size)
-  apply_jit = jax.jit(evaluation.eval_fn(method.apply, flip=flip))
-  results = evaluation.evaluate(apply_jit, variables, batches, len(names))
-  out = pathlib.Path(out or pathlib.Path(workdir) / "evaluate"
-                     / f"{cfg.source}_{split}{'_flip' if flip else ''}")
+  r = evaluation.evaluate_split(clf.apply, clf.variables, names, cfg, split,
+                                flip=flip, drop_unmapped=drop_unmapped)
+  src, dropped, results = r.source, r.dropped, r.results
+  where = pathlib.Path(workdir) / "evaluate" if workdir else pathlib.Path(
+      "jaxfer_evaluate") / clf.name
+  out = pathlib.Path(out or where / f"{cfg.source}_{split}"
+                     f"{'_flip' if flip else ''}")
   out.mkdir(parents=True, exist_ok=True)
-  summary = {"workdir": str(workdir), "source": cfg.source,
+  summary = {"workdir": str(workdir), "model": clf.name,
+             "source": cfg.source,
              "path": cfg.path, "split": split,
              "examples": len(src), "dropped_unmapped": dropped,
-             "flip_tta": flip,
+             "flip_tta": flip, "seconds": round(r.seconds, 2),
              "class_names": list(names), "models": {}}
   for name, (m, cm) in results.items():
     summary["models"][name] = {**m, "per_class": evaluation.per_class(cm, names),
@@ -137,15 +129,15 @@ def _define_config(argv: list[str]) -> None:
   """The config flag, from the workdir's saved config (so that overrides
   are checked against its fields)."""
   workdir = _workdir_arg(argv)
-  if not workdir:
-    raise SystemExit("usage: python -m jaxfer.evaluate --workdir DIR "
-                     "[--split S] [--config.data.<field>=...]")
   try:
-    saved, _ = ckpt_lib.read_config(workdir, best="--nobest" not in argv)
+    if workdir:
+      saved, _ = ckpt_lib.read_config(workdir, best="--nobest" not in argv)
+      config = defaults.from_json(saved)
+    else:
+      config = zoo.load_shipped().config
   except (FileNotFoundError, ValueError) as e:
     raise SystemExit(f"jaxfer.evaluate: error: {e}") from e
-  config_flags.DEFINE_config_dict("config", defaults.from_json(saved),
-                                  lock_config=True)
+  config_flags.DEFINE_config_dict("config", config, lock_config=True)
 
 
 if __name__ == "__main__":

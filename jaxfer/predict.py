@@ -1,6 +1,8 @@
-r"""Top classes of a trained model for the faces in photos or face crops.
+r"""Top classes of the shipped model (or a trained workdir's) for the faces
+in photos or face crops.
 
-  python -m jaxfer.predict --workdir /tmp/jaxfer/default photo.jpg album/
+  python -m jaxfer.predict photo.jpg album/
+  python -m jaxfer.predict --workdir /tmp/jaxfer/default photo.jpg
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --no-detect crop.png
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --json album/ > out
 
@@ -10,9 +12,10 @@ photo goes through OpenCV's frontal-face Haar cascade (`jaxfer.data.faces`;
 with `--margin` around it and classified, and its box (x, y, w, h in the
 photo's pixels) is printed with its top classes; a photo with no face says
 so. `--no-detect` classifies each image whole, for images that are already
-face crops. `--json` writes one JSON object per image (JSON Lines). The
-best checkpoint of the workdir (or the latest with --nobest), the config
-saved with it and that config's evaluation preprocessing are used. An
+face crops. `--json` writes one JSON object per image (JSON Lines). With
+no `--workdir`, the model shipped in the package (`jaxfer.zoo`); with one,
+its best checkpoint (or the latest with --nobest) and the config saved with
+it; either way that config's evaluation preprocessing. An
 unreadable image is reported by name and the others are still classified
 (exit status 1). The last line on stderr gives the throughput.
 """
@@ -26,13 +29,11 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 import numpy as np
 
-from jaxfer.loop import restore
+from jaxfer import zoo
 from jaxfer.data import faces as faces_lib
 from jaxfer.data import images as images_lib
-from jaxfer.data import views
 from jaxfer.data.base import DataError
 
 
@@ -40,7 +41,8 @@ def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
-  flags.DEFINE_string("workdir", None, "A workdir written by jaxfer.main.")
+  flags.DEFINE_string("workdir", "", "A workdir written by jaxfer.main "
+                      "(default: the model shipped with jaxfer).")
   flags.DEFINE_bool("best", True, "Use the best checkpoint, else the latest.")
   flags.DEFINE_integer("top", 3, "How many classes to print per face.")
   flags.DEFINE_string("model", "", "Which evaluated model (default: the first, "
@@ -54,40 +56,7 @@ def _define_flags():
   flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
 
 
-load = restore.load   # (config, meta, method, state) of a workdir
 read_image = images_lib.load_image
-
-
-class Classifier:
-  """Class probabilities of face crops, in fixed-size batches (the last
-  one padded: one compilation)."""
-
-  def __init__(self, config, method, variables, batch_size: int = 64):
-    self.view = functools.partial(
-        views.eval_view, size=config.data.image_size,
-        channels=config.data.channels, mean=tuple(config.data.mean),
-        std=tuple(config.data.std))
-    self.batch_size = batch_size
-    self.variables = variables
-    apply = method.apply
-    self._probs = jax.jit(lambda v, x: jax.nn.softmax(apply(v, x)[0]))
-
-  def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
-    """float [N, C] probabilities of uint8 HWC crops (any sizes)."""
-    out = []
-    for i in range(0, len(crops), self.batch_size):
-      x = np.stack([self.view({"image": c})["image"]
-                    for c in crops[i:i + self.batch_size]])
-      n = len(x)
-      x = np.concatenate([x, np.zeros((self.batch_size - n, *x.shape[1:]),
-                                      x.dtype)])
-      out.append(np.asarray(self._probs(self.variables, x))[:n])
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def predict(config, method, variables, images: list[np.ndarray]):
-  """Class probabilities [N, C] for uint8 HWC images (each one a face)."""
-  return Classifier(config, method, variables, max(len(images), 1))(images)
 
 
 def expand_paths(args: list[str]) -> list[str]:
@@ -142,15 +111,16 @@ def text(rec: dict, detect: bool) -> list[str]:
   return lines
 
 
-def run(paths, config, meta, method, variables, *, detect=True, margin=0.2,
-        min_face=32, top=3, batch_size=64, emit=print):
-  """Classifies the faces of `paths` in batches; `emit`s a record per image
-  in order; returns counts and timings."""
+def run(paths, clf, *, detect=True, margin=0.2, min_face=32, top=3,
+        batch_size=64, emit=print):
+  """Classifies the faces of `paths` with `clf` (a `jaxfer.zoo.Model`) in
+  batches; `emit`s a record per image in order; returns counts and
+  timings."""
   finder = (faces_lib.FaceFinder(faces_lib.Detector(min_face=min_face))
             if detect else None)
-  classify = Classifier(config, method, variables, batch_size)
+  classify = functools.partial(clf.probabilities, batch_size=batch_size)
   t0 = time.perf_counter()
-  classify([np.zeros((8, 8, config.data.channels), np.uint8)])   # compile
+  classify([np.zeros((8, 8, clf.config.data.channels), np.uint8)])  # compile
   stats = dict(images=len(paths), faces=0, no_face=0, errors=0,
                compile_s=time.perf_counter() - t0, read_detect_s=0.0,
                model_s=0.0)
@@ -165,7 +135,7 @@ def run(paths, config, meta, method, variables, *, detect=True, margin=0.2,
       if isinstance(boxes, str):
         emit({"path": path, "error": boxes})
         continue
-      emit(record(path, boxes, probs[k:k + len(boxes)], meta["class_names"],
+      emit(record(path, boxes, probs[k:k + len(boxes)], clf.class_names,
                   top))
       k += len(boxes)
     pending.clear()
@@ -204,17 +174,17 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   f = flags.FLAGS
-  if not f.workdir or not argv[1:]:
-    raise app.UsageError("usage: python -m jaxfer.predict --workdir DIR "
+  if not argv[1:]:
+    raise app.UsageError("usage: python -m jaxfer.predict [--workdir DIR] "
                          "IMAGE_OR_FOLDER...")
   try:
     paths = expand_paths(argv[1:])
-    config, meta, method, state = restore.load(f.workdir, best=f.best)
+    clf = zoo.load(f.workdir, best=f.best)
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)
     sys.exit(1)
   try:
-    _, variables = restore.eval_model(method, state, f.model)
+    clf = clf.select(f.model)
   except ValueError as e:
     print(f"jaxfer.predict: error: --model {e}", file=sys.stderr)
     sys.exit(1)
@@ -228,7 +198,7 @@ def main(argv):
       print("\n".join(text(rec, f.detect)))
 
   try:
-    stats = run(paths, config, meta, method, variables, detect=f.detect,
+    stats = run(paths, clf, detect=f.detect,
                 margin=f.margin, min_face=f.min_face, top=f.top,
                 batch_size=f.batch_size, emit=emit)
   except ImportError as e:

@@ -24,6 +24,7 @@ FLOORS = (
     ("engines", ("jaxfer.meta", "jaxfer.mining")),
     ("methods", ("jaxfer.methods",)),
     ("the loops and their guards", ("jaxfer.loop",)),
+    ("the shipped models", ("jaxfer.zoo",)),
     ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
                       "jaxfer.summarize", "jaxfer.select", "jaxfer.omni",
                       "jaxfer.notebook", "jaxfer.evaluate")),

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import LFW, config, need
-from jaxfer import predict
+from jaxfer import zoo
 from jaxfer.loop import train
 from jaxfer.data import faces
 from jaxfer.data import images
@@ -110,15 +110,14 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
   assert "3 images, 2 faces, 1 with no face, 1 unreadable" in p.stderr
   assert "images/s" in p.stderr.splitlines()[-1]
   # each face's classes are the model's on the crop its box names
-  config_, meta, method, state = predict.load(str(workdir))
+  clf = zoo.load(str(workdir), model="model")
   photo = images.load_image(str(photos / "a_two.png"))
   crops = [faces.crop(photo, f["box"], 0.2) for f in recs[0]["faces"]]
-  probs = predict.predict(config_, method,
-                          method.eval_variables(state)["model"], crops)
+  probs = clf.probabilities(crops)
   for face, pr in zip(recs[0]["faces"], probs):
     assert len(face["classes"]) == 7
     for name, value in face["classes"].items():
-      assert value == pytest.approx(pr[meta["class_names"].index(name)],
+      assert value == pytest.approx(pr[clf.class_names.index(name)],
                                     abs=1e-3)
 
 

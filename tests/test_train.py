@@ -142,7 +142,7 @@ def test_class_count_mismatch_names_the_field(tmp_path):
 @pytest.mark.slow
 def test_predict_cli_matches_in_process_model(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from jaxfer import predict  # pylint: disable=g-import-not-at-top
+  from jaxfer import zoo  # pylint: disable=g-import-not-at-top
   from jaxfer.data.sources import synthetic  # pylint: disable=g-import-not-at-top
   p = _cli(*SMOKE, "--workdir", str(tmp_path / "wd"))
   p.communicate(timeout=300)
@@ -157,9 +157,8 @@ def test_predict_cli_matches_in_process_model(tmp_path):
       [sys.executable, "-m", "jaxfer.predict", "--no-detect", "--workdir",
        str(tmp_path / "wd"), "--top=7", *paths], cwd=ROOT, env=env,
       capture_output=True, text=True, timeout=300, check=True).stdout
-  config, meta, method, state = predict.load(str(tmp_path / "wd"))
-  probs = predict.predict(config, method, method.eval_variables(state)["model"],
-                          [faces[i]["image"] for i in range(3)])
+  clf = zoo.load(str(tmp_path / "wd"), model="model")
+  probs = clf.probabilities([faces[i]["image"] for i in range(3)])
   lines = [l for l in out.splitlines() if l.startswith(str(tmp_path))]
   assert len(lines) == 3
   for line, p in zip(lines, probs):
@@ -167,4 +166,4 @@ def test_predict_cli_matches_in_process_model(tmp_path):
     assert len(printed) == 7
     for name, value in printed.items():
       assert float(value) == pytest.approx(
-          p[meta["class_names"].index(name)], abs=1e-3)
+          p[clf.class_names.index(name)], abs=1e-3)

