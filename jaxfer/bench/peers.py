@@ -39,7 +39,7 @@ def load_keras(path: str):
   os.environ.setdefault("KERAS_BACKEND", "jax")
   try:
     import keras  # pylint: disable=g-import-not-at-top
-    import h5py  # pylint: disable=g-import-not-at-top,unused-import
+    import h5py  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   except ImportError as e:
     raise ImportError(f"{INSTALL} ({e})") from e
   if keras.backend.backend() != "jax":
