@@ -1,14 +1,16 @@
 r"""Command line: train and evaluate one config.
 
-  python -m jaxfer.main --config configs/default.py --workdir /tmp/jaxfer
-  python -m jaxfer.main --config configs/supervised_fer2013.py:smoke \
+  python -m jaxfer.main --config default --workdir /tmp/jaxfer
+  python -m jaxfer.main --config supervised_fer2013:smoke \
       --config.data.path=../shared/data/fer2013/fer2013.csv.bz2
+  python -m jaxfer.main --config my_configs/exp.py:variant
 
-Without --config it runs configs/default.py. Any config field can be
-overridden with --config.<field>=<value>; a mistyped field is an error.
+`--config` takes a shipped config by name (`jaxfer.configs`, the
+repository's configs/ folder) or any config file by path, optionally with
+`:variant`; without it, `default`. Any config field can be overridden with
+--config.<field>=<value>; a mistyped field is an error.
 """
 
-import pathlib
 import sys
 
 from absl import app
@@ -16,20 +18,19 @@ from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
+from jaxfer import configs
 from jaxfer.loop import runguard
 from jaxfer.loop import train
 from jaxfer.core import xla_cpu
-
-_DEFAULT = pathlib.Path(__file__).resolve().parent.parent / "configs"
-
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
   config_flags.DEFINE_config_file(
-      "config", str(_DEFAULT / "default.py"),
-      "Config file, optionally with ':variant'.", lock_config=True)
+      "config", str(configs.FOLDER / "default.py"),
+      "A shipped config's name or a config file, optionally with "
+      "':variant'.", lock_config=True)
   flags.DEFINE_string("workdir", "/tmp/jaxfer/default",
                       "Where checkpoints, metrics and plots go; resumed if it "
                       "holds checkpoints.")
@@ -56,4 +57,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, argv=configs.argv(sys.argv))

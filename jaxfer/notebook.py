@@ -7,12 +7,14 @@ and `bench` functions as the command line; this module only finds things
 and draws them.
 """
 
-import importlib.util
+import importlib
 import os
 import pathlib
 import sys
 
 import numpy as np
+
+from jaxfer import configs
 
 # The repository, as the notebooks' install cell clones it on Colab.
 REPO = "https://github.com/jaxfer/jaxfer"
@@ -43,16 +45,11 @@ def root() -> pathlib.Path:
 
 
 def config(name: str, variant: str = ""):
-  """`get_config(variant)` of `configs/<name>.py`, the CLI's config file."""
-  path = root() / "configs" / f"{name}.py"
-  if not path.exists():
-    names = sorted(p.stem for p in path.parent.glob("*.py"))
-    raise FileNotFoundError(f"no config {path}; configs: {names}")
-  spec = importlib.util.spec_from_file_location(f"jaxfer_config_{name}",
-                                                path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  """`get_config(variant)` of the shipped config `name` (`jaxfer.configs`,
+  the CLI's `--config name:variant`)."""
+  if name not in configs.names():
+    raise FileNotFoundError(f"no config {name!r}; configs: {configs.names()}")
+  return importlib.import_module(f"jaxfer.configs.{name}").get_config(variant)
 
 
 def _shared_data() -> pathlib.Path:

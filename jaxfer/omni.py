@@ -24,6 +24,7 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
+from jaxfer import configs
 from jaxfer.loop import mine
 from jaxfer.loop import runguard
 from jaxfer.loop import train
@@ -148,4 +149,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, argv=configs.argv(sys.argv))

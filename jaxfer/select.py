@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxfer import configs
 from jaxfer.loop import mine
 from jaxfer.data.base import DataError
 
@@ -47,4 +48,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, argv=configs.argv(sys.argv))

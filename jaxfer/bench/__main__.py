@@ -8,6 +8,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxfer import configs
+
 _COMMANDS = ("train", "parallel", "meta", "distill", "select", "torch",
              "scheduler", "step", "peers")
 _NO_CONFIG = ("peers",)             # benchmarks of trained models

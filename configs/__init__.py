@@ -1,0 +1,50 @@
+"""The experiment configs, shipped in the package as `jaxfer.configs`.
+
+Each module's `get_config(variant)` returns an `ml_collections.ConfigDict`;
+`python -m jaxfer.main --config NAME[:VARIANT]` finds one by name
+(`--config face2exp_fer2013:smoke`), or by path
+(`--config configs/face2exp_fer2013.py:smoke`). Every config's docstring
+gives its command, its expected result and its wall time.
+"""
+
+import importlib.resources
+import os
+
+FOLDER = importlib.resources.files(__name__)
+
+
+def names() -> list[str]:
+  """The configs that ship with jaxfer."""
+  return sorted(p.name[:-3] for p in FOLDER.iterdir()
+                if p.name.endswith(".py") and not p.name.startswith("_"))
+
+
+def resolve(arg: str) -> str:
+  """`NAME[:VARIANT]` as the path of the shipped config file (with the
+  variant); a path to an existing file is returned as it is. An unknown
+  name is a ValueError that lists the shipped ones."""
+  name, sep, variant = arg.partition(":")
+  if os.path.exists(name) or name.endswith(".py") or os.sep in name:
+    return arg
+  if name not in names():
+    raise ValueError(f"--config {arg}: no config file {name!r} and no "
+                     f"shipped config of that name (shipped: "
+                     f"{', '.join(names())})")
+  return str(FOLDER / f"{name}.py") + sep + variant
+
+
+def argv(args: list[str]) -> list[str]:
+  """A command line with its `--config NAME` values resolved to files (an
+  unknown name exits with the list of shipped ones)."""
+  out, it = [], iter(args)
+  try:
+    for a in it:
+      if a == "--config":
+        out += [a, resolve(next(it, ""))]
+      elif a.startswith("--config="):
+        out.append("--config=" + resolve(a.split("=", 1)[1]))
+      else:
+        out.append(a)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from e
+  return out
