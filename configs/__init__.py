@@ -15,8 +15,11 @@ FOLDER = importlib.resources.files(__name__)
 
 def names() -> list[str]:
   """The configs that ship with jaxfer."""
-  return sorted(p.name[:-3] for p in FOLDER.iterdir()
-                if p.name.endswith(".py") and not p.name.startswith("_"))
+  return sorted(
+    p.name[:-3]
+    for p in FOLDER.iterdir()
+    if p.name.endswith(".py") and not p.name.startswith("_")
+  )
 
 
 def resolve(arg: str) -> str:
@@ -27,9 +30,11 @@ def resolve(arg: str) -> str:
   if os.path.exists(name) or name.endswith(".py") or os.sep in name:
     return arg
   if name not in names():
-    raise ValueError(f"--config {arg}: no config file {name!r} and no "
-                     f"shipped config of that name (shipped: "
-                     f"{', '.join(names())})")
+    raise ValueError(
+      f"--config {arg}: no config file {name!r} and no "
+      f"shipped config of that name (shipped: "
+      f"{', '.join(names())})"
+    )
   return str(FOLDER / f"{name}.py") + sep + variant
 
 

@@ -2,10 +2,10 @@ r"""DTM on Aff-Wild2, the ABAW expression (EXPR) task: 8 classes (Neutral,
 Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other), frames of
 videos, selection and report by macro-F1 (the challenge metric).
 
-  python -m jaxfer.main --config configs/dtm_affwild2.py \
+  python -m jaxfer.main --config dtm_affwild2 \
       --config.data.path=/data/affwild2 --workdir /tmp/jaxfer/dtm_affwild2
   # MS-Celeb-1M (or any identity-folder face set) as the unlabeled pool:
-  python -m jaxfer.main --config configs/dtm_affwild2.py \
+  python -m jaxfer.main --config dtm_affwild2 \
       --config.data.path=/data/affwild2 \
       --config.data.unlabeled.source=unlabeled_folder \
       --config.data.unlabeled.path=/data/ms1m --workdir /tmp/jaxfer/dtm_aw2_ms1m
@@ -19,7 +19,8 @@ ratio), 20,000 steps on one GPU. The pool is the Train_Set's own frames
 that nobody annotated (label -1), unless `data.unlabeled` names another.
 
 Expected: the DTM paper reports validation macro-F1 43.36 (challenge
-baseline 23). Not run here: Aff-Wild2 is not on this machine and the
+baseline 23); wall time: about 20,000 ResNet-18 steps need a GPU (hours).
+Not run here: Aff-Wild2 is not on this machine and the
 budget needs a GPU; the layout and the loop are tested on a small tree
 built from LFW faces (tests/test_affwild2.py). `:smoke` shrinks it to
 seconds for such a tree.
@@ -69,7 +70,8 @@ def get_config(arg: str = ""):
     c.total_steps, c.log_every, c.eval_every = 4, 2, 2
     c.checkpoint.every = 2
     c.data.batch_size, c.data.eval_batch_size = 8, 16
-    c.model = dict(name="convnet", depth=2, width=8, norm="batch",
-                   dtype="float32")
+    c.model = dict(
+      name="convnet", depth=2, width=8, norm="batch", dtype="float32"
+    )
     c.dtm.tau, c.dtm.dynamic.tau_min = 0.3, 0.15
   return c

@@ -1,12 +1,12 @@
 r"""Meta-Face2Exp, the reference run: AffectNet, 7 classes, ResNet-50.
 
-  python -m jaxfer.main --config configs/face2exp_affectnet.py \
+  python -m jaxfer.main --config face2exp_affectnet \
       --config.data.path=/data/AffectNet --workdir /tmp/jaxfer/f2e_affectnet
   # jaxfer's exact one-step feedback instead of the reference's form:
   ... --config.face2exp.feedback=exact_jvp
 
 `data.path` is the folder of AffectNet's `training.csv` / `validation.csv`
-(faces cropped by their boxes). The Face2Exp README run: batch 32, mu 7,
+(faces cropped by their boxes). The run the Face2Exp repository documents: batch 32, mu 7,
 teacher and student SGD (momentum 0.9) lr 1e-3 cosine over 180k steps,
 RandAugment(2, 16) of the Face2Exp pool, mixed precision (bfloat16 here),
 no EMA, no label smoothing, UDA weight 1 and temperature 1 unmasked, no
@@ -20,7 +20,9 @@ and crops 224; jaxfer resizes to 224 and takes a reflect-padded random crop
 jaxfer ships no pretrained weights, so this trains from scratch: expect
 lower accuracy than the paper's at equal steps. The finetune stage
 (lr 1e-5, momentum 0, 125 epochs) is off; `--config.face2exp.finetune.steps
-=98000` adds it. Not run here (no AffectNet on the development machine, and
+=98000` adds it. Expected: the Face2Exp paper's AffectNet figures need
+ImageNet weights (`config.init_from`) and an accelerator (180k ResNet-50
+steps: days on one GPU, never 2 CPU cores). Not run here (no AffectNet on the development machine, and
 180k ResNet-50 steps need an accelerator): no measured result yet.
 """
 
@@ -43,11 +45,20 @@ def get_config(arg: str = ""):
   c.data.labeled_fraction = 0.1
   c.data.batch_size, c.data.eval_batch_size = 32, 128
   c.data.unlabeled.image_size, c.data.unlabeled.channels = 224, 3
-  c.model = dict(name="resnet", depth=50, stem="imagenet", norm="batch",
-                 dtype="bfloat16")
-  sgd = dict(name="sgd", lr=1e-3, momentum=0.9, nesterov=False,
-             weight_decay=0.0, warmup_steps=0, wait_steps=0,
-             schedule="cosine", grad_clip=0.0)
+  c.model = dict(
+    name="resnet", depth=50, stem="imagenet", norm="batch", dtype="bfloat16"
+  )
+  sgd = dict(
+    name="sgd",
+    lr=1e-3,
+    momentum=0.9,
+    nesterov=False,
+    weight_decay=0.0,
+    warmup_steps=0,
+    wait_steps=0,
+    schedule="cosine",
+    grad_clip=0.0,
+  )
   c.optimizer.update(sgd)
   c.face2exp.student_optimizer.update(sgd)
   c.face2exp.feedback = "first_order"
@@ -56,8 +67,15 @@ def get_config(arg: str = ""):
   c.log_every, c.eval_every = 100, 2_000
   c.checkpoint.every, c.checkpoint.best_split = 2_000, "val"
   if arg == "smoke":
-    c.model = dict(name="resnet", depth=50, stages=(1,), width=4,
-                   stem="imagenet", norm="batch", dtype="float32")
+    c.model = dict(
+      name="resnet",
+      depth=50,
+      stages=(1,),
+      width=4,
+      stem="imagenet",
+      norm="batch",
+      dtype="float32",
+    )
     c.data.image_size = c.data.unlabeled.image_size = 64
     c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
   return c

@@ -1,6 +1,6 @@
 r"""Meta-Face2Exp on RAF-DB basic (7 classes, aligned 100x100 RGB faces).
 
-  python -m jaxfer.main --config configs/face2exp_rafdb.py \
+  python -m jaxfer.main --config face2exp_rafdb \
       --config.data.path=/data/RAF-DB/basic --workdir /tmp/jaxfer/f2e_rafdb
   # LFW (or any identity-folder face pool) as the unlabeled faces:
   ... --config.data.unlabeled.source=unlabeled_folder \
@@ -15,7 +15,8 @@ SGD-Nesterov lr 0.05 cosine over 20k steps with 500 warm-up steps,
 RandAugment(2, 16), the exact one-step feedback, a generic normalisation
 (0.5 +- 0.25: RAF-DB statistics not computed here). Evaluated on the 3,068
 test images (student, student EMA, teacher). Not run here (no RAF-DB on the
-development machine): no measured result yet; on FER2013 see README.
+development machine). Expected: no measured result yet; the wall time
+would be hours on one GPU. On FER2013: docs, Meta-Face2Exp.
 """
 
 from jaxfer.core import defaults
@@ -35,8 +36,9 @@ def get_config(arg: str = ""):
   c.data.labeled_fraction = 0.1
   c.data.batch_size, c.data.eval_batch_size = 64, 256
   c.data.unlabeled.image_size, c.data.unlabeled.channels = 96, 3
-  c.model = dict(name="resnet", depth=18, stem="small", norm="batch",
-                 dtype="float32")
+  c.model = dict(
+    name="resnet", depth=18, stem="small", norm="batch", dtype="float32"
+  )
   c.optimizer.update(lr=0.05, warmup_steps=500)
   c.face2exp.student_optimizer.update(lr=0.05, warmup_steps=500)
   c.face2exp.feedback = "exact_jvp"
@@ -46,8 +48,15 @@ def get_config(arg: str = ""):
   c.log_every, c.eval_every = 100, 1_000
   c.checkpoint.every = 1_000
   if arg == "smoke":
-    c.model = dict(name="resnet", depth=18, stages=(1,), width=4,
-                   stem="small", norm="batch", dtype="float32")
+    c.model = dict(
+      name="resnet",
+      depth=18,
+      stages=(1,),
+      width=4,
+      stem="small",
+      norm="batch",
+      dtype="float32",
+    )
     c.data.image_size = c.data.unlabeled.image_size = 32
     c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
   return c

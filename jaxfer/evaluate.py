@@ -31,9 +31,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxfer import zoo
 from jaxfer.core import defaults
 from jaxfer.core import report
-from jaxfer import zoo
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
 
@@ -42,20 +42,39 @@ def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
-  flags.DEFINE_string("workdir", "", "A workdir written by jaxfer.main "
-                      "(default: the model shipped with jaxfer).")
+  flags.DEFINE_string(
+    "workdir",
+    "",
+    "A workdir written by jaxfer.main "
+    "(default: the model shipped with jaxfer).",
+  )
   flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
-  flags.DEFINE_string("split", "", "The split to read (default: the config's "
-                      "first evaluation split).")
-  flags.DEFINE_string("model", "", "One evaluated model (default: all of them, "
-                      "e.g. student and teacher).")
-  flags.DEFINE_bool("drop_unmapped", False, "Leave out rows whose class has no "
-                    "counterpart among the model's classes (else an error).")
-  flags.DEFINE_string("out", "", "Output folder (default: <workdir>/evaluate/"
-                      "<source>_<split>).")
-  flags.DEFINE_bool("flip", False, "Test-time augmentation: average the class "
-                    "probabilities of each face and its mirror (two "
-                    "forwards a face).")
+  flags.DEFINE_string(
+    "split",
+    "",
+    "The split to read (default: the config's first evaluation split).",
+  )
+  flags.DEFINE_string(
+    "model",
+    "",
+    "One evaluated model (default: all of them, e.g. student and teacher).",
+  )
+  flags.DEFINE_bool(
+    "drop_unmapped",
+    False,
+    "Leave out rows whose class has no "
+    "counterpart among the model's classes (else an error).",
+  )
+  flags.DEFINE_string(
+    "out", "", "Output folder (default: <workdir>/evaluate/<source>_<split>)."
+  )
+  flags.DEFINE_bool(
+    "flip",
+    False,
+    "Test-time augmentation: average the class "
+    "probabilities of each face and its mirror (two "
+    "forwards a face).",
+  )
 
 
 def _workdir_arg(argv: list[str]) -> str | None:
@@ -67,62 +86,112 @@ def _workdir_arg(argv: list[str]) -> str | None:
   return None
 
 
-def run(workdir: str, config, *, split: str = "", model: str = "",
-        best: bool = True, drop_unmapped: bool = False, out: str = "",
-        flip: bool = False):
+def run(
+  workdir: str,
+  config,
+  *,
+  split: str = "",
+  model: str = "",
+  best: bool = True,
+  drop_unmapped: bool = False,
+  out: str = "",
+  flip: bool = False,
+):
   """Evaluates a workdir's models (or, with no workdir, the shipped model);
   returns {model: metrics} and writes them (see module)."""
   clf = zoo.load(workdir, best=best, model=model)
   names = clf.class_names
   cfg = config.data
   split = split or cfg.eval_splits[0]
-  r = evaluation.evaluate_split(clf.apply, clf.variables, names, cfg, split,
-                                flip=flip, drop_unmapped=drop_unmapped)
+  r = evaluation.evaluate_split(
+    clf.apply,
+    clf.variables,
+    names,
+    cfg,
+    split,
+    flip=flip,
+    drop_unmapped=drop_unmapped,
+  )
   src, dropped, results = r.source, r.dropped, r.results
-  where = pathlib.Path(workdir) / "evaluate" if workdir else pathlib.Path(
-      "jaxfer_evaluate") / clf.name
-  out = pathlib.Path(out or where / f"{cfg.source}_{split}"
-                     f"{'_flip' if flip else ''}")
+  where = (
+    pathlib.Path(workdir) / "evaluate"
+    if workdir
+    else pathlib.Path("jaxfer_evaluate") / clf.name
+  )
+  out = pathlib.Path(
+    out or where / f"{cfg.source}_{split}{'_flip' if flip else ''}"
+  )
   out.mkdir(parents=True, exist_ok=True)
-  summary = {"workdir": str(workdir), "model": clf.name,
-             "source": cfg.source,
-             "path": cfg.path, "split": split,
-             "examples": len(src), "dropped_unmapped": dropped,
-             "flip_tta": flip, "seconds": round(r.seconds, 2),
-             "class_names": list(names), "models": {}}
+  summary = {
+    "workdir": str(workdir),
+    "model": clf.name,
+    "source": cfg.source,
+    "path": cfg.path,
+    "split": split,
+    "examples": len(src),
+    "dropped_unmapped": dropped,
+    "flip_tta": flip,
+    "seconds": round(r.seconds, 2),
+    "class_names": list(names),
+    "models": {},
+  }
   for name, (m, cm) in results.items():
-    summary["models"][name] = {**m, "per_class": evaluation.per_class(cm, names),
-                               "confusion": cm.tolist()}
-    report.confusion_png(cm, names, out / f"confusion_{name}.png",
-                         f"{src.name} {split}, {name}: accuracy "
-                         f"{m['accuracy']:.3f}")
+    summary["models"][name] = {
+      **m,
+      "per_class": evaluation.per_class(cm, names),
+      "confusion": cm.tolist(),
+    }
+    report.confusion_png(
+      cm,
+      names,
+      out / f"confusion_{name}.png",
+      f"{src.name} {split}, {name}: accuracy {m['accuracy']:.3f}",
+    )
   (out / "metrics.json").write_text(json.dumps(summary, indent=2))
   return summary, out
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
   try:
-    summary, out = run(f.workdir, f.config, split=f.split, model=f.model,
-                       best=f.best, drop_unmapped=f.drop_unmapped,
-                       out=f.out, flip=f.flip)
+    summary, out = run(
+      f.workdir,
+      f.config,
+      split=f.split,
+      model=f.model,
+      best=f.best,
+      drop_unmapped=f.drop_unmapped,
+      out=f.out,
+      flip=f.flip,
+    )
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.evaluate: error: {e}", file=sys.stderr)
     sys.exit(1)
-  print(f"jaxfer.evaluate: {summary['examples']} examples of "
-        f"{summary['source']} {summary['split']}"
-        + (f" ({summary['dropped_unmapped']} of unmapped classes left out)"
-           if summary["dropped_unmapped"] else "") + f" -> {out}")
+  print(
+    f"jaxfer.evaluate: {summary['examples']} examples of "
+    f"{summary['source']} {summary['split']}"
+    + (
+      f" ({summary['dropped_unmapped']} of unmapped classes left out)"
+      if summary["dropped_unmapped"]
+      else ""
+    )
+    + f" -> {out}"
+  )
   for name, m in summary["models"].items():
-    recall = ", ".join(f"{c} {r['recall']:.2f}" for c, r in
-                       m["per_class"].items() if r["recall"] is not None)
-    print(f"  {name}: accuracy {m['accuracy']:.4f}, macro_f1 "
-          f"{m['macro_f1']:.4f}, mean class accuracy "
-          f"{m['mean_class_accuracy']:.4f}; recall: {recall}")
+    recall = ", ".join(
+      f"{c} {r['recall']:.2f}"
+      for c, r in m["per_class"].items()
+      if r["recall"] is not None
+    )
+    print(
+      f"  {name}: accuracy {m['accuracy']:.4f}, macro_f1 "
+      f"{m['macro_f1']:.4f}, mean class accuracy "
+      f"{m['mean_class_accuracy']:.4f}; recall: {recall}"
+    )
 
 
 def _define_config(argv: list[str]) -> None:

@@ -14,30 +14,35 @@ repository's configs/ folder) or any config file by path, optionally with
 import sys
 
 from absl import app
-from absl import logging
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from jaxfer import configs
+from jaxfer.core import xla_cpu
 from jaxfer.loop import runguard
 from jaxfer.loop import train
-from jaxfer.core import xla_cpu
+
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
   config_flags.DEFINE_config_file(
-      "config", str(configs.FOLDER / "default.py"),
-      "A shipped config's name or a config file, optionally with "
-      "':variant'.", lock_config=True)
-  flags.DEFINE_string("workdir", "/tmp/jaxfer/default",
-                      "Where checkpoints, metrics and plots go; resumed if it "
-                      "holds checkpoints.")
+    "config",
+    str(configs.FOLDER / "default.py"),
+    "A shipped config's name or a config file, optionally with ':variant'.",
+    lock_config=True,
+  )
+  flags.DEFINE_string(
+    "workdir",
+    "/tmp/jaxfer/default",
+    "Where checkpoints, metrics and plots go; resumed if it holds checkpoints.",
+  )
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -49,8 +54,12 @@ def main(argv):
   except runguard.Preempted as e:
     print(f"jaxfer: {e}", file=sys.stderr)
     sys.exit(runguard.REQUEUE_EXIT)
-  except (train.NonFiniteLoss, runguard.WorkdirBusy, ValueError,
-          FileNotFoundError) as e:
+  except (
+    train.NonFiniteLoss,
+    runguard.WorkdirBusy,
+    ValueError,
+    FileNotFoundError,
+  ) as e:
     print(f"jaxfer: error: {e}", file=sys.stderr)
     sys.exit(1)
 

@@ -25,25 +25,31 @@ import ml_collections
 from ml_collections import config_flags
 
 from jaxfer import configs
+from jaxfer.core import xla_cpu
 from jaxfer.loop import mine
 from jaxfer.loop import runguard
 from jaxfer.loop import train
-from jaxfer.core import xla_cpu
 
 STAGES = ("primitive", "select", "mined", "distill", "distilled")
 _MARK = "stage.json"
 # What a finished stage may be rerun with and still count as finished: how
 # the run logs, reads data and uses the devices (not what it computes).
-SAFE_TO_CHANGE = tuple(f for f in runguard.SAFE_TO_CHANGE
-                       if f not in ("total_steps", "checkpoint.every")) + (
-                           "select.batch_size",)
+SAFE_TO_CHANGE = tuple(
+  f
+  for f in runguard.SAFE_TO_CHANGE
+  if f not in ("total_steps", "checkpoint.every")
+) + ("select.batch_size",)
+
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module for `run` must not add global flags)."""
-  config_flags.DEFINE_config_file("config", None, "An omni pipeline config "
-                                  "(configs/omni_fer2013.py).",
-                                  lock_config=True)
+  config_flags.DEFINE_config_file(
+    "config",
+    None,
+    "An omni pipeline config (configs/omni_fer2013.py).",
+    lock_config=True,
+  )
   flags.DEFINE_string("workdir", None, "Where the stages' sub-workdirs go.")
 
 
@@ -71,17 +77,18 @@ def _as_json(config, name: str) -> dict:
 
 def _check_finished(name: str, d: pathlib.Path, done: dict, now) -> None:
   """A finished stage is skipped only when it ran with this config."""
-  if "config" not in done:        # written before stages kept their config
+  if "config" not in done:  # written before stages kept their config
     return
   changes = runguard.config_changes(done["config"], now, SAFE_TO_CHANGE)
   if changes:
     lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, a, b in changes[:20])
-    later = STAGES[STAGES.index(name):]
+    later = STAGES[STAGES.index(name) :]
     raise ValueError(
-        f"stage {name} in {d} finished with another config; these fields "
-        f"differ (then -> now):\n{lines}\nTo rerun it, delete {d} and the "
-        f"sub-workdirs of the stages after it ({', '.join(later[1:])}) or "
-        "use another --workdir")
+      f"stage {name} in {d} finished with another config; these fields "
+      f"differ (then -> now):\n{lines}\nTo rerun it, delete {d} and the "
+      f"sub-workdirs of the stages after it ({', '.join(later[1:])}) or "
+      "use another --workdir"
+    )
 
 
 def run(config, workdir: str) -> dict:
@@ -89,8 +96,7 @@ def run(config, workdir: str) -> dict:
   workdir = pathlib.Path(workdir).expanduser().absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   # `--config.stages=distill,distilled` arrives as one comma-joined entry
-  stages = [s.strip() for x in config.stages for s in x.split(",")
-            if s.strip()]
+  stages = [s.strip() for x in config.stages for s in x.split(",") if s.strip()]
   unknown = [s for s in stages if s not in STAGES]
   if unknown:
     raise ValueError(f"config.stages has {unknown}; stages are {STAGES}")
@@ -107,19 +113,27 @@ def run(config, workdir: str) -> dict:
       continue
     print(f"jaxfer.omni: stage {name} -> {d}", flush=True)
     t0 = time.time()
-    result = (mine.run(c, str(d)) if name == "select"
-              else train.run(c, str(d)))
+    result = mine.run(c, str(d)) if name == "select" else train.run(c, str(d))
     summary[name] = {"result": result, "wall_s": time.time() - t0}
-    mark.write_text(json.dumps(dict(summary[name],
-                                    config=_as_json(config, name)),
-                               indent=2, default=float))
-  (workdir / "omni.json").write_text(json.dumps(summary, indent=2,
-                                                default=float))
+    mark.write_text(
+      json.dumps(
+        dict(summary[name], config=_as_json(config, name)),
+        indent=2,
+        default=float,
+      )
+    )
+  (workdir / "omni.json").write_text(
+    json.dumps(summary, indent=2, default=float)
+  )
   for name, s in summary.items():
     r = s["result"]
-    acc = {k: v for k, v in r.items() if k.startswith("PrivateTest/")
-           and k.endswith(("/accuracy", "/macro_f1"))
-           and not k.split("/")[-2].isdigit()}
+    acc = {
+      k: v
+      for k, v in r.items()
+      if k.startswith("PrivateTest/")
+      and k.endswith(("/accuracy", "/macro_f1"))
+      and not k.split("/")[-2].isdigit()
+    }
     line = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()))
     if name == "select":
       line = f"kept {sum(r['per_class'].values())} faces"
@@ -128,16 +142,18 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if flags.FLAGS.config is None or not flags.FLAGS.workdir:
-    raise app.UsageError("usage: python -m jaxfer.omni --config FILE "
-                         "--workdir DIR")
+    raise app.UsageError(
+      "usage: python -m jaxfer.omni --config FILE --workdir DIR"
+    )
   config = flags.FLAGS.config
-  line = xla_cpu.configure([config[s] for s in STAGES
-                            if s != "select" and s in config])
+  line = xla_cpu.configure(
+    [config[s] for s in STAGES if s != "select" and s in config]
+  )
   if line:
     print(f"jaxfer.omni: {line}", flush=True)
   try:

@@ -41,16 +41,30 @@ def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags: two entry points in one process
   would both define --workdir)."""
-  flags.DEFINE_string("workdir", "", "A workdir written by jaxfer.main "
-                      "(default: the model shipped with jaxfer).")
+  flags.DEFINE_string(
+    "workdir",
+    "",
+    "A workdir written by jaxfer.main "
+    "(default: the model shipped with jaxfer).",
+  )
   flags.DEFINE_bool("best", True, "Use the best checkpoint, else the latest.")
   flags.DEFINE_integer("top", 3, "How many classes to print per face.")
-  flags.DEFINE_string("model", "", "Which evaluated model (default: the first, "
-                      "e.g. 'model', 'ema', 'student').")
-  flags.DEFINE_bool("detect", True, "Find faces in the photos (else: each "
-                    "image is a face crop).")
-  flags.DEFINE_float("margin", 0.2, "Margin around a detected face, as a "
-                     "fraction of its side, on each side.")
+  flags.DEFINE_string(
+    "model",
+    "",
+    "Which evaluated model (default: the first, "
+    "e.g. 'model', 'ema', 'student').",
+  )
+  flags.DEFINE_bool(
+    "detect",
+    True,
+    "Find faces in the photos (else: each image is a face crop).",
+  )
+  flags.DEFINE_float(
+    "margin",
+    0.2,
+    "Margin around a detected face, as a fraction of its side, on each side.",
+  )
   flags.DEFINE_integer("min_face", 32, "Smallest face side to detect (px).")
   flags.DEFINE_bool("json", False, "One JSON object per image on stdout.")
   flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
@@ -67,8 +81,10 @@ def expand_paths(args: list[str]) -> list[str]:
     if os.path.isdir(a):
       found = images_lib.find_images(a)
       if not found:
-        raise DataError(f"{a}: a folder with no images "
-                        f"({', '.join(sorted(images_lib.IMAGE_EXTENSIONS))})")
+        raise DataError(
+          f"{a}: a folder with no images "
+          f"({', '.join(sorted(images_lib.IMAGE_EXTENSIONS))})"
+        )
       out += [os.path.join(a, f) for f in found]
     elif os.path.exists(a):
       out.append(a)
@@ -92,8 +108,12 @@ def record(path, boxes, probs, names, top: int) -> dict:
   faces = []
   for box, p in zip(boxes, probs):
     best = np.argsort(-p)[:top]
-    faces.append({"box": list(box),
-                  "classes": {names[i]: round(float(p[i]), 4) for i in best}})
+    faces.append(
+      {
+        "box": list(box),
+        "classes": {names[i]: round(float(p[i]), 4) for i in best},
+      }
+    )
   return {"path": path, "faces": faces}
 
 
@@ -105,25 +125,49 @@ def text(rec: dict, detect: bool) -> list[str]:
   lines = []
   for k, face in enumerate(rec["faces"]):
     classes = ", ".join(f"{c} {p:.3f}" for c, p in face["classes"].items())
-    where = (f" face {k + 1} at x={face['box'][0]} y={face['box'][1]} "
-             f"w={face['box'][2]} h={face['box'][3]}") if detect else ""
+    where = (
+      (
+        f" face {k + 1} at x={face['box'][0]} y={face['box'][1]} "
+        f"w={face['box'][2]} h={face['box'][3]}"
+      )
+      if detect
+      else ""
+    )
     lines.append(f"{rec['path']}{where}: {classes}")
   return lines
 
 
-def run(paths, clf, *, detect=True, margin=0.2, min_face=32, top=3,
-        batch_size=64, emit=print):
+def run(
+  paths,
+  clf,
+  *,
+  detect=True,
+  margin=0.2,
+  min_face=32,
+  top=3,
+  batch_size=64,
+  emit=print,
+):
   """Classifies the faces of `paths` with `clf` (a `jaxfer.zoo.Model`) in
   batches; `emit`s a record per image in order; returns counts and
   timings."""
-  finder = (faces_lib.FaceFinder(faces_lib.Detector(min_face=min_face))
-            if detect else None)
+  finder = (
+    faces_lib.FaceFinder(faces_lib.Detector(min_face=min_face))
+    if detect
+    else None
+  )
   classify = functools.partial(clf.probabilities, batch_size=batch_size)
   t0 = time.perf_counter()
   classify([np.zeros((8, 8, clf.config.data.channels), np.uint8)])  # compile
-  stats = dict(images=len(paths), faces=0, no_face=0, errors=0,
-               compile_s=time.perf_counter() - t0, read_detect_s=0.0,
-               model_s=0.0)
+  stats = dict(
+    images=len(paths),
+    faces=0,
+    no_face=0,
+    errors=0,
+    compile_s=time.perf_counter() - t0,
+    read_detect_s=0.0,
+    model_s=0.0,
+  )
   pending, crops = [], []
 
   def flush():
@@ -135,8 +179,7 @@ def run(paths, clf, *, detect=True, margin=0.2, min_face=32, top=3,
       if isinstance(boxes, str):
         emit({"path": path, "error": boxes})
         continue
-      emit(record(path, boxes, probs[k:k + len(boxes)], clf.class_names,
-                  top))
+      emit(record(path, boxes, probs[k : k + len(boxes)], clf.class_names, top))
       k += len(boxes)
     pending.clear()
     crops.clear()
@@ -163,20 +206,23 @@ def run(paths, clf, *, detect=True, margin=0.2, min_face=32, top=3,
 
 def summary(stats: dict) -> str:
   total = stats["read_detect_s"] + stats["model_s"]
-  return (f"jaxfer.predict: {stats['images']} images, {stats['faces']} faces, "
-          f"{stats['no_face']} with no face, {stats['errors']} unreadable; "
-          f"{total:.2f} s ({stats['images'] / max(total, 1e-9):.1f} images/s; "
-          f"reading and detection {stats['read_detect_s']:.2f} s, model "
-          f"{stats['model_s']:.2f} s; compiled in {stats['compile_s']:.1f} s)")
+  return (
+    f"jaxfer.predict: {stats['images']} images, {stats['faces']} faces, "
+    f"{stats['no_face']} with no face, {stats['errors']} unreadable; "
+    f"{total:.2f} s ({stats['images'] / max(total, 1e-9):.1f} images/s; "
+    f"reading and detection {stats['read_detect_s']:.2f} s, model "
+    f"{stats['model_s']:.2f} s; compiled in {stats['compile_s']:.1f} s)"
+  )
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   f = flags.FLAGS
   if not argv[1:]:
-    raise app.UsageError("usage: python -m jaxfer.predict [--workdir DIR] "
-                         "IMAGE_OR_FOLDER...")
+    raise app.UsageError(
+      "usage: python -m jaxfer.predict [--workdir DIR] IMAGE_OR_FOLDER..."
+    )
   try:
     paths = expand_paths(argv[1:])
     clf = zoo.load(f.workdir, best=f.best)
@@ -198,9 +244,16 @@ def main(argv):
       print("\n".join(text(rec, f.detect)))
 
   try:
-    stats = run(paths, clf, detect=f.detect,
-                margin=f.margin, min_face=f.min_face, top=f.top,
-                batch_size=f.batch_size, emit=emit)
+    stats = run(
+      paths,
+      clf,
+      detect=f.detect,
+      margin=f.margin,
+      min_face=f.min_face,
+      top=f.top,
+      batch_size=f.batch_size,
+      emit=emit,
+    )
   except ImportError as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -212,8 +265,7 @@ def main(argv):
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parser, with `--no-detect` read as absl's `--nodetect`."""
-  return flags.FLAGS(["--nodetect" if a == "--no-detect" else a
-                      for a in argv])
+  return flags.FLAGS(["--nodetect" if a == "--no-detect" else a for a in argv])
 
 
 if __name__ == "__main__":

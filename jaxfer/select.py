@@ -19,26 +19,32 @@ from absl import logging
 from ml_collections import config_flags
 
 from jaxfer import configs
-from jaxfer.loop import mine
 from jaxfer.data.base import DataError
+from jaxfer.loop import mine
+
 
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module for `run` must not add global flags)."""
-  config_flags.DEFINE_config_file("config", None, "Config file with a "
-                                  "`select` section.", lock_config=True)
-  flags.DEFINE_string("workdir", None, "Where the score tables and the mined "
-                      "set go; a pass there is resumed.")
+  config_flags.DEFINE_config_file(
+    "config", None, "Config file with a `select` section.", lock_config=True
+  )
+  flags.DEFINE_string(
+    "workdir",
+    None,
+    "Where the score tables and the mined set go; a pass there is resumed.",
+  )
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if flags.FLAGS.config is None or not flags.FLAGS.workdir:
-    raise app.UsageError("usage: python -m jaxfer.select --config FILE "
-                         "--workdir DIR")
+    raise app.UsageError(
+      "usage: python -m jaxfer.select --config FILE --workdir DIR"
+    )
   try:
     mine.run(flags.FLAGS.config, flags.FLAGS.workdir)
   except (DataError, ValueError, FileNotFoundError) as e:

@@ -4,8 +4,8 @@ import os
 import pathlib
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -21,8 +21,10 @@ def need(path: pathlib.Path):
   if not path.exists():
     if os.environ.get("CI"):
       pytest.fail(f"real data {path} is missing in CI")
-    pytest.skip(f"real data {path} is absent (it ships beside the repo as "
-                "../shared/data; see README)")
+    pytest.skip(
+      f"real data {path} is absent (it ships beside the repo as "
+      "../shared/data; see README)"
+    )
   return path
 
 
@@ -61,6 +63,7 @@ def rng(seed=0):
 def config(name: str, variant: str = ""):
   """`configs/<name>.py`'s get_config(variant), imported from its file."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
   spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
   module = importlib.util.module_from_spec(spec)
@@ -73,6 +76,9 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
   and fill the end with short ones, instead of one worker finishing a
   four-minute test alone while the other idles."""
   longest = ("test_parallel.py", "test_notebooks.py", "test_bench.py")
-  items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
-                               not item.nodeid.startswith(
-                                   tuple(f"tests/{m}" for m in longest))))
+  items.sort(
+    key=lambda item: (
+      item.get_closest_marker("slow") is None,
+      not item.nodeid.startswith(tuple(f"tests/{m}" for m in longest)),
+    )
+  )

@@ -9,11 +9,13 @@ import shutil
 
 import pytest
 
-from conftest import LFW, config, need
-from jaxfer.loop import train
-from jaxfer.data.sources import affwild2
+from conftest import LFW
+from conftest import config
+from conftest import need
 from jaxfer.data import labels
 from jaxfer.data.base import DataError
+from jaxfer.data.sources import affwild2
+from jaxfer.loop import train
 
 HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 
@@ -27,7 +29,8 @@ def _tree(root: pathlib.Path, videos: dict, missing=()):
     ann = root / affwild2.ANNOTATIONS / split
     ann.mkdir(parents=True, exist_ok=True)
     (ann / f"{video}.txt").write_text(
-        HEADER + "\n" + "".join(f"{y}\n" for y in frame_labels))
+      HEADER + "\n" + "".join(f"{y}\n" for y in frame_labels)
+    )
     frames = root / affwild2.FRAMES / video
     frames.mkdir(parents=True, exist_ok=True)
     for f in range(1, len(frame_labels) + 1):
@@ -37,9 +40,11 @@ def _tree(root: pathlib.Path, videos: dict, missing=()):
   return root
 
 
-VIDEOS = {("Train_Set", "v1"): [0, 1, -1, 2, 3, 4, -1, 5, 6, 7],
-          ("Train_Set", "v2"): [4, 4, -1, -1, 3, 0, 1, 2],
-          ("Validation_Set", "v3"): [0, 1, 2, 3, 4, 5, 6, 7, -1]}
+VIDEOS = {
+  ("Train_Set", "v1"): [0, 1, -1, 2, 3, 4, -1, 5, 6, 7],
+  ("Train_Set", "v2"): [4, 4, -1, -1, 3, 0, 1, 2],
+  ("Validation_Set", "v3"): [0, 1, 2, 3, 4, 5, 6, 7, -1],
+}
 
 
 def test_frames_labels_and_what_is_dropped(tmp_path):
@@ -67,11 +72,14 @@ def test_bad_header_and_label_name_the_file_and_line(tmp_path):
   with pytest.raises(DataError, match=r"v1.txt, line 1 \(header\)"):
     affwild2.AffWild2(str(root), split="Train_Set")
   ann.write_text(HEADER + "\n0\n9\n1\n")
-  with pytest.raises(DataError, match=r"v1.txt, line 3, field 'label': 9 is "
-                     r"outside -1..7"):
+  with pytest.raises(
+    DataError,
+    match=r"v1.txt, line 3, field 'label': 9 is "
+    r"outside -1..7",
+  ):
     affwild2.AffWild2(str(root), split="Train_Set")
   skip = affwild2.AffWild2(str(root), split="Train_Set", on_bad="skip")
-  assert skip.labels.tolist() == [0, 1]      # frames 1 and 3
+  assert skip.labels.tolist() == [0, 1]  # frames 1 and 3
   assert skip.paths[1].endswith("00003.jpg")
   assert len(skip.skipped) == 1 and "line 3" in skip.skipped[0][0]
   with pytest.raises(DataError, match="annotation folder not found"):
@@ -80,13 +88,18 @@ def test_bad_header_and_label_name_the_file_and_line(tmp_path):
 
 @pytest.mark.slow
 def test_dtm_affwild2_smoke_config_runs_and_selects_by_macro_f1(tmp_path):
-  frames = lambda n, s: [(s + i) % 9 - 1 for i in range(n)]   # -1..7
-  root = _tree(tmp_path / "aw2", {("Train_Set", "a"): frames(60, 0),
-                                  ("Train_Set", "b"): frames(60, 4),
-                                  ("Validation_Set", "c"): frames(18, 2)})
+  frames = lambda n, s: [(s + i) % 9 - 1 for i in range(n)]  # -1..7
+  root = _tree(
+    tmp_path / "aw2",
+    {
+      ("Train_Set", "a"): frames(60, 0),
+      ("Train_Set", "b"): frames(60, 4),
+      ("Validation_Set", "c"): frames(18, 2),
+    },
+  )
   c = config("dtm_affwild2", "smoke")
   c.data.path = str(root)
-  assert c.data.unlabeled.path == str(root)          # the same root
+  assert c.data.unlabeled.path == str(root)  # the same root
   result = train.run(c, str(tmp_path / "wd"))
   assert 0 <= result["Validation_Set/model/macro_f1"] <= 1
   meta = json.loads((tmp_path / "wd" / "config.json").read_text())

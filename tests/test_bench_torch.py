@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed (pip install -e '.[torch]')")
+  "torch", reason="PyTorch is not installed (pip install -e '.[torch]')"
+)
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -38,10 +39,13 @@ def _copy_into(twin, params, stats, size):
       bn.bias.copy_(torch.tensor(np.asarray(p["bias"])))
       bn.running_mean.copy_(torch.tensor(np.asarray(s["mean"])))
       bn.running_var.copy_(torch.tensor(np.asarray(s["var"])))
-    k = np.asarray(params["Dense_0"]["kernel"])        # (H*W*C, classes)
+    k = np.asarray(params["Dense_0"]["kernel"])  # (H*W*C, classes)
     c = convs[-1].out_channels
-    k = k.reshape(size, size, c, -1).transpose(2, 0, 1, 3).reshape(
-        size * size * c, -1)
+    k = (
+      k.reshape(size, size, c, -1)
+      .transpose(2, 0, 1, 3)
+      .reshape(size * size * c, -1)
+    )
     head.weight.copy_(torch.tensor(k.T.copy()))
     head.bias.copy_(torch.tensor(np.asarray(params["Dense_0"]["bias"])))
 
@@ -51,19 +55,26 @@ def test_twin_gives_jaxfers_logits_from_the_same_weights(train):
   c = config("face2exp_fer2013", "smoke")
   d = c.data
   model = models.build(c.model, d.num_classes)
-  x = np.random.default_rng(0).normal(
-      size=(6, d.image_size, d.image_size, d.channels)).astype(np.float32)
+  x = (
+    np.random.default_rng(0)
+    .normal(size=(6, d.image_size, d.image_size, d.channels))
+    .astype(np.float32)
+  )
   v = model.init(jax.random.key(3), jnp.asarray(x), train=False)
   # running statistics away from (0, 1), so eval mode tests them too
-  stats = jax.tree.map(lambda a: a + 0.3 * jax.random.uniform(
-      jax.random.key(4), a.shape), v["batch_stats"])
-  twin = torch_ref.convnet(torch, c.model, d.num_classes, d.image_size,
-                           d.channels)
-  size = d.image_size // 2 ** c.model.depth
+  stats = jax.tree.map(
+    lambda a: a + 0.3 * jax.random.uniform(jax.random.key(4), a.shape),
+    v["batch_stats"],
+  )
+  twin = torch_ref.convnet(
+    torch, c.model, d.num_classes, d.image_size, d.channels
+  )
+  size = d.image_size // 2**c.model.depth
   _copy_into(twin, v["params"], stats, size)
   twin.train(train)
-  want = np.asarray(net_lib.forward(model.apply, v["params"], stats, x,
-                                    train=train)[0])
+  want = np.asarray(
+    net_lib.forward(model.apply, v["params"], stats, x, train=train)[0]
+  )
   got = twin(torch.tensor(x.transpose(0, 3, 1, 2))).detach().numpy()
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
@@ -72,15 +83,23 @@ def test_bench_torch_rows_eager():
   c = config("face2exp_fer2013", "smoke")
   out = torch_ref.run(c, steps=1, rounds=2, compiled=(False,))
   rows = out["rows"]
-  assert list(rows) == ["jaxfer supervised", "jaxfer first_order",
-                        "jaxfer exact_jvp", "torch eager MPL step",
-                        "torch eager supervised"]
+  assert list(rows) == [
+    "jaxfer supervised",
+    "jaxfer first_order",
+    "jaxfer exact_jvp",
+    "torch eager MPL step",
+    "torch eager supervised",
+  ]
   base = rows["jaxfer first_order"]["round_medians_sec"]
   for r in rows.values():
     per_round = [a / b for a, b in zip(r["round_medians_sec"], base)]
     assert r["over_jaxfer_first_order_spread"] == pytest.approx(
-        {"min": min(per_round), "median": sum(per_round) / 2,
-         "max": max(per_round)})
+      {
+        "min": min(per_round),
+        "median": sum(per_round) / 2,
+        "max": max(per_round),
+      }
+    )
   assert "jaxfer exact_jvp / torch eager MPL step" in out
   assert out["torch_parameters"] > 0
 

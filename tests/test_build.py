@@ -7,9 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import FER_SAMPLE, LFW, need
-from jaxfer.loop import train
+from conftest import FER_SAMPLE
+from conftest import LFW
+from conftest import need
 from jaxfer.data import build
+from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,8 +33,10 @@ def test_fer2013_smoke_config_end_to_end(tmp_path):
   result = train.run(config, str(tmp_path))
   for split in ("PublicTest", "PrivateTest"):
     assert 0 <= result[f"{split}/model/accuracy"] <= 1
-  rows = [json.loads(l) for l in
-          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rows = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   assert {r["split"] for r in rows} >= {"train", "PublicTest", "PrivateTest"}
   assert (tmp_path / "best").exists()
 

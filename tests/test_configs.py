@@ -16,14 +16,14 @@ from jaxfer import models
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {
-    "default": ("", "smoke", "tpu"),
-    "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke", "vgg"),
-    "face2exp_fer2013": ("", "smoke", "lfw", "tpu"),
-    "face2exp_affectnet": ("", "smoke"),
-    "face2exp_rafdb": ("", "smoke"),
-    "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
-    "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu"),
-    "dtm_affwild2": ("", "smoke"),
+  "default": ("", "smoke", "tpu"),
+  "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke", "vgg"),
+  "face2exp_fer2013": ("", "smoke", "lfw", "tpu"),
+  "face2exp_affectnet": ("", "smoke"),
+  "face2exp_rafdb": ("", "smoke"),
+  "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
+  "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu"),
+  "dtm_affwild2": ("", "smoke"),
 }
 
 
@@ -37,19 +37,21 @@ def _module(name):
 
 def _built(config):
   if config.method == "distill":
-    config.distill.init_images = "noise"      # no data read
+    config.distill.init_images = "noise"  # no data read
   model = models.build(config.model, config.data.num_classes)
   method = methods.build(config, model, config.total_steps)
   size, ch = config.data.image_size, config.data.channels
-  return method, jax.eval_shape(method.init, jax.random.key(0),
-                                jnp.zeros((1, size, size, ch)))
+  return method, jax.eval_shape(
+    method.init, jax.random.key(0), jnp.zeros((1, size, size, ch))
+  )
 
 
-@pytest.mark.parametrize("name,variant", [
-    (n, v) for n, vs in CONFIGS.items() for v in vs])
+@pytest.mark.parametrize(
+  "name,variant", [(n, v) for n, vs in CONFIGS.items() for v in vs]
+)
 def test_config_builds(name, variant):
   mod = _module(name)
-  assert f"--config configs/{name}.py" in mod.__doc__   # the command
+  assert f"--config configs/{name}.py" in mod.__doc__  # the command
   config = mod.get_config(variant)
   config.lock()
   with pytest.raises(AttributeError):
@@ -58,12 +60,11 @@ def test_config_builds(name, variant):
   assert jax.tree.leaves(state)
 
 
-@pytest.mark.parametrize("name", ["default", "face2exp_fer2013",
-                                  "dtm_fer2013"])
+@pytest.mark.parametrize("name", ["default", "face2exp_fer2013", "dtm_fer2013"])
 def test_tpu_variant_scales_the_cpu_config(name):
   cpu, tpu = (_module(name).get_config(v) for v in ("", "tpu"))
   assert tpu.data.batch_size == 8 * cpu.data.batch_size
-  assert tpu.optimizer.lr == pytest.approx(8 ** 0.5 * cpu.optimizer.lr)
+  assert tpu.optimizer.lr == pytest.approx(8**0.5 * cpu.optimizer.lr)
   assert tpu.total_steps == 5 * cpu.total_steps
   assert tpu.model.to_dict() == cpu.model.to_dict()
   assert tpu.total_steps % tpu.eval_every == 0
@@ -78,21 +79,29 @@ def test_unknown_variant_is_an_error():
 @pytest.mark.parametrize("name", ["face2exp_affectnet", "face2exp_rafdb"])
 def test_configs_without_local_data_take_a_real_step(name):
   config = _module(name).get_config("smoke")
-  config.optimizer.warmup_steps = 0            # lr > 0 at the first step
+  config.optimizer.warmup_steps = 0  # lr > 0 at the first step
   method, _ = _built(config)
   size, ch = config.data.image_size, config.data.channels
   b, n = config.data.batch_size, config.data.batch_size * config.mu
   rng = np.random.default_rng(0)
   img = lambda k: rng.normal(size=(k, size, size, ch)).astype(np.float32)
-  batch = {"image": img(b), "label": np.arange(b) % 7,
-           "unlabeled_weak": img(n), "unlabeled_strong": img(n)}
-  state = jax.jit(method.init)(jax.random.key(0), jnp.zeros((1, size, size,
-                                                             ch)))
+  batch = {
+    "image": img(b),
+    "label": np.arange(b) % 7,
+    "unlabeled_weak": img(n),
+    "unlabeled_strong": img(n),
+  }
+  state = jax.jit(method.init)(
+    jax.random.key(0), jnp.zeros((1, size, size, ch))
+  )
   new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
   assert np.isfinite(float(metrics["loss"])) and int(new.step) == 1
-  moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(
-      jax.tree.leaves(state.teacher.params), jax.tree.leaves(
-          new.teacher.params))]
+  moved = [
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(
+      jax.tree.leaves(state.teacher.params), jax.tree.leaves(new.teacher.params)
+    )
+  ]
   assert max(moved) > 0
 
 
@@ -102,11 +111,28 @@ def test_a_saved_config_comes_back_with_its_tuples(name):
   config, tuples included: ml_collections overrides tuples from the command
   line, not the lists JSON gives."""
   import json  # pylint: disable=g-import-not-at-top
+
   from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
   from jaxfer.loop import runguard  # pylint: disable=g-import-not-at-top
+
   c = _module(name).get_config("")
   back = defaults.from_json(json.loads(c.to_json_best_effort()))
   assert back.to_dict() == c.to_dict()
   flat = lambda d: {k: type(v) for k, v in runguard.flatten(d).items()}
   assert flat(back.to_dict()) == flat(c.to_dict())
 
+
+@pytest.mark.parametrize("name", sorted([*CONFIGS, "omni_fer2013"]))
+def test_docstring_gives_command_expected_result_and_wall_time(name):
+  """big_vision's convention: the config says how to run it, what it
+  gives and how long it takes."""
+  import ast  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+
+  doc = ast.get_docstring(
+    ast.parse((ROOT / "configs" / f"{name}.py").read_text())
+  )
+  assert re.search(rf"python -m jaxfer\.(main|omni) --config {name}\b", doc)
+  assert "Expected" in doc
+  assert re.search(r"\d+\s+(min|s|h)\b|hours|days", doc), "no wall time"
+  assert "README" not in doc, "figures live in the docstring and the docs"

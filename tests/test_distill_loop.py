@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FER_SAMPLE, config, need
-from jaxfer.loop import train
+from conftest import FER_SAMPLE
+from conftest import config
+from conftest import need
 from jaxfer.data.sources import distilled
+from jaxfer.loop import train
 
 # Subprocesses, kills, notebooks or real runs: the slow tier.
 pytestmark = pytest.mark.slow
-
 
 
 def _config(module, variant):
@@ -33,8 +34,9 @@ def test_distill_then_train_on_labeled_plus_distilled(tmp_path):
   arrays, meta = distilled.load_arrays(tmp_path / "distill" / "distilled")
   assert arrays["images"].shape == (7, 16, 16, 1)
   assert meta["step"] == 4 and len(arrays["lrs"]) == 3
-  start = json.loads((tmp_path / "distill" / "metrics.jsonl").read_text(
-      ).splitlines()[0])
+  start = json.loads(
+    (tmp_path / "distill" / "metrics.jsonl").read_text().splitlines()[0]
+  )
   assert np.isfinite(start["loss"])
 
   sup = _config("supervised_fer2013", "smoke")
@@ -46,11 +48,16 @@ def test_distill_then_train_on_labeled_plus_distilled(tmp_path):
   assert '"split": "PrivateTest"' in log
 
   alone = _config("supervised_fer2013", "smoke")
-  alone.data.update(source="distilled", image_size=16, train_split="any",
-                    path=str(tmp_path / "distill" / "distilled"))
+  alone.data.update(
+    source="distilled",
+    image_size=16,
+    train_split="any",
+    path=str(tmp_path / "distill" / "distilled"),
+  )
   alone.data.eval_splits = ()
-  alone.data.cross_eval = {"fer": dict(source="fer2013", path=str(FER_SAMPLE),
-                                       split="PrivateTest")}
+  alone.data.cross_eval = {
+    "fer": dict(source="fer2013", path=str(FER_SAMPLE), split="PrivateTest")
+  }
   alone.checkpoint.best_split = "fer"
   out = train.run(alone, str(tmp_path / "alone"))
   assert 0 <= out["fer/model/accuracy"] <= 1

@@ -12,13 +12,14 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import FER_SAMPLE, config, need
-from jaxfer.core import defaults
+from conftest import FER_SAMPLE
+from conftest import config
+from conftest import need
 from jaxfer import methods
 from jaxfer import models
+from jaxfer.core import defaults
 from jaxfer.loop import train
 from jaxfer.methods import dtm
-
 
 
 def _method(pool_size=64, **fields):
@@ -27,8 +28,12 @@ def _method(pool_size=64, **fields):
   cfg.data.batch_size = 4
   cfg.optimizer.update(lr=0.1, schedule="constant", warmup_steps=0)
   cfg.dtm.update(fields)
-  model = models.build(ml_collections.ConfigDict(dict(
-      name="convnet", depth=2, width=4, norm="batch")), 7)
+  model = models.build(
+    ml_collections.ConfigDict(
+      dict(name="convnet", depth=2, width=4, norm="batch")
+    ),
+    7,
+  )
   return cfg, methods.build(cfg, model, 10, pool_size=pool_size)
 
 
@@ -36,10 +41,14 @@ def _batch(b=4, mu=2, seed=0):
   rng = np.random.default_rng(seed)
   img = lambda n: rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
   n = b * mu
-  return {"image": img(b), "label": rng.integers(0, 7, b).astype(np.int32),
-          "unlabeled_weak": img(n), "unlabeled_strong": img(n),
-          "unlabeled_index": rng.choice(64, n, replace=False).astype(np.int32),
-          "unlabeled_true_label": rng.integers(0, 7, n).astype(np.int32)}
+  return {
+    "image": img(b),
+    "label": rng.integers(0, 7, b).astype(np.int32),
+    "unlabeled_weak": img(n),
+    "unlabeled_strong": img(n),
+    "unlabeled_index": rng.choice(64, n, replace=False).astype(np.int32),
+    "unlabeled_true_label": rng.integers(0, 7, n).astype(np.int32),
+  }
 
 
 def _step(method, batch):
@@ -51,21 +60,26 @@ def _step(method, batch):
 def test_nothing_above_the_threshold_means_no_unlabeled_loss_or_gradient():
   batch = _batch()
   _, (none, m) = _step(_method(threshold="fixed", tau=1.0)[1], batch)
-  _, (sup_only, _) = _step(_method(threshold="fixed", tau=1.0,
-                                   unlabeled_weight=0.0)[1], batch)
+  _, (sup_only, _) = _step(
+    _method(threshold="fixed", tau=1.0, unlabeled_weight=0.0)[1], batch
+  )
   _, (all_in, m_all) = _step(_method(threshold="fixed", tau=0.01)[1], batch)
   assert float(m["unsup_loss"]) == 0.0 and float(m["mask_rate"]) == 0.0
   assert float(m_all["mask_rate"]) == 1.0 and float(m_all["unsup_loss"]) > 0
   for a, b in zip(jax.tree.leaves(none.net), jax.tree.leaves(sup_only.net)):
-    np.testing.assert_array_equal(a, b)          # zero unlabeled gradient
-  assert any(not np.array_equal(a, b) for a, b in zip(
-      jax.tree.leaves(none.net.params), jax.tree.leaves(all_in.net.params)))
+    np.testing.assert_array_equal(a, b)  # zero unlabeled gradient
+  assert any(
+    not np.array_equal(a, b)
+    for a, b in zip(
+      jax.tree.leaves(none.net.params), jax.tree.leaves(all_in.net.params)
+    )
+  )
 
 
 def test_flexmatch_buffer_records_the_batch_indices():
   batch = _batch()
   state, (new, m) = _step(_method(threshold="flexmatch", tau=0.01)[1], batch)
-  assert float(m["mask_rate"]) == 1.0        # beta = 0 before any recount
+  assert float(m["mask_rate"]) == 1.0  # beta = 0 before any recount
   selected = np.asarray(new.policy["selected"])
   idx = batch["unlabeled_index"]
   assert (selected[idx] >= 0).all()
@@ -80,8 +94,9 @@ def test_kept_and_correct_metrics_count_the_kept_pseudo_labels():
   assert kept == pytest.approx(1.0)
   correct = sum(float(m[f"correct/{c}"]) for c in range(7))
   assert 0 <= correct <= kept
-  assert all(float(m[f"threshold/{c}"]) == pytest.approx(0.01)
-             for c in range(7))
+  assert all(
+    float(m[f"threshold/{c}"]) == pytest.approx(0.01) for c in range(7)
+  )
 
 
 def test_negative_loss_equals_numpy_reference():
@@ -89,15 +104,17 @@ def test_negative_loss_equals_numpy_reference():
   z_s = rng.normal(size=(5, 4)).astype(np.float32)
   p_w = rng.dirichlet(np.ones(4) * 0.3, 5).astype(np.float32)
   w = np.array([1, 0, 0, 1, 0.5], np.float32)
-  got = dtm.negative_loss(jnp.asarray(z_s), jnp.asarray(p_w), jnp.asarray(w),
-                          cut=0.1)
+  got = dtm.negative_loss(
+    jnp.asarray(z_s), jnp.asarray(p_w), jnp.asarray(w), cut=0.1
+  )
   p_s = np.exp(z_s) / np.exp(z_s).sum(-1, keepdims=True)
   per = []
   for i in range(5):
     ks = np.flatnonzero(p_w[i] < 0.1)
     per.append(-np.mean(np.log(1 - p_s[i, ks])) if ks.size else 0.0)
-  np.testing.assert_allclose(float(got), np.mean((1 - w) * np.array(per)),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    float(got), np.mean((1 - w) * np.array(per)), rtol=1e-5
+  )
 
 
 def test_bad_configs_name_the_field():
@@ -106,7 +123,7 @@ def test_bad_configs_name_the_field():
   with pytest.raises(ValueError, match=r"config.dtm.tau must be in \(0, 1\]"):
     _method(tau=1.5)
   with pytest.raises(ValueError, match=r"config.data.batch_size \* config.mu"):
-    _method(pool_size=7)                  # 4 * 2 faces per step
+    _method(pool_size=7)  # 4 * 2 faces per step
   with pytest.raises(ValueError, match="config.ema_decay"):
     _method(teacher="ema")
   with pytest.raises(ValueError, match="config.dtm.teacher"):
@@ -124,12 +141,14 @@ def test_smoke_run_logs_thresholds_and_precision_and_draws_them(tmp_path):
   need(FER_SAMPLE)
   result = train.run(_config(), str(tmp_path))
   assert "PrivateTest/model/macro_f1" in result
-  rows = [json.loads(l) for l in
-          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rows = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   tr = [r for r in rows if r["split"] == "train"]
   assert [r["step"] for r in tr] == [2, 3, 4, 6]
   for r in tr:
     assert 0.15 <= r["threshold/0"] <= 0.3
-    for c in range(7):       # precision = correct / kept, never above 1
+    for c in range(7):  # precision = correct / kept, never above 1
       assert 0 <= r[f"correct/{c}"] <= r[f"kept/{c}"] + 1e-7
   assert (tmp_path / "thresholds.png").stat().st_size > 5000

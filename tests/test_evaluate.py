@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from conftest import config
 from jaxfer import evaluate
-from jaxfer.loop import train
 from jaxfer.data import labels as labels_lib
 from jaxfer.data.sources import synthetic
+from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -63,13 +63,19 @@ def test_own_split_gives_the_loops_figures(trained, tmp_path):
 
 def test_folder_with_synonyms_maps_by_name(trained, tmp_path):
   wd, c, _ = trained
-  spelled = ["Anger", "disgusted", "fearful", "happiness", "sadness",
-             "surprised", "neutral"]
+  spelled = [
+    "Anger",
+    "disgusted",
+    "fearful",
+    "happiness",
+    "sadness",
+    "surprised",
+    "neutral",
+  ]
   root = _folder(tmp_path / "faces", spelled)
   c2 = c.copy_and_resolve_references()
   c2.data.source, c2.data.path = "image_folder", str(root)
-  summary, _ = evaluate.run(str(wd), c2, split="test",
-                            out=str(tmp_path / "o"))
+  summary, _ = evaluate.run(str(wd), c2, split="test", out=str(tmp_path / "o"))
   assert summary["examples"] == 42 and summary["dropped_unmapped"] == 0
   m = next(iter(summary["models"].values()))
   # every class folder landed on its FER2013 class: support 6 each
@@ -78,20 +84,23 @@ def test_folder_with_synonyms_maps_by_name(trained, tmp_path):
 
 def test_unmapped_class_names_are_listed(trained, tmp_path):
   wd, c, _ = trained
-  root = _folder(tmp_path / "faces", ["angry", "disgust", "fear", "happy",
-                                      "sad", "surprise", "confused"])
+  root = _folder(
+    tmp_path / "faces",
+    ["angry", "disgust", "fear", "happy", "sad", "surprise", "confused"],
+  )
   c2 = c.copy_and_resolve_references()
   c2.data.source, c2.data.path = "image_folder", str(root)
   with pytest.raises(ValueError, match=r"classes \['confused'\]"):
     evaluate.run(str(wd), c2, split="test", out=str(tmp_path / "o"))
-  summary, _ = evaluate.run(str(wd), c2, split="test", drop_unmapped=True,
-                            out=str(tmp_path / "o"))
+  summary, _ = evaluate.run(
+    str(wd), c2, split="test", drop_unmapped=True, out=str(tmp_path / "o")
+  )
   assert summary["dropped_unmapped"] == 6 and summary["examples"] == 36
 
 
 def test_synonyms_are_explicit_not_fuzzy():
   assert labels_lib.canonical(" Happiness ") == "happy"
-  assert labels_lib.canonical("happpy") == "happpy"        # no guessing
+  assert labels_lib.canonical("happpy") == "happpy"  # no guessing
   with pytest.raises(ValueError, match="happpy"):
     labels_lib.label_map(["happpy"], labels_lib.FER2013)
 
@@ -101,16 +110,31 @@ def test_cli_writes_metrics_and_names_a_bad_field(trained, tmp_path):
   wd, _, _ = trained
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   # A tuple field of the saved (JSON) config is set on the command line.
-  cmd = [sys.executable, "-m", "jaxfer.evaluate", f"--workdir={wd}",
-         f"--out={tmp_path / 'cli'}", "--config.data.eval_splits=('test',)"]
-  p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                     check=False)
+  cmd = [
+    sys.executable,
+    "-m",
+    "jaxfer.evaluate",
+    f"--workdir={wd}",
+    f"--out={tmp_path / 'cli'}",
+    "--config.data.eval_splits=('test',)",
+  ]
+  p = subprocess.run(
+    cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+  )
   assert p.returncode == 0, p.stderr[-3000:]
   assert "accuracy" in p.stdout and "recall:" in p.stdout
-  assert json.loads((tmp_path / "cli" / "metrics.json").read_text())[
-      "examples"] == 64
-  p = subprocess.run(cmd + ["--config.data.sourc=rafdb"], cwd=ROOT, env=env,
-                     capture_output=True, text=True, check=False)
+  assert (
+    json.loads((tmp_path / "cli" / "metrics.json").read_text())["examples"]
+    == 64
+  )
+  p = subprocess.run(
+    cmd + ["--config.data.sourc=rafdb"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert p.returncode != 0 and "sourc" in p.stderr
 
 
@@ -118,7 +142,9 @@ def test_flip_tta_averages_the_probabilities_of_face_and_mirror():
   """tta_logits = log((softmax(f(x)) + softmax(f(mirror x))) / 2), numpy
   reference; a model that sees its input's first row as logits."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   from jaxfer.loop import evaluation  # pylint: disable=g-import-not-at-top
+
   apply = lambda v, x: (v * x[:, 0, :, 0], None)
   x = np.random.default_rng(0).normal(size=(3, 2, 5, 1)).astype(np.float32)
   got = evaluation.tta_logits(apply, 2.0, jnp.asarray(x), flip=True)

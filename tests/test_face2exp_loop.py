@@ -9,10 +9,12 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import FER_SAMPLE
+from conftest import LFW
+from conftest import config
+from conftest import need
 from jaxfer.loop import checkpoint
 from jaxfer.loop import train
-from conftest import FER_SAMPLE, LFW, config, need
-
 
 
 def _config(variant="smoke"):
@@ -22,8 +24,9 @@ def _config(variant="smoke"):
 
 
 def _state(workdir, step):
-  return checkpoint.read_arrays(pathlib.Path(workdir) / "checkpoints" /
-                                str(step) / "state")
+  return checkpoint.read_arrays(
+    pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
+  )
 
 
 @pytest.mark.slow
@@ -32,23 +35,34 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
   config = _config()
   config.face2exp.feedback = "exact"
   config.face2exp.unroll_steps = 2
-  config.checkpoint.every = 2              # keeps steps 4 and 6
+  config.checkpoint.every = 2  # keeps steps 4 and 6
   result = train.run(config, str(tmp_path))
   for split in ("PublicTest", "PrivateTest"):
     for model in ("student", "teacher"):
       assert 0 <= result[f"{split}/{model}/accuracy"] <= 1
-  rows = [json.loads(l) for l in
-          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rows = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   train_rows = [r for r in rows if r["split"] == "train"]
   # Logged at steps 2, 3, 4 (meta) and 6 (mean of the finetune steps 5, 6).
   assert [(r["step"], r["stage"]) for r in train_rows] == [
-      (2, 0.0), (3, 0.0), (4, 0.0), (6, 1.0)]
-  assert all(np.isfinite(r["l_new"]) and r["teacher_loss"] > 0
-             for r in train_rows[:3])
+    (2, 0.0),
+    (3, 0.0),
+    (4, 0.0),
+    (6, 1.0),
+  ]
+  assert all(
+    np.isfinite(r["l_new"]) and r["teacher_loss"] > 0 for r in train_rows[:3]
+  )
   meta, tuned = _state(tmp_path, 4), _state(tmp_path, 6)
-  moved = lambda net: any(np.any(a != b) for a, b in zip(
+  moved = lambda net: any(
+    np.any(a != b)
+    for a, b in zip(
       jax.tree.leaves(meta[net]["params"]),
-      jax.tree.leaves(tuned[net]["params"])))
+      jax.tree.leaves(tuned[net]["params"]),
+    )
+  )
   assert moved("student") and not moved("teacher")
 
 
@@ -56,7 +70,7 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
 def test_resume_gives_identical_state(tmp_path):
   need(FER_SAMPLE)
   config = _config()
-  config.face2exp.feedback = "score_function"   # randomness replays too
+  config.face2exp.feedback = "score_function"  # randomness replays too
   train.run(config, str(tmp_path / "a"))
   train.run(config, str(tmp_path / "b"))
   shutil.rmtree(tmp_path / "b" / "checkpoints" / "6")
@@ -95,8 +109,10 @@ def test_the_finetune_phase_follows_the_meta_phase():
   branches many times slower). The meta phase moves the teacher; the
   finetune phase leaves it and trains the student alone."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   from jaxfer import methods  # pylint: disable=g-import-not-at-top
   from jaxfer.loop import testing
+
   c = config("face2exp_fer2013", "smoke")
   c.face2exp.finetune.steps = 2
   model = testing.tiny_model("batch", num_classes=7, dtype=jnp.float32)
@@ -104,16 +120,25 @@ def test_the_finetune_phase_follows_the_meta_phase():
   (zero, meta), (first, tune) = meth.stages
   assert (zero, first) == (0, 4)
   with pytest.raises(ValueError, match="step_at"):
-    meth.step  # pylint: disable=pointless-statement
+    _ = meth.step
   state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
-  batch = {k: jnp.asarray(v, jnp.float32) if v.dtype != jnp.int32 else v
-           for k, v in testing.tiny_meta_batch(labeled=4, unlabeled=4,
-                                               num_classes=7).items()}
-  moved = lambda x, y: max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
-      jax.tree.leaves(x), jax.tree.leaves(y)))
+  batch = {
+    k: jnp.asarray(v, jnp.float32) if v.dtype != jnp.int32 else v
+    for k, v in testing.tiny_meta_batch(
+      labeled=4, unlabeled=4, num_classes=7
+    ).items()
+  }
+  moved = lambda x, y: max(
+    float(jnp.max(jnp.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y))
+  )
   # Before the switch the meta step, from it on the finetune step.
-  for step, stage_fn, stage in ((0, meta, 0.0), (3, meta, 0.0),
-                                (4, tune, 1.0), (5, tune, 1.0)):
+  for step, stage_fn, stage in (
+    (0, meta, 0.0),
+    (3, meta, 0.0),
+    (4, tune, 1.0),
+    (5, tune, 1.0),
+  ):
     assert meth.step_at(step) is stage_fn
     s = state.replace(step=jnp.int32(step))
     a = jax.jit(meth.step_at(step))(s, batch, jax.random.key(1))

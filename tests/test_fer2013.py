@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FER_DIR, FER_FULL, FER_SAMPLE, need
-from jaxfer.data.sources import fer2013
+from conftest import FER_DIR
+from conftest import FER_FULL
+from conftest import FER_SAMPLE
+from conftest import need
 from jaxfer.data import labels
 from jaxfer.data.base import DataError
+from jaxfer.data.sources import fer2013
 
 
 def _write(tmp_path, rows, name="f.csv", header="emotion,pixels,Usage"):
@@ -24,17 +27,22 @@ def _row(label=3, usage="Training", value=7, n=2304):
 
 
 def test_parses_rows_and_splits(tmp_path):
-  path = _write(tmp_path, [_row(0, value=1), _row(6, "PublicTest", 2),
-                           _row(5, "PrivateTest", 255)])
+  path = _write(
+    tmp_path,
+    [_row(0, value=1), _row(6, "PublicTest", 2), _row(5, "PrivateTest", 255)],
+  )
   src = fer2013.fer2013(path, split=("Training", "PrivateTest"))
   assert len(src) == 2 and src.class_names == labels.FER2013
-  assert src[0]["image"].shape == (48, 48, 1) and src[0]["image"].dtype == np.uint8
+  assert (
+    src[0]["image"].shape == (48, 48, 1) and src[0]["image"].dtype == np.uint8
+  )
   assert list(src.labels) == [0, 5] and src[1]["image"].max() == 255
   assert list(src.rows) == [0, 2]
 
 
-@pytest.mark.parametrize("opener,suffix", [(gzip.open, ".gz"),
-                                           (bz2.open, ".bz2")])
+@pytest.mark.parametrize(
+  "opener,suffix", [(gzip.open, ".gz"), (bz2.open, ".bz2")]
+)
 def test_compressed(tmp_path, opener, suffix):
   path = tmp_path / f"f.csv{suffix}"
   with opener(path, "wt") as f:
@@ -42,16 +50,21 @@ def test_compressed(tmp_path, opener, suffix):
   assert fer2013.fer2013(str(path)).labels.tolist() == [2]
 
 
-@pytest.mark.parametrize("row,needle", [
+@pytest.mark.parametrize(
+  "row,needle",
+  [
     (_row(n=2303), "2303 values, expected 2304"),
     (_row(value=256), "token 0 is 256, outside [0, 255]"),
-    ("3," + " ".join(["1"] * 10 + ["x1"] + ["1"] * 2293) + ",Training",
-     "token 10 is 'x1', not an integer"),
+    (
+      "3," + " ".join(["1"] * 10 + ["x1"] + ["1"] * 2293) + ",Training",
+      "token 10 is 'x1', not an integer",
+    ),
     (_row(label=7), "field 'emotion': '7' is not a label"),
     (_row(label="a"), "field 'emotion'"),
     (_row(usage="Valid"), "field 'Usage': 'Valid'"),
     ("3,1 2 3", "2 fields, expected 3"),
-])
+  ],
+)
 def test_bad_row_names_file_and_row(tmp_path, row, needle):
   path = _write(tmp_path, [_row(), row, _row()])
   with pytest.raises(DataError) as e:
@@ -89,18 +102,21 @@ def test_ferplus_majority_soft_and_not_face(tmp_path):
   path = _write(tmp_path, [_row(0), _row(1), _row(2)])
   fp = tmp_path / "ferplus" / "fer2013new.csv"
   fp.parent.mkdir()
-  fp.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,"
-                "disgust,fear,contempt,unknown,NF\n"
-                "Training,a.png,1,6,0,0,0,0,0,3,0,0\n"
-                "Training,,0,0,0,0,0,0,0,0,0,10\n"
-                "Training,c.png,0,0,2,0,0,0,0,0,2,0\n")
+  fp.write_text(
+    "Usage,Image name,neutral,happiness,surprise,sadness,anger,"
+    "disgust,fear,contempt,unknown,NF\n"
+    "Training,a.png,1,6,0,0,0,0,0,3,0,0\n"
+    "Training,,0,0,0,0,0,0,0,0,0,10\n"
+    "Training,c.png,0,0,2,0,0,0,0,0,2,0\n"
+  )
   src = fer2013.fer2013(path, ferplus="majority")
   assert src.class_names == labels.FERPLUS
-  assert src.labels.tolist() == [1]       # the NF and the unknown tie dropped
+  assert src.labels.tolist() == [1]  # the NF and the unknown tie dropped
   assert src.dropped == {"ferplus_unknown_or_not_face": 2}
   soft = fer2013.fer2013(path, ferplus="soft")
-  np.testing.assert_allclose(soft[0]["soft_label"],
-                             [0.1, 0.6, 0, 0, 0, 0, 0, 0.3])
+  np.testing.assert_allclose(
+    soft[0]["soft_label"], [0.1, 0.6, 0, 0, 0, 0, 0, 0.3]
+  )
 
 
 def test_sample_file_matches_full_file_rows():
@@ -116,13 +132,12 @@ def test_real_fer2013_counts_and_pixels(tmp_path):
   need(FER_FULL)
   checks = json.loads((FER_DIR / "CHECKS.json").read_text())
   for split in fer2013.SPLITS:
-    src = fer2013.fer2013(str(FER_FULL), split=split,
-                          cache_dir=str(tmp_path))
+    src = fer2013.fer2013(str(FER_FULL), split=split, cache_dir=str(tmp_path))
     counts = np.bincount(src.labels, minlength=7).tolist()
     assert counts == checks["counts"][split], split
   first = fer2013.fer2013(str(FER_FULL), split="Training")[0]["image"]
   prefix = [int(v) for v in checks["first_row_pixels_prefix"].split()[:-1]]
-  assert first.ravel()[:len(prefix)].tolist() == prefix
+  assert first.ravel()[: len(prefix)].tolist() == prefix
   blank = fer2013.fer2013(str(FER_FULL), split="Training", drop_blank=True)
   assert blank.dropped == {"blank": 11}
   plus = fer2013.fer2013(str(FER_FULL), split="Training", ferplus="majority")

@@ -4,14 +4,15 @@ import io
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from conftest import LFW, need
-from jaxfer.data.sources import files
+from conftest import LFW
+from conftest import need
 from jaxfer.data import images
 from jaxfer.data import labels
 from jaxfer.data.base import DataError
+from jaxfer.data.sources import files
 from jaxfer.data.sources.tfds import TfdsSource
 
 
@@ -112,7 +113,9 @@ def test_missing_folder_and_bad_on_bad(tmp_path):
     files.UnlabeledFolder(str(tmp_path), on_bad="ignore")
 
 
-@pytest.mark.parametrize("name,mode,color,expected", [
+@pytest.mark.parametrize(
+  "name,mode,color,expected",
+  [
     ("l.png", "L", 7, [7]),
     ("b.png", "1", 1, [255]),
     ("la.png", "LA", (9, 100), [9]),
@@ -121,7 +124,8 @@ def test_missing_folder_and_bad_on_bad(tmp_path):
     ("cmyk.jpg", "CMYK", (0, 255, 0, 0), [255, 0, 255]),
     ("rgb.bmp", "RGB", (1, 2, 3), [1, 2, 3]),
     ("rgb.tiff", "RGB", (4, 5, 6), [4, 5, 6]),
-])
+  ],
+)
 def test_modes_become_grey_or_rgb(tmp_path, name, mode, color, expected):
   image = images.load_image(str(_save(tmp_path / name, mode, color=color)))
   assert image.dtype == np.uint8 and image.shape[:2] == (6, 8)
@@ -147,9 +151,12 @@ def test_unlabeled_folder_order_and_identities(tmp_path):
   _write(tmp_path / "id_c" / "readme.txt", ["no images"])
   src = files.UnlabeledFolder(str(tmp_path))
   rel = [os.path.relpath(p, tmp_path) for p in src.paths]
-  assert rel == ["a.png", os.path.join("id_a", "1.png"),
-                 os.path.join("id_a", "deep", "2.jpg"),
-                 os.path.join("id_b", "x.png")]
+  assert rel == [
+    "a.png",
+    os.path.join("id_a", "1.png"),
+    os.path.join("id_a", "deep", "2.jpg"),
+    os.path.join("id_b", "x.png"),
+  ]
   assert src.identity_names == ("id_a", "id_b")
   np.testing.assert_array_equal(src.identities, [-1, 0, 0, 1])
   assert src.identities.dtype == np.int32
@@ -186,33 +193,42 @@ def csv_dir(tmp_path):
 
 def test_labeled_csv_indices_names_and_roots(csv_dir, tmp_path_factory):
   other = _save(tmp_path_factory.mktemp("elsewhere") / "c.png", size=(3, 2))
-  path = _write(csv_dir / "list.csv", [
-      "path,label,note", "imgs/a.png,2,x", "imgs/b.jpg, sad ,y",
-      f"{other},0,z"])
+  path = _write(
+    csv_dir / "list.csv",
+    ["path,label,note", "imgs/a.png,2,x", "imgs/b.jpg, sad ,y", f"{other},0,z"],
+  )
   src = files.LabeledCSV(str(path), class_names=CLASSES)
   np.testing.assert_array_equal(src.labels, [2, 1, 0])
   assert src.class_names == CLASSES
   _check_item(src[0], (6, 8, 1), 2)
   _check_item(src[2], (2, 3, 3), 0)
   moved = _write(csv_dir / "lists" / "l.csv", ["label,path", "1,a.png"])
-  src = files.LabeledCSV(str(moved), class_names=CLASSES,
-                         image_root=str(csv_dir / "imgs"))
+  src = files.LabeledCSV(
+    str(moved), class_names=CLASSES, image_root=str(csv_dir / "imgs")
+  )
   _check_item(src[0], (6, 8, 1), 1)
 
 
-@pytest.mark.parametrize("lines,pattern", [
+@pytest.mark.parametrize(
+  "lines,pattern",
+  [
     (["path,emotion", "imgs/a.png,1"], r"line 1 \(header\).*'label'"),
-    (["path,label", "imgs/a.png,1", "imgs/b.jpg"],
-     r"line 3, field 'label': missing"),
+    (
+      ["path,label", "imgs/a.png,1", "imgs/b.jpg"],
+      r"line 3, field 'label': missing",
+    ),
     (["path,label", ",1"], r"line 2, field 'path': missing"),
     (["path,label", "imgs/a.png,2.5"], r"line 2, field 'label': '2.5'"),
     (["path,label", "imgs/a.png,3"], r"line 2, field 'label': 3 is outside"),
     (["path,label", "imgs/a.png,-1"], r"line 2, field 'label': -1 is outside"),
     (["path,label", "imgs/a.png,joy"], r"line 2, field 'label': 'joy'"),
-    (["path,label", "imgs/a.png,1", "imgs/nope.png,1"],
-     r"line 3, field 'path': image file not found: .*nope.png"),
+    (
+      ["path,label", "imgs/a.png,1", "imgs/nope.png,1"],
+      r"line 3, field 'path': image file not found: .*nope.png",
+    ),
     (["path,label", "imgs/a.png,1,extra"], r"line 2: 3 fields"),
-])
+  ],
+)
 def test_labeled_csv_bad_rows(csv_dir, lines, pattern):
   path = _write(csv_dir / "bad.csv", lines)
   with pytest.raises(DataError, match=r"bad\.csv, " + pattern):
@@ -220,9 +236,17 @@ def test_labeled_csv_bad_rows(csv_dir, lines, pattern):
 
 
 def test_labeled_csv_skip_keeps_the_rest(csv_dir):
-  path = _write(csv_dir / "mixed.csv", [
-      "path,label", "imgs/a.png,0", "imgs/a.png,9", "imgs/nope.png,1",
-      "imgs/broken.png,1", "imgs/b.jpg,angry"])
+  path = _write(
+    csv_dir / "mixed.csv",
+    [
+      "path,label",
+      "imgs/a.png,0",
+      "imgs/a.png,9",
+      "imgs/nope.png,1",
+      "imgs/broken.png,1",
+      "imgs/b.jpg,angry",
+    ],
+  )
   with pytest.raises(DataError, match="line 3"):
     files.LabeledCSV(str(path), class_names=CLASSES)
   src = files.LabeledCSV(str(path), class_names=CLASSES, on_bad="skip")
@@ -234,8 +258,9 @@ def test_labeled_csv_skip_keeps_the_rest(csv_dir):
 
 def test_labeled_csv_without_rows_or_file(csv_dir):
   with pytest.raises(DataError, match="no images"):
-    files.LabeledCSV(str(_write(csv_dir / "e.csv", ["path,label"])),
-                     class_names=CLASSES)
+    files.LabeledCSV(
+      str(_write(csv_dir / "e.csv", ["path,label"])), class_names=CLASSES
+    )
   with pytest.raises(DataError, match="not found.*none.csv"):
     files.LabeledCSV(str(csv_dir / "none.csv"), class_names=CLASSES)
 
@@ -246,11 +271,12 @@ def test_labeled_csv_without_rows_or_file(csv_dir):
 @pytest.fixture
 def rafdb(tmp_path):
   for name in ("train_00001", "train_00002", "test_0001"):
-    _save(tmp_path / "Image" / "aligned" / f"{name}_aligned.jpg",
-          size=(10, 10))
+    _save(tmp_path / "Image" / "aligned" / f"{name}_aligned.jpg", size=(10, 10))
     _save(tmp_path / "Image" / "original" / f"{name}.jpg", size=(12, 8))
-  _write(tmp_path / "EmoLabel" / "list_patition_label.txt", [
-      "train_00001.jpg 5", "test_0001.jpg 7", "", "train_00002.jpg 1"])
+  _write(
+    tmp_path / "EmoLabel" / "list_patition_label.txt",
+    ["train_00001.jpg 5", "test_0001.jpg 7", "", "train_00002.jpg 1"],
+  )
   return tmp_path
 
 
@@ -264,14 +290,20 @@ def test_rafdb_splits_labels_and_images(rafdb):
   _check_item(test[0], (8, 12, 3), 6)
 
 
-@pytest.mark.parametrize("line,pattern", [
+@pytest.mark.parametrize(
+  "line,pattern",
+  [
     ("train_00009.jpg 8", r"line 5, field 'label': 8 is outside 1..7"),
     ("train_00009.jpg x", r"line 5, field 'label': 'x'"),
     ("val_00009.jpg 3", r"line 5, field 'filename'"),
     ("train_00009.jpg", r"line 5: 1 fields"),
-    ("train_00009.jpg 3", r"line 5, field 'path': image file not found: "
-     r".*train_00009_aligned.jpg"),
-])
+    (
+      "train_00009.jpg 3",
+      r"line 5, field 'path': image file not found: "
+      r".*train_00009_aligned.jpg",
+    ),
+  ],
+)
 def test_rafdb_bad_lines(rafdb, line, pattern):
   list_file = rafdb / "EmoLabel" / "list_patition_label.txt"
   list_file.write_text(list_file.read_text() + line + "\n")
@@ -284,12 +316,14 @@ def test_rafdb_bad_lines(rafdb, line, pattern):
 
 # AffectNet -------------------------------------------------------------------
 
-HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,"
-          "facial_landmarks,expression,valence,arousal")
+HEADER = (
+  "subDirectory_filePath,face_x,face_y,face_width,face_height,"
+  "facial_landmarks,expression,valence,arousal"
+)
 
 
 def _affectnet_row(path="1/face.png", box=(10, 5, 10, 10), expression=1):
-  return f"{path},{','.join(map(str, box))},\"1.0;2.0\",{expression},0.5,0.1"
+  return f'{path},{",".join(map(str, box))},"1.0;2.0",{expression},0.5,0.1'
 
 
 @pytest.fixture
@@ -299,10 +333,18 @@ def affectnet(tmp_path):
   face = tmp_path / "Manually_Annotated_Images" / "1" / "face.png"
   face.parent.mkdir(parents=True)
   Image.fromarray(image).save(face)
-  _write(tmp_path / "training.csv", [
-      HEADER, _affectnet_row(), _affectnet_row(box=(35, 25, 10, 10)),
-      _affectnet_row(expression=7), _affectnet_row(expression=8),
-      _affectnet_row(expression=10), _affectnet_row(expression=6)])
+  _write(
+    tmp_path / "training.csv",
+    [
+      HEADER,
+      _affectnet_row(),
+      _affectnet_row(box=(35, 25, 10, 10)),
+      _affectnet_row(expression=7),
+      _affectnet_row(expression=8),
+      _affectnet_row(expression=10),
+      _affectnet_row(expression=6),
+    ],
+  )
   _write(tmp_path / "validation.csv", [HEADER, _affectnet_row(expression=0)])
   return tmp_path
 
@@ -311,8 +353,7 @@ def test_affectnet_crops_and_protocol_drops(affectnet):
   src = files.AffectNet(str(affectnet))
   assert src.class_names == labels.AFFECTNET7 and src.skipped == []
   np.testing.assert_array_equal(src.labels, [1, 1, 6])
-  assert src.dropped == {"contempt": 1, "none": 1, "uncertain": 0,
-                         "no_face": 1}
+  assert src.dropped == {"contempt": 1, "none": 1, "uncertain": 0, "no_face": 1}
   crop = src[0]["image"]
   assert crop.shape == (10, 10, 3) and (crop == (255, 0, 0)).all()
   assert src[1]["image"].shape == (5, 5, 3)  # clamped to the image
@@ -325,14 +366,17 @@ def test_affectnet_crops_and_protocol_drops(affectnet):
   np.testing.assert_array_equal(val.labels, [0])
 
 
-@pytest.mark.parametrize("row,pattern", [
+@pytest.mark.parametrize(
+  "row,pattern",
+  [
     (_affectnet_row(box=("abc", 5, 10, 10)), r"field 'face_x': 'abc'"),
     (_affectnet_row(box=(10, 5, 0, 10)), r"field 'face_width': 0 is outside"),
     (_affectnet_row(box=(10, 5, 10, 2.5)), r"field 'face_height': '2.5'"),
     (_affectnet_row(expression=11), r"field 'expression': 11 is outside"),
     (_affectnet_row(expression="happy"), r"field 'expression': 'happy'"),
     (_affectnet_row(path="1/gone.png"), r"field 'path': .*gone.png"),
-])
+  ],
+)
 def test_affectnet_bad_rows(affectnet, row, pattern):
   csv_path = affectnet / "training.csv"
   csv_path.write_text(csv_path.read_text() + row + "\n")
@@ -344,12 +388,16 @@ def test_affectnet_bad_rows(affectnet, row, pattern):
 
 def test_affectnet_box_outside_image_and_missing_column(affectnet):
   csv_path = affectnet / "training.csv"
-  csv_path.write_text(csv_path.read_text() + _affectnet_row(box=(50, 0, 5, 5))
-                      + "\n")
+  csv_path.write_text(
+    csv_path.read_text() + _affectnet_row(box=(50, 0, 5, 5)) + "\n"
+  )
   src = files.AffectNet(str(affectnet))
-  with pytest.raises(DataError, match=r"face.png: face box \(x0, y0, x1, y1\) "
-                     r"= \(50, 0, 55, 5\) lies outside"):
-    src[3]                           # Python ints, no numpy reprs
+  with pytest.raises(
+    DataError,
+    match=r"face.png: face box \(x0, y0, x1, y1\) "
+    r"= \(50, 0, 55, 5\) lies outside",
+  ):
+    src[3]  # Python ints, no numpy reprs
   _write(csv_path, [HEADER.replace("face_y", "fy"), _affectnet_row()])
   with pytest.raises(DataError, match=r"line 1 \(header\).*'face_y'"):
     files.AffectNet(str(affectnet))
@@ -382,10 +430,16 @@ def _tiny_builder(tfds):
 
     def _info(self):
       return tfds.core.DatasetInfo(
-          builder=self, features=tfds.features.FeaturesDict({
-              "face": tfds.features.Image(shape=(None, None, 1)),
-              "emotion": tfds.features.ClassLabel(
-                  names=["Happy", "Sad", "Angry"])}))
+        builder=self,
+        features=tfds.features.FeaturesDict(
+          {
+            "face": tfds.features.Image(shape=(None, None, 1)),
+            "emotion": tfds.features.ClassLabel(
+              names=["Happy", "Sad", "Angry"]
+            ),
+          }
+        ),
+      )
 
     def _split_generators(self, dl_manager):
       return {"train": self._generate_examples(7)}
@@ -394,18 +448,25 @@ def _tiny_builder(tfds):
       for i in range(n):
         png = io.BytesIO()
         Image.fromarray(np.full((4, 5 + i), 10 * (i % 3), np.uint8)).save(
-            png, "PNG")
+          png, "PNG"
+        )
         yield i, {"face": png.getvalue(), "emotion": i % 3}
 
   return TinyFaces
 
 
 def test_tfds_prepared_array_record(tfds, tmp_path):
-  builder = _tiny_builder(tfds)(data_dir=str(tmp_path),
-                                file_format="array_record")
+  builder = _tiny_builder(tfds)(
+    data_dir=str(tmp_path), file_format="array_record"
+  )
   builder.download_and_prepare()
-  src = TfdsSource("tiny_faces", split="train", data_dir=str(tmp_path),
-                   image_key="face", label_key="emotion")
+  src = TfdsSource(
+    "tiny_faces",
+    split="train",
+    data_dir=str(tmp_path),
+    image_key="face",
+    label_key="emotion",
+  )
   assert len(src) == 7 and src.class_names == ("happy", "sad", "angry")
   assert sorted(src.labels.tolist()) == [0, 0, 0, 1, 1, 2, 2]
   for i in range(7):
@@ -413,14 +474,24 @@ def test_tfds_prepared_array_record(tfds, tmp_path):
     _check_item(item, item["image"].shape, src.labels[i])
     assert item["image"].shape[::2] == (4, 1)
     assert (item["image"] == 10 * src.labels[i]).all()
-  pool = TfdsSource("tiny_faces", split="train[:3]", data_dir=str(tmp_path),
-                    image_key="face", label_key=None)
+  pool = TfdsSource(
+    "tiny_faces",
+    split="train[:3]",
+    data_dir=str(tmp_path),
+    image_key="face",
+    label_key=None,
+  )
   assert len(pool) == 3 and pool.labels is None and set(pool[0]) == {"image"}
   with pytest.raises(DataError, match="no feature 'image'"):
     TfdsSource("tiny_faces", split="train", data_dir=str(tmp_path))
   with pytest.raises(DataError, match="split 'test'.*Unknown split"):
-    TfdsSource("tiny_faces", split="test", data_dir=str(tmp_path),
-               image_key="face", label_key="emotion")
+    TfdsSource(
+      "tiny_faces",
+      split="test",
+      data_dir=str(tmp_path),
+      image_key="face",
+      label_key="emotion",
+    )
 
 
 def test_tfds_not_prepared_or_unknown(tfds, tmp_path):

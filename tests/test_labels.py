@@ -20,8 +20,9 @@ def test_missing_class_is_an_error_unless_asked():
     labels.label_map(labels.AFFECTNET8, labels.FER2013)
   m = labels.label_map(labels.AFFECTNET8, labels.FER2013, missing_ok=True)
   assert m[7] == -1 and labels.FER2013[m[1]] == "happy"
-  np.testing.assert_array_equal(labels.remap(np.array([7, 1, -1]), m),
-                                [-1, 3, -1])
+  np.testing.assert_array_equal(
+    labels.remap(np.array([7, 1, -1]), m), [-1, 3, -1]
+  )
 
 
 def test_every_table_has_unique_names():
@@ -32,7 +33,9 @@ def test_every_table_has_unique_names():
 
 
 def test_relabeled_source_maps_by_name_and_counts_drops():
-  from jaxfer.data.base import ArraySource, Relabeled  # pylint: disable=g-import-not-at-top
+  from jaxfer.data.base import ArraySource  # pylint: disable=g-import-not-at-top
+  from jaxfer.data.base import Relabeled  # pylint: disable=g-import-not-at-top
+
   images = np.zeros((8, 2, 2, 1), np.uint8)
   src = ArraySource(images, np.arange(8, dtype=np.int32), labels.AFFECTNET8)
   with pytest.raises(ValueError, match="contempt"):

@@ -7,8 +7,8 @@ inside functions count too.
 """
 
 import ast
-import re
 import pathlib
+import re
 
 import pytest
 
@@ -19,15 +19,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # drawing; the modules directly in jaxfer/ are the commands (and the
 # notebooks' helpers).
 FLOORS = (
-    ("leaves", ("jaxfer.core",)),
-    ("data and models", ("jaxfer.data", "jaxfer.models")),
-    ("engines", ("jaxfer.meta", "jaxfer.mining")),
-    ("methods", ("jaxfer.methods",)),
-    ("the loops and their guards", ("jaxfer.loop",)),
-    ("the shipped models", ("jaxfer.zoo",)),
-    ("entry points", ("jaxfer.main", "jaxfer.predict", "jaxfer.bench",
-                      "jaxfer.summarize", "jaxfer.select", "jaxfer.omni",
-                      "jaxfer.notebook", "jaxfer.evaluate")),
+  ("leaves", ("jaxfer.core",)),
+  ("data and models", ("jaxfer.data", "jaxfer.models")),
+  ("engines", ("jaxfer.meta", "jaxfer.mining")),
+  ("methods", ("jaxfer.methods",)),
+  ("the loops and their guards", ("jaxfer.loop",)),
+  ("the shipped models", ("jaxfer.zoo",)),
+  (
+    "entry points",
+    (
+      "jaxfer.main",
+      "jaxfer.predict",
+      "jaxfer.bench",
+      "jaxfer.summarize",
+      "jaxfer.select",
+      "jaxfer.omni",
+      "jaxfer.notebook",
+      "jaxfer.evaluate",
+    ),
+  ),
 )
 MAX_TOP_LEVEL_MODULES = 8
 
@@ -59,11 +69,13 @@ def _imports(path: pathlib.Path, module: str):
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:
-        up = package.split(".")[:len(package.split(".")) - node.level + 1]
+        up = package.split(".")[: len(package.split(".")) - node.level + 1]
         base = ".".join(up + ([base] if base else []))
       # `from jaxfer.x import y` imports jaxfer.x.y when y is a module.
-      names = [f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base
-               for a in node.names]
+      names = [
+        f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base
+        for a in node.names
+      ]
     else:
       continue
     for name in names:
@@ -78,8 +90,9 @@ def _is_module(name: str) -> bool:
 
 def test_every_module_has_a_floor():
   unplaced = [m for m, _ in _modules() if m != "jaxfer" and _unit(m) is None]
-  assert not unplaced, (f"modules on no floor (add them to FLOORS in "
-                        f"{__file__}): {unplaced}")
+  assert not unplaced, (
+    f"modules on no floor (add them to FLOORS in {__file__}): {unplaced}"
+  )
 
 
 def test_floors_below_the_entry_points_are_packages():
@@ -87,7 +100,8 @@ def test_floors_below_the_entry_points_are_packages():
     for unit in units:
       folder = ROOT.joinpath(*unit.split("."))
       assert (folder / "__init__.py").exists(), (
-          f"{unit} (floor {name!r}) is not a package")
+        f"{unit} (floor {name!r}) is not a package"
+      )
 
 
 def test_the_top_level_holds_only_entry_points():
@@ -95,8 +109,9 @@ def test_the_top_level_holds_only_entry_points():
   entry = {u.split(".")[1] for u in FLOORS[-1][1]}
   assert len(top) <= MAX_TOP_LEVEL_MODULES, top
   assert set(top) - {"__init__"} <= entry, (
-      f"modules directly in jaxfer/ that are not entry points: "
-      f"{sorted(set(top) - {'__init__'} - entry)}")
+    f"modules directly in jaxfer/ that are not entry points: "
+    f"{sorted(set(top) - {'__init__'} - entry)}"
+  )
 
 
 def test_no_module_imports_from_a_higher_floor():
@@ -112,11 +127,12 @@ def test_no_module_imports_from_a_higher_floor():
       assert placed is not None, f"{path}:{line} imports unknown {target}"
       t_floor, t_unit = placed
       if t_unit != unit and t_floor >= floor:
-        bad.append(f"{path.relative_to(ROOT)}:{line}: {module} "
-                   f"({FLOORS[floor][0]}) imports {target} "
-                   f"({FLOORS[t_floor][0]})")
-  assert not bad, "imports from the same or a higher floor:\n" + "\n".join(
-      bad)
+        bad.append(
+          f"{path.relative_to(ROOT)}:{line}: {module} "
+          f"({FLOORS[floor][0]}) imports {target} "
+          f"({FLOORS[t_floor][0]})"
+        )
+  assert not bad, "imports from the same or a higher floor:\n" + "\n".join(bad)
 
 
 def test_meta_engines_know_nothing_of_methods_or_the_loop():
@@ -124,13 +140,14 @@ def test_meta_engines_know_nothing_of_methods_or_the_loop():
     if module.startswith("jaxfer.meta"):
       for line, target in _imports(path, module):
         assert not target.startswith(("jaxfer.methods", "jaxfer.loop.train")), (
-            f"{path}:{line} imports {target}")
+          f"{path}:{line} imports {target}"
+        )
 
 
-@pytest.mark.parametrize("method",
-                         ["supervised", "face2exp", "distill", "dtm"])
+@pytest.mark.parametrize("method", ["supervised", "face2exp", "distill", "dtm"])
 def test_each_method_lives_in_the_module_of_its_config_name(method):
   from jaxfer import methods  # pylint: disable=g-import-not-at-top
+
   build = methods.REGISTRY[method]
   assert build.__module__ == f"jaxfer.methods.{method}"
   assert (ROOT / "jaxfer" / "methods" / f"{method}.py").exists()
@@ -139,8 +156,10 @@ def test_each_method_lives_in_the_module_of_its_config_name(method):
 def test_the_rule_catches_an_upward_import(tmp_path):
   """The checker itself: a meta module importing a method is reported."""
   fake = tmp_path / "m.py"
-  fake.write_text("from jaxfer.methods import face2exp\n"
-                  "def f():\n  import jaxfer.loop.train\n")
+  fake.write_text(
+    "from jaxfer.methods import face2exp\n"
+    "def f():\n  import jaxfer.loop.train\n"
+  )
   found = [t for _, t in _imports(fake, "jaxfer.meta.m")]
   assert found == ["jaxfer.methods.face2exp", "jaxfer.loop.train"]
   assert _unit("jaxfer.meta.m")[0] < _unit(found[0])[0]
@@ -168,9 +187,15 @@ def test_every_module_imports_in_one_process_and_defines_no_flags():
   # both define --workdir (CI of stop 20 failed on exactly that).
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
+
   names = [m for m, _ in _modules()]
-  p = subprocess.run([sys.executable, "-c", _IMPORT_ALL, *names],
-                     capture_output=True, text=True, check=False, cwd=ROOT)
+  p = subprocess.run(
+    [sys.executable, "-c", _IMPORT_ALL, *names],
+    capture_output=True,
+    text=True,
+    check=False,
+    cwd=ROOT,
+  )
   assert p.returncode == 0, p.stderr[-3000:]
 
 
@@ -181,10 +206,12 @@ def test_no_config_field_is_read_with_a_fallback_default():
   """Every field is defined once, in jaxfer/core/defaults.py; code reads it
   as it is (`config.data.path`), never `config.get("path", "")`, which
   would hide a second default from the locked config."""
-  bad = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
-         for _, path in _modules()
-         for i, line in enumerate(path.read_text().splitlines(), 1)
-         if _CONFIG_GET.search(line)]
+  bad = [
+    f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+    for _, path in _modules()
+    for i, line in enumerate(path.read_text().splitlines(), 1)
+    if _CONFIG_GET.search(line)
+  ]
   assert not bad, "config fields read with a fallback:\n" + "\n".join(bad)
 
 

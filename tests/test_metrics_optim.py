@@ -32,8 +32,9 @@ def test_absent_class_left_out_of_class_means():
 
 
 def test_schedule_wait_warmup_cosine():
-  s = optim.cosine_schedule(lr=1.0, total_steps=110, warmup_steps=10,
-                            wait_steps=5)
+  s = optim.cosine_schedule(
+    lr=1.0, total_steps=110, warmup_steps=10, wait_steps=5
+  )
   assert float(s(0)) == 0 and float(s(4)) == 0
   assert float(s(10)) == pytest.approx(0.5)
   assert float(s(15)) == pytest.approx(1.0)
@@ -42,14 +43,23 @@ def test_schedule_wait_warmup_cosine():
 
 
 def test_weight_decay_skips_norms_and_biases():
-  params = {"conv": {"kernel": jnp.ones(2), "bias": jnp.ones(2)},
-            "norm": {"scale": jnp.ones(2)}}
-  cfg = defaults.optimizer(name="sgd", lr=1.0, momentum=0.0,
-                           weight_decay=0.5, schedule="constant",
-                           warmup_steps=0)
+  params = {
+    "conv": {"kernel": jnp.ones(2), "bias": jnp.ones(2)},
+    "norm": {"scale": jnp.ones(2)},
+  }
+  cfg = defaults.optimizer(
+    name="sgd",
+    lr=1.0,
+    momentum=0.0,
+    weight_decay=0.5,
+    schedule="constant",
+    warmup_steps=0,
+  )
   tx, _ = optim.build(cfg, 10)
-  zeros = {"conv": {"kernel": jnp.zeros(2), "bias": jnp.zeros(2)},
-           "norm": {"scale": jnp.zeros(2)}}
+  zeros = {
+    "conv": {"kernel": jnp.zeros(2), "bias": jnp.zeros(2)},
+    "norm": {"scale": jnp.zeros(2)},
+  }
   updates, _ = tx.update(zeros, tx.init(params), params)
   new = optax.apply_updates(params, updates)
   np.testing.assert_allclose(new["conv"]["kernel"], 0.5)
@@ -67,17 +77,17 @@ def test_ema_warms_up_and_averages_batchnorm_statistics():
   statistics averaged alike (numpy reference)."""
   steps = np.arange(0, 3000, 7)
   want = np.minimum(0.999, (1 + steps) / (10 + steps))
-  np.testing.assert_allclose(optim.ema_decay_at(0.999, steps), want,
-                             rtol=1e-6)
+  np.testing.assert_allclose(optim.ema_decay_at(0.999, steps), want, rtol=1e-6)
   ema = {"params": {"w": jnp.zeros(3)}, "batch_stats": {"m": jnp.ones(2)}}
   e = ema
   ref_w, ref_m = np.zeros(3), np.ones(2)
   for t in range(5):
     w, m = np.full(3, t + 1.0), np.full(2, -t)
-    e = optim.ema_variables(e, {"w": jnp.asarray(w)},
-                            {"m": jnp.asarray(m)}, 0.999, t)
+    e = optim.ema_variables(
+      e, {"w": jnp.asarray(w)}, {"m": jnp.asarray(m)}, 0.999, t
+    )
     d = min(0.999, (1 + t) / (10 + t))
     ref_w, ref_m = d * ref_w + (1 - d) * w, d * ref_m + (1 - d) * m
   np.testing.assert_allclose(e["params"]["w"], ref_w, rtol=1e-6)
   np.testing.assert_allclose(e["batch_stats"]["m"], ref_m, rtol=1e-6)
-  assert float(e["params"]["w"][0]) > 1.0      # not held at the initial 0
+  assert float(e["params"]["w"][0]) > 1.0  # not held at the initial 0

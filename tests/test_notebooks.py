@@ -11,7 +11,8 @@ import sys
 import papermill  # a test dependency (pyproject: test extra)
 import pytest
 
-from conftest import FER_SAMPLE, need
+from conftest import FER_SAMPLE
+from conftest import need
 from jaxfer import notebook
 
 # Subprocesses, kills, notebooks or real runs: the slow tier.
@@ -20,8 +21,12 @@ pytestmark = pytest.mark.slow
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # name -> (needs the FER2013 sample, the least number of figures shown)
-EXPECTED = {"quickstart": (False, 4), "face2exp": (True, 2),
-            "dtm": (True, 4), "omni_supervised": (True, 3)}
+EXPECTED = {
+  "quickstart": (False, 4),
+  "face2exp": (True, 2),
+  "dtm": (True, 4),
+  "omni_supervised": (True, 3),
+}
 
 
 def _cells(nb, kind="code"):
@@ -33,20 +38,24 @@ def test_every_notebook_is_listed_and_has_the_readme_shape():
   readme = (ROOT / "README.md").read_text()
   for name in EXPECTED:
     nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
-    badge = (f"https://colab.research.google.com/github/"
-             f"{notebook.REPO.split('github.com/')[1]}/blob/main/notebooks/"
-             f"{name}.ipynb")
+    badge = (
+      f"https://colab.research.google.com/github/"
+      f"{notebook.REPO.split('github.com/')[1]}/blob/main/notebooks/"
+      f"{name}.ipynb"
+    )
     assert badge in readme, f"README lacks the Colab badge of {name}"
     assert badge in _cells(nb, "markdown")[0]
     code = _cells(nb)
     assert notebook.REPO in code[0] and "google.colab" in code[0]
-    params = [c for c in nb["cells"]
-              if "parameters" in c["metadata"].get("tags", ())]
+    params = [
+      c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", ())
+    ]
     assert params and "SMOKE = True" in "".join(params[0]["source"])
     # the library does the work: no function or class defined in a cell
     assert not [c for c in code if re.search(r"^\s*(def|class) ", c, re.M)]
-    assert not any(c.get("outputs") for c in nb["cells"]
-                   if c["cell_type"] == "code"), f"{name}: saved outputs"
+    assert not any(
+      c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"
+    ), f"{name}: saved outputs"
 
 
 def _kernel(tmp_path, monkeypatch) -> str:
@@ -54,10 +63,21 @@ def _kernel(tmp_path, monkeypatch) -> str:
   own Jupyter could point at another Python)."""
   spec = tmp_path / "jupyter" / "kernels" / "jaxfer-test"
   spec.mkdir(parents=True)
-  (spec / "kernel.json").write_text(json.dumps({
-      "argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
-               "{connection_file}"],
-      "display_name": "jaxfer test", "language": "python"}))
+  (spec / "kernel.json").write_text(
+    json.dumps(
+      {
+        "argv": [
+          sys.executable,
+          "-m",
+          "ipykernel_launcher",
+          "-f",
+          "{connection_file}",
+        ],
+        "display_name": "jaxfer test",
+        "language": "python",
+      }
+    )
+  )
   monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
   return "jaxfer-test"
 
@@ -69,19 +89,31 @@ def test_notebook_runs_on_a_kernel(name, tmp_path, monkeypatch):
     need(FER_SAMPLE)
   out = tmp_path / f"{name}.ipynb"
   papermill.execute_notebook(
-      str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name=_kernel(tmp_path, monkeypatch),
-      parameters=dict(SMOKE=True, WORKDIR=str(tmp_path / "run")),
-      cwd=str(NOTEBOOKS), progress_bar=False)       # raises on a cell error
+    str(NOTEBOOKS / f"{name}.ipynb"),
+    str(out),
+    kernel_name=_kernel(tmp_path, monkeypatch),
+    parameters=dict(SMOKE=True, WORKDIR=str(tmp_path / "run")),
+    cwd=str(NOTEBOOKS),
+    progress_bar=False,
+  )  # raises on a cell error
   nb = json.loads(out.read_text())
-  pngs = [base64.b64decode(o["data"]["image/png"])
-          for c in nb["cells"] if c["cell_type"] == "code"
-          for o in c["outputs"] if "image/png" in o.get("data", {})]
+  pngs = [
+    base64.b64decode(o["data"]["image/png"])
+    for c in nb["cells"]
+    if c["cell_type"] == "code"
+    for o in c["outputs"]
+    if "image/png" in o.get("data", {})
+  ]
   assert len(pngs) >= figures, f"{name}: {len(pngs)} figures shown"
   assert all(p.startswith(b"\x89PNG") and len(p) > 2000 for p in pngs)
-  text = "".join(o.get("text", "") if isinstance(o.get("text"), str)
-                 else "".join(o.get("text", ()))
-                 for c in nb["cells"] if c["cell_type"] == "code"
-                 for o in c["outputs"])
-  assert "device(s)" in text                        # the devices cell ran
+  text = "".join(
+    o.get("text", "")
+    if isinstance(o.get("text"), str)
+    else "".join(o.get("text", ()))
+    for c in nb["cells"]
+    if c["cell_type"] == "code"
+    for o in c["outputs"]
+  )
+  assert "device(s)" in text  # the devices cell ran
   if sample:
-    assert str(FER_SAMPLE) in text                  # trained on the sample
+    assert str(FER_SAMPLE) in text  # trained on the sample

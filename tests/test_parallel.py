@@ -24,16 +24,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _python(code: str, devices: int, timeout=300, extra_env=None):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-         **(extra_env or {})}
-  return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    **(extra_env or {}),
+  }
+  return subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
-_COMPARE = ("import json, sys; from jaxfer.loop import testing; "
-            "print('RESULT' + json.dumps(testing.parallel_param_diffs("
-            "int(sys.argv[1]), 2)))")
+_COMPARE = (
+  "import json, sys; from jaxfer.loop import testing; "
+  "print('RESULT' + json.dumps(testing.parallel_param_diffs("
+  "int(sys.argv[1]), 2)))"
+)
 
 
 @pytest.mark.parametrize("part", [0, 1])
@@ -43,11 +54,20 @@ def test_one_device_mesh_pmap_and_shard_map_agree(part):
   negative learning): the whole state after 3 steps, thresholds and buffer
   included, 1 device vs 4. Half the cases per part, so the two test
   workers share them (one process each: XLA compiles on one thread)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  p = subprocess.run([sys.executable, "-c", _COMPARE, str(part)], cwd=ROOT,
-                     env=env, capture_output=True, text=True, timeout=900,
-                     check=False)
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+  }
+  p = subprocess.run(
+    [sys.executable, "-c", _COMPARE, str(part)],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    check=False,
+  )
   assert p.returncode == 0, p.stderr[-3000:]
   out = json.loads(p.stdout.split("RESULT")[1])
   # Cases part, part + 2, ...: (paths + "moved") entries each.
@@ -75,7 +95,8 @@ except ValueError as e:
 """
   p = _python(code, devices=4)
   assert "ERROR config.data.batch_size=18 does not divide over 4 devices" in (
-      p.stdout), p.stderr[-2000:]
+    p.stdout
+  ), p.stderr[-2000:]
 
 
 def _free_port() -> int:
@@ -103,26 +124,43 @@ train.run(c, sys.argv[-1])
 
 def _params(workdir):
   import jax  # pylint: disable=g-import-not-at-top
+
   from jaxfer.loop import checkpoint  # pylint: disable=g-import-not-at-top
+
   tree = checkpoint.read_arrays(
-      pathlib.Path(workdir) / "checkpoints" / "6" / "state")
+    pathlib.Path(workdir) / "checkpoints" / "6" / "state"
+  )
   return jax.tree.leaves(tree["net"]["params"])
 
 
 def _spawn(args, devices, log):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  env = {
+    **os.environ,
+    "JAX_PLATFORMS": "cpu",
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+  }
   with open(log, "w") as f:
-    return subprocess.Popen([sys.executable, "-c", _RUN, *args], cwd=ROOT,
-                            env=env, stdout=f, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+      [sys.executable, "-c", _RUN, *args],
+      cwd=ROOT,
+      env=env,
+      stdout=f,
+      stderr=subprocess.STDOUT,
+    )
 
 
 def test_two_processes_match_one_process_with_four_devices(tmp_path):
   ref = _spawn(["mesh", str(tmp_path / "one")], 4, tmp_path / "one.log")
   assert ref.wait(timeout=300) == 0, (tmp_path / "one.log").read_text()
   address = f"127.0.0.1:{_free_port()}"
-  procs = [_spawn(["mesh", address, str(i), str(tmp_path / "two")], 2,
-                  tmp_path / f"p{i}.log") for i in range(2)]
+  procs = [
+    _spawn(
+      ["mesh", address, str(i), str(tmp_path / "two")],
+      2,
+      tmp_path / f"p{i}.log",
+    )
+    for i in range(2)
+  ]
   try:
     codes = [p.wait(timeout=300) for p in procs]
   finally:
@@ -134,7 +172,7 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
   for a, b in zip(_params(tmp_path / "one"), _params(tmp_path / "two")):
     np.testing.assert_allclose(a, b, atol=1e-5)
   rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
-  assert sum('"split": "test"' in r for r in rows) == 1   # process 0 only
+  assert sum('"split": "test"' in r for r in rows) == 1  # process 0 only
 
 
 def test_pmap_path_of_the_loop_matches_mesh(tmp_path):

@@ -8,15 +8,17 @@ import os
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from conftest import FER_SAMPLE, config, need
+from conftest import FER_SAMPLE
+from conftest import config
+from conftest import need
 from jaxfer import evaluate
 from jaxfer.bench import peers
 from jaxfer.loop import train
 
-pytestmark = pytest.mark.slow          # keras' import and compilations
+pytestmark = pytest.mark.slow  # keras' import and compilations
 
 
 def _private_rows():
@@ -46,22 +48,38 @@ def test_peer_and_jaxfer_rows(tmp_path):
   keras = pytest.importorskip("keras", reason="the peers extra (keras, h5py)")
   pytest.importorskip("h5py")
   keras.utils.set_random_seed(0)
-  peer = keras.Sequential([
-      keras.Input((64, 64, 1)), keras.layers.Conv2D(6, 5, strides=2),
-      keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
-      keras.layers.Dense(7, activation="softmax")])
+  peer = keras.Sequential(
+    [
+      keras.Input((64, 64, 1)),
+      keras.layers.Conv2D(6, 5, strides=2),
+      keras.layers.ReLU(),
+      keras.layers.GlobalAveragePooling2D(),
+      keras.layers.Dense(7, activation="softmax"),
+    ]
+  )
   path = str(tmp_path / "peer.h5")
   peer.save(path)
   c = config("supervised_fer2013", "smoke")
   c.total_steps, c.checkpoint.every, c.eval_every = 4, 4, 4
   train.run(c, str(tmp_path / "wd"))
-  out = peers.run(path, data_path=str(FER_SAMPLE), split="PrivateTest",
-                  workdir=str(tmp_path / "wd"), batch_size=32)
+  out = peers.run(
+    path,
+    data_path=str(FER_SAMPLE),
+    split="PrivateTest",
+    workdir=str(tmp_path / "wd"),
+    batch_size=32,
+  )
   # the peer by hand: grey 48 -> 64 bilinear, / 255, (x - 0.5) * 2
   images, y = _private_rows()
-  x = np.stack([np.asarray(Image.fromarray(im).resize((64, 64),
-                                                        Image.BILINEAR))
-                for im in images])[..., None].astype(np.float32) / 255
+  x = (
+    np.stack(
+      [
+        np.asarray(Image.fromarray(im).resize((64, 64), Image.BILINEAR))
+        for im in images
+      ]
+    )[..., None].astype(np.float32)
+    / 255
+  )
   pred = peer.predict((x - 0.5) * 2, verbose=0).argmax(-1)
   row = out["peer"]
   assert row["faces"] == len(y) == 70
@@ -74,9 +92,14 @@ def test_peer_and_jaxfer_rows(tmp_path):
   for flip in (False, True):
     c2 = c.copy_and_resolve_references()
     c2.data.path = str(FER_SAMPLE)
-    summary, _ = evaluate.run(str(tmp_path / "wd"), c2, split="PrivateTest",
-                              model="model", flip=flip,
-                              out=str(tmp_path / f"ev{flip}"))
+    summary, _ = evaluate.run(
+      str(tmp_path / "wd"),
+      c2,
+      split="PrivateTest",
+      model="model",
+      flip=flip,
+      out=str(tmp_path / f"ev{flip}"),
+    )
     want = summary["models"]["model"]
     got = out["jaxfer_flip" if flip else "jaxfer"]
     for k in ("accuracy", "mean_class_accuracy", "macro_f1"):

@@ -5,9 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxfer.loop import testing
 from jaxfer.data import pipeline
-from jaxfer.data.base import DataError, Unlabeled
+from jaxfer.data.base import DataError
+from jaxfer.data.base import Unlabeled
+from jaxfer.loop import testing
 
 
 def _stream(src=None, balanced=False):
@@ -57,13 +58,20 @@ def test_iterator_state_resumes_exactly():
 
 def test_process_shards_assemble_the_global_batch():
   glob = _take(pipeline.train_dataset(_stream(), batch_size=8, seed=5), 2)
-  parts = [_take(pipeline.train_dataset(_stream(), batch_size=8, seed=5,
-                                        process_index=p, process_count=2), 2)
-           for p in range(2)]
+  parts = [
+    _take(
+      pipeline.train_dataset(
+        _stream(), batch_size=8, seed=5, process_index=p, process_count=2
+      ),
+      2,
+    )
+    for p in range(2)
+  ]
   for i in range(2):
     for k in glob[i]:
       np.testing.assert_array_equal(
-          glob[i][k], np.concatenate([parts[0][i][k], parts[1][i][k]]))
+        glob[i][k], np.concatenate([parts[0][i][k], parts[1][i][k]])
+      )
   with pytest.raises(ValueError, match="not divisible"):
     pipeline.train_dataset(_stream(), batch_size=9, seed=0, process_count=2)
 
@@ -71,8 +79,12 @@ def test_process_shards_assemble_the_global_batch():
 def test_unlabeled_pairs_shapes():
   src = testing.tiny_source()
   ds = pipeline.train_dataset(
-      _stream(src), batch_size=4, seed=0, mu=3,
-      unlabeled=pipeline.Stream(Unlabeled(src), testing.pair_view))
+    _stream(src),
+    batch_size=4,
+    seed=0,
+    mu=3,
+    unlabeled=pipeline.Stream(Unlabeled(src), testing.pair_view),
+  )
   b = _take(ds, 1)[0]
   assert b["image"].shape == (4, 8, 8, 1)
   assert b["unlabeled_weak"].shape == (12, 8, 8, 1)
@@ -102,8 +114,9 @@ def test_split_labeled_is_balanced_disjoint_deterministic():
   assert not np.array_equal(lab, other)
   with pytest.raises(DataError, match="class 1 has 50 examples"):
     pipeline.split_labeled(labels, 0.3, num_classes=7, seed=0)
-  strat, _ = pipeline.split_labeled(labels, 0.3, num_classes=7, seed=0,
-                                    balanced=False)
+  strat, _ = pipeline.split_labeled(
+    labels, 0.3, num_classes=7, seed=0, balanced=False
+  )
   assert np.bincount(labels[strat])[1] == 15
 
 
@@ -113,8 +126,9 @@ def test_eval_batches_see_every_example_once():
   for pc in (1, 2):
     seen = []
     for p in range(pc):
-      for b in pipeline.eval_batches(src, tf, batch_size=8, process_index=p,
-                                     process_count=pc):
+      for b in pipeline.eval_batches(
+        src, tf, batch_size=8, process_index=p, process_count=pc
+      ):
         assert b["image"].shape[0] == 8 // pc
         seen += b["image"][b["mask"] > 0, 0, 0, 0].tolist()
     assert sorted(seen) == list(range(21))

@@ -9,19 +9,23 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from conftest import LFW, config, need
+from conftest import LFW
+from conftest import config
+from conftest import need
 from jaxfer import zoo
-from jaxfer.loop import train
 from jaxfer.data import faces
 from jaxfer.data import images
+from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 cv2 = pytest.importorskip(
-    "cv2", reason="face detection needs opencv-python-headless<5 (the "
-    "test extra installs it)")
+  "cv2",
+  reason="face detection needs opencv-python-headless<5 (the "
+  "test extra installs it)",
+)
 
 
 def _lfw(n):
@@ -33,10 +37,8 @@ def _lfw(n):
 def test_expand_is_a_square_with_margin_clipped_to_the_image():
   # 40x20 box at (10, 30): side 40 * 1.5 = 60 around the centre (30, 40)
   assert faces.expand((10, 30, 40, 20), 0.25, 200, 200) == (0, 10, 60, 70)
-  assert faces.expand((100, 100, 40, 40), 0.0, 200, 200) == (100, 100, 140,
-                                                             140)
-  assert faces.expand((180, 180, 40, 40), 0.5, 200, 200) == (160, 160, 200,
-                                                             200)
+  assert faces.expand((100, 100, 40, 40), 0.0, 200, 200) == (100, 100, 140, 140)
+  assert faces.expand((180, 180, 40, 40), 0.5, 200, 200) == (160, 160, 200, 200)
   img = np.arange(200 * 200, dtype=np.uint8).reshape(200, 200, 1)
   c = faces.crop(img, (100, 100, 40, 40), 0.25)
   assert c.shape == (60, 60, 1) and c[0, 0, 0] == img[90, 90, 0]
@@ -57,7 +59,7 @@ def _composite(paths, size=(300, 640)):
   """Two LFW photos pasted side by side on a flat grey canvas."""
   canvas = np.full((*size, 1), 128, np.uint8)
   for k, p in enumerate(paths):
-    canvas[25:275, 40 + 320 * k:290 + 320 * k] = images.load_image(str(p))
+    canvas[25:275, 40 + 320 * k : 290 + 320 * k] = images.load_image(str(p))
   return canvas
 
 
@@ -72,8 +74,9 @@ def test_two_faces_in_one_photo_and_none_in_a_blank_one():
   big = np.repeat(np.repeat(_composite(_lfw(2)), 4, 0), 4, 1)  # 1200x2560
   big_boxes = finder(big)
   assert len(big_boxes) == 2, big_boxes
-  np.testing.assert_allclose(sorted(big_boxes[:, 0]),
-                             sorted(4 * boxes[:2, 0]), atol=40)
+  np.testing.assert_allclose(
+    sorted(big_boxes[:, 0]), sorted(4 * boxes[:2, 0]), atol=40
+  )
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +90,15 @@ def workdir(tmp_path_factory):
 
 def _run(*args):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run([sys.executable, "-m", "jaxfer.predict", *args],
-                        cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300, check=False)
+  return subprocess.run(
+    [sys.executable, "-m", "jaxfer.predict", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
 
 
 @pytest.mark.slow
@@ -98,13 +107,17 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
   (photos / "sub").mkdir(parents=True)
   Image.fromarray(_composite(_lfw(2))[..., 0]).save(photos / "a_two.png")
   Image.fromarray(np.full((200, 300), 128, np.uint8)).save(
-      photos / "b_blank.png")
+    photos / "b_blank.png"
+  )
   (photos / "sub" / "c_broken.jpg").write_bytes(b"not a jpeg")
   p = _run(f"--workdir={workdir}", "--json", "--top=7", str(photos))
-  assert p.returncode == 1, p.stderr[-2000:]      # the broken file
+  assert p.returncode == 1, p.stderr[-2000:]  # the broken file
   recs = [json.loads(line) for line in p.stdout.splitlines()]
   assert [pathlib.Path(r["path"]).name for r in recs] == [
-      "a_two.png", "b_blank.png", "c_broken.jpg"]
+    "a_two.png",
+    "b_blank.png",
+    "c_broken.jpg",
+  ]
   assert len(recs[0]["faces"]) == 2 and recs[1]["faces"] == []
   assert "c_broken.jpg" in recs[2]["error"] and "c_broken.jpg" in p.stderr
   assert "3 images, 2 faces, 1 with no face, 1 unreadable" in p.stderr
@@ -117,8 +130,7 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
   for face, pr in zip(recs[0]["faces"], probs):
     assert len(face["classes"]) == 7
     for name, value in face["classes"].items():
-      assert value == pytest.approx(pr[clf.class_names.index(name)],
-                                    abs=1e-3)
+      assert value == pytest.approx(pr[clf.class_names.index(name)], abs=1e-3)
 
 
 @pytest.mark.slow
@@ -128,7 +140,9 @@ def test_cli_text_and_no_detect(workdir, tmp_path):
   p = _run(f"--workdir={workdir}", str(photo))
   assert p.returncode == 0, p.stderr[-2000:]
   lines = p.stdout.splitlines()
-  assert len(lines) == 2 and all(" face " in l and " w=" in l for l in lines)
+  assert len(lines) == 2 and all(
+    " face " in line and " w=" in line for line in lines
+  )
   p = _run(f"--workdir={workdir}", "--no-detect", str(photo))
   assert p.returncode == 0, p.stderr[-2000:]
   assert len(p.stdout.splitlines()) == 1

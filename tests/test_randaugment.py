@@ -4,10 +4,14 @@ Pillow or its definition, and rand_augment's draws."""
 import functools
 
 import numpy as np
+from PIL import ImageEnhance
+from PIL import ImageOps
 import pytest
-from PIL import ImageEnhance, ImageOps
 
-from conftest import arr, face, pil, rng
+from conftest import arr
+from conftest import face
+from conftest import pil
+from conftest import rng
 from jaxfer.data import randaugment as T
 
 
@@ -19,16 +23,31 @@ def test_every_op_keeps_shape_and_dtype(pool, c):
     for m in (0, 1, 5, 16, 30):
       out = T.apply_op(img, op, rng(), m=m, pool=pool)
       assert out.shape == img.shape and out.dtype == np.uint8, (op, m)
-  np.testing.assert_array_equal(img, face(c=c))   # input untouched
+  np.testing.assert_array_equal(img, face(c=c))  # input untouched
 
 
 def test_pools_are_the_reference_ones():
   assert set(T.POOL_OPS["face2exp"]) == {
-      "AutoContrast", "Brightness", "Color", "Equalize", "Invert",
-      "Posterize", "Sharpness", "Solarize", "Cover"}
+    "AutoContrast",
+    "Brightness",
+    "Color",
+    "Equalize",
+    "Invert",
+    "Posterize",
+    "Sharpness",
+    "Solarize",
+    "Cover",
+  }
   assert len(T.POOL_OPS["mpl"]) == 15
-  assert {"Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY",
-          "Contrast", "Cutout"} <= set(T.POOL_OPS["mpl"])
+  assert {
+    "Rotate",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+    "Contrast",
+    "Cutout",
+  } <= set(T.POOL_OPS["mpl"])
   with pytest.raises(ValueError):
     T.rand_augment(face(), rng(), n=1, m=5, pool="nope")
 
@@ -39,20 +58,24 @@ def test_point_ops_match_imageops(pool, c):
   img = face(c=c, seed=3)
   op = functools.partial(T.apply_op, img, rng=rng(), pool=pool)
   np.testing.assert_array_equal(op("Invert", m=16), 255 - img)
-  np.testing.assert_array_equal(op("AutoContrast", m=16),
-                                arr(ImageOps.autocontrast(pil(img))))
-  np.testing.assert_array_equal(op("Equalize", m=16),
-                                arr(ImageOps.equalize(pil(img))))
+  np.testing.assert_array_equal(
+    op("AutoContrast", m=16), arr(ImageOps.autocontrast(pil(img)))
+  )
+  np.testing.assert_array_equal(
+    op("Equalize", m=16), arr(ImageOps.equalize(pil(img)))
+  )
   # Solarize at m = 5: 256 - 128 (face2exp), 255 - 128 (mpl).
   threshold = 128 if pool == "face2exp" else 127
-  np.testing.assert_array_equal(op("Solarize", m=5),
-                                arr(ImageOps.solarize(pil(img), threshold)))
+  np.testing.assert_array_equal(
+    op("Solarize", m=5), arr(ImageOps.solarize(pil(img), threshold))
+  )
   # The reference's m = 16 drives the threshold below 0: Solarize = Invert.
   np.testing.assert_array_equal(op("Solarize", m=16), 255 - img)
   np.testing.assert_array_equal(op("Solarize", m=0), img)
-  bits = 6 if pool == "face2exp" else 2   # int(6.4); 8 - round(6.4)
-  np.testing.assert_array_equal(op("Posterize", m=16),
-                                arr(ImageOps.posterize(pil(img), bits)))
+  bits = 6 if pool == "face2exp" else 2  # int(6.4); 8 - round(6.4)
+  np.testing.assert_array_equal(
+    op("Posterize", m=16), arr(ImageOps.posterize(pil(img), bits))
+  )
 
 
 def test_posterize_zero_bits_is_black_in_face2exp():
@@ -66,12 +89,16 @@ def test_autocontrast_equalize_on_random_ranges(seed):
   for _ in range(20):
     lo = int(r.integers(0, 256))
     hi = int(r.integers(lo, 256))
-    img = r.integers(lo, hi + 1, (int(r.integers(1, 30)),) * 2 + (3,),
-                     dtype=np.uint8)
-    for name, ref in (("AutoContrast", ImageOps.autocontrast),
-                      ("Equalize", ImageOps.equalize)):
-      np.testing.assert_array_equal(T.apply_op(img, name, r, m=1),
-                                    arr(ref(pil(img))))
+    img = r.integers(
+      lo, hi + 1, (int(r.integers(1, 30)),) * 2 + (3,), dtype=np.uint8
+    )
+    for name, ref in (
+      ("AutoContrast", ImageOps.autocontrast),
+      ("Equalize", ImageOps.equalize),
+    ):
+      np.testing.assert_array_equal(
+        T.apply_op(img, name, r, m=1), arr(ref(pil(img)))
+      )
 
 
 def test_enhancers_match_pillow():
@@ -139,8 +166,11 @@ def test_rand_augment_changes_image_and_is_deterministic(pool, c):
     if pool == "mpl" or inversions != len(drawn) or inversions == 1:
       assert not np.array_equal(out, img), (s, drawn)
     np.testing.assert_array_equal(
-        out, T.rand_augment(img, rng(s), n=2, m=16, pool=pool))
+      out, T.rand_augment(img, rng(s), n=2, m=16, pool=pool)
+    )
   assert changed >= 25
-  outs = {T.rand_augment(img, rng(s), n=2, m=16, pool=pool).tobytes()
-          for s in range(15)}
+  outs = {
+    T.rand_augment(img, rng(s), n=2, m=16, pool=pool).tobytes()
+    for s in range(15)
+  }
   assert len(outs) > 5

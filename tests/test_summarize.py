@@ -11,19 +11,31 @@ from jaxfer import summarize
 
 def _workdir(path, accs):
   path.mkdir()
-  rows = [{"step": 500 * (i + 1), "split": "PrivateTest", "model": "model",
-           "accuracy": a, "macro_f1": a / 2} for i, a in enumerate(accs)]
+  rows = [
+    {
+      "step": 500 * (i + 1),
+      "split": "PrivateTest",
+      "model": "model",
+      "accuracy": a,
+      "macro_f1": a / 2,
+    }
+    for i, a in enumerate(accs)
+  ]
   rows.append({"step": 1000, "split": "train", "loss": 1.0})
   (path / "metrics.jsonl").write_text(
-      "".join(json.dumps(r) + "\n" for r in rows))
+    "".join(json.dumps(r) + "\n" for r in rows)
+  )
   return path
 
 
 def test_mean_and_sample_std_of_the_last_evaluations(tmp_path):
-  dirs = [_workdir(tmp_path / f"s{i}", [0.1, a])
-          for i, a in enumerate((0.40, 0.44, 0.45))]
-  out = summarize.summarize(dirs, "PrivateTest", "model",
-                            ["accuracy", "macro_f1"])
+  dirs = [
+    _workdir(tmp_path / f"s{i}", [0.1, a])
+    for i, a in enumerate((0.40, 0.44, 0.45))
+  ]
+  out = summarize.summarize(
+    dirs, "PrivateTest", "model", ["accuracy", "macro_f1"]
+  )
   want = np.array([0.40, 0.44, 0.45])
   assert out["accuracy"][0] == pytest.approx(want.mean())
   assert out["accuracy"][1] == pytest.approx(want.std(ddof=1))
@@ -41,11 +53,14 @@ def test_missing_split_or_metrics_are_clear_errors(tmp_path):
 
 def test_cli_prints_one_line_and_defines_no_global_flags(tmp_path, capsys):
   from jaxfer import predict  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-  dirs = [str(_workdir(tmp_path / f"s{i}", [a])) for i, a in
-          enumerate((0.4, 0.5))]
+
+  dirs = [
+    str(_workdir(tmp_path / f"s{i}", [a])) for i, a in enumerate((0.4, 0.5))
+  ]
   summarize.main(["--metrics", "accuracy", *dirs])
   assert capsys.readouterr().out.strip() == (
-      "accuracy 0.4500 +- 0.0707 (n = 2, step [500])")
+    "accuracy 0.4500 +- 0.0707 (n = 2, step [500])"
+  )
 
 
 def test_a_torn_last_line_is_left_out_a_bad_middle_line_is_named(tmp_path):

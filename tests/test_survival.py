@@ -17,29 +17,47 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import FER_SAMPLE
+from conftest import config
+from conftest import need
 from jaxfer.core import report
+from jaxfer.data.base import DataError
+from jaxfer.data.sources import fer2013
 from jaxfer.loop import runguard
 from jaxfer.loop import train
-from jaxfer.data.sources import fer2013
-from jaxfer.data.base import DataError
-from conftest import FER_SAMPLE, config, need
 
 # Subprocesses, kills, notebooks or real runs: the slow tier.
 pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ARGS = ["--config", str(ROOT / "configs/default.py") + ":smoke",
-        "--config.total_steps=40", "--config.checkpoint.every=10",
-        "--config.eval_every=20", "--config.log_every=5"]
+ARGS = [
+  "--config",
+  str(ROOT / "configs/default.py") + ":smoke",
+  "--config.total_steps=40",
+  "--config.checkpoint.every=10",
+  "--config.eval_every=20",
+  "--config.log_every=5",
+]
 
 
 def _cli(workdir, *extra, log=None):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   out = open(f"{log}.out", "w") if log else subprocess.PIPE
   return subprocess.Popen(
-      [sys.executable, "-m", "jaxfer.main", *ARGS, *extra,
-       f"--workdir={workdir}"], cwd=ROOT, env=env, stdout=out,
-      stderr=subprocess.STDOUT, text=True)
+    [
+      sys.executable,
+      "-m",
+      "jaxfer.main",
+      *ARGS,
+      *extra,
+      f"--workdir={workdir}",
+    ],
+    cwd=ROOT,
+    env=env,
+    stdout=out,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _rows(workdir):
@@ -48,15 +66,19 @@ def _rows(workdir):
   for line in path.read_text().splitlines() if path.exists() else ():
     try:
       rows.append(json.loads(line))
-    except ValueError:                # a line being written
+    except ValueError:  # a line being written
       pass
   return [r for r in rows if r["split"] != "perf"]
 
 
 def _params(workdir, step=40):
   from jaxfer.loop import checkpoint  # pylint: disable=g-import-not-at-top
-  return jax.tree.leaves(checkpoint.read_arrays(
-      pathlib.Path(workdir) / "checkpoints" / str(step) / "state"))
+
+  return jax.tree.leaves(
+    checkpoint.read_arrays(
+      pathlib.Path(workdir) / "checkpoints" / str(step) / "state"
+    )
+  )
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +98,21 @@ def _tensorboard(workdir) -> dict:
   earlier value at steps >= s; a (tag, step) written twice without such a
   purge is an error. Timing tags (perf/) are left out."""
   import struct  # pylint: disable=g-import-not-at-top
+
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
-  files = sorted((pathlib.Path(workdir) / "tb").glob("events.out.tfevents.*"),
-                 key=lambda f: f.stat().st_mtime_ns)
+
+  files = sorted(
+    (pathlib.Path(workdir) / "tb").glob("events.out.tfevents.*"),
+    key=lambda f: f.stat().st_mtime_ns,
+  )
   seen = {}
   for f in files:
     data, pos = f.read_bytes(), 0
     while pos + 12 <= len(data):
-      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
       if pos + 16 + length > len(data):
-        break                                   # torn by a kill
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+        break  # torn by a kill
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
       pos += 16 + length
       if event.HasField("session_log") and event.session_log.status == 1:
         seen = {k: v for k, v in seen.items() if k[1] < event.step}
@@ -107,14 +133,14 @@ def _same_run(workdir, reference):
     np.testing.assert_array_equal(a, b)
 
 
-def test_sigterm_checkpoints_exits_for_requeue_and_resumes(tmp_path,
-                                                           reference):
+def test_sigterm_checkpoints_exits_for_requeue_and_resumes(tmp_path, reference):
   wd = tmp_path / "wd"
   p = _cli(wd)
   deadline = time.time() + 240
   # Between checkpoints (every 10): after the log row of step 5 or 15.
-  while not any(r["split"] == "train" and r["step"] in (5, 15)
-                for r in _rows(wd)):
+  while not any(
+    r["split"] == "train" and r["step"] in (5, 15) for r in _rows(wd)
+  ):
     assert p.poll() is None and time.time() < deadline
     time.sleep(0.05)
   p.send_signal(signal.SIGTERM)
@@ -140,8 +166,9 @@ def _checkpoints(workdir):
   return {n for n in names if n.isdigit()}, any("tmp" in n for n in names)
 
 
-def test_sigkill_at_many_moments_checkpoint_writes_included(tmp_path,
-                                                            reference):
+def test_sigkill_at_many_moments_checkpoint_writes_included(
+  tmp_path, reference
+):
   """Killed 6 times, each at a moment defined by the run's progress, not
   the clock (a quiet machine finishes 40 steps before a timed kill): during
   start-up (under 2.5 s: no run gets past compiling by then), after a
@@ -173,7 +200,7 @@ def test_sigkill_at_many_moments_checkpoint_writes_included(tmp_path,
         if writing or done - done_before:
           break
       time.sleep(0.005)
-    if p.poll() is not None:          # it finished before the kill
+    if p.poll() is not None:  # it finished before the kill
       assert p.returncode == 0
       break
     p.send_signal(signal.SIGKILL)
@@ -195,13 +222,17 @@ def test_changed_config_on_resume_names_the_fields(tmp_path):
   msg = str(e.value)
   assert "optimizer.lr: " in msg and "-> 0.123" in msg
   assert "model.width" in msg and "another --workdir" in msg
-  assert json.loads((tmp_path / "config.json").read_text())[
-      "optimizer"]["lr"] != 0.123            # the saved config is untouched
-  c3 = config("default", "smoke")             # safe: a longer run
+  assert (
+    json.loads((tmp_path / "config.json").read_text())["optimizer"]["lr"]
+    != 0.123
+  )  # the saved config is untouched
+  c3 = config("default", "smoke")  # safe: a longer run
   c3.total_steps, c3.checkpoint.every, c3.log_every = 6, 2, 1
   result = train.run(c3, str(tmp_path))
-  assert result and json.loads((tmp_path / "config.json").read_text())[
-      "total_steps"] == 6
+  assert (
+    result
+    and json.loads((tmp_path / "config.json").read_text())["total_steps"] == 6
+  )
 
 
 def test_second_run_on_a_workdir_stops_naming_the_first(tmp_path):
@@ -225,24 +256,36 @@ def test_second_run_on_a_workdir_stops_naming_the_first(tmp_path):
 def test_truncated_and_corrupt_files_name_the_file(tmp_path):
   need(FER_SAMPLE)
   raw = FER_SAMPLE.read_bytes()
-  cases = {"cut.csv.bz2": bz2.compress(raw)[:-500],
-           "cut.csv.gz": gzip.compress(raw)[:len(gzip.compress(raw)) // 2],
-           "noise.csv.gz": b"\x1f\x8b" + bytes(range(256)) * 4,
-           "empty.csv": b"", "cut_row.csv": raw[:len(raw) // 2]}
+  cases = {
+    "cut.csv.bz2": bz2.compress(raw)[:-500],
+    "cut.csv.gz": gzip.compress(raw)[: len(gzip.compress(raw)) // 2],
+    "noise.csv.gz": b"\x1f\x8b" + bytes(range(256)) * 4,
+    "empty.csv": b"",
+    "cut_row.csv": raw[: len(raw) // 2],
+  }
   for name, data in cases.items():
     (tmp_path / name).write_bytes(data)
-  with pytest.raises(DataError, match=r"cut.csv.bz2: cannot be read after "
-                     r"data row \d+ .*truncated or corrupt"):
+  with pytest.raises(
+    DataError,
+    match=r"cut.csv.bz2: cannot be read after "
+    r"data row \d+ .*truncated or corrupt",
+  ):
     fer2013.parse_csv(str(tmp_path / "cut.csv.bz2"))
-  with pytest.raises(DataError, match=r"cut.csv.gz: cannot be read after "
-                     r"data row \d+"):
+  with pytest.raises(
+    DataError,
+    match=r"cut.csv.gz: cannot be read after "
+    r"data row \d+",
+  ):
     fer2013.parse_csv(str(tmp_path / "cut.csv.gz"))
   with pytest.raises(DataError, match="noise.csv.gz: cannot be read"):
     fer2013.parse_csv(str(tmp_path / "noise.csv.gz"))
   with pytest.raises(DataError, match="empty.csv: .*the file is empty"):
     fer2013.parse_csv(str(tmp_path / "empty.csv"))
-  with pytest.raises(DataError, match=r"cut_row.csv, data row \d+ \(line "
-                     r"\d+\)"):
+  with pytest.raises(
+    DataError,
+    match=r"cut_row.csv, data row \d+ \(line "
+    r"\d+\)",
+  ):
     fer2013.parse_csv(str(tmp_path / "cut_row.csv"))
   # Even when bad rows may be skipped, a truncated stream is an error.
   with pytest.raises(DataError, match="truncated or corrupt"):
@@ -268,6 +311,8 @@ def test_torn_metrics_line_is_dropped_on_resume(tmp_path):
   (tmp_path / "metrics.jsonl").write_text(text)
   w = report.Writer(str(tmp_path), resume_step=10)
   w.close()
-  kept = [json.loads(l) for l in
-          (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  kept = [
+    json.loads(line)
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+  ]
   assert [r["step"] for r in kept] == [5, 10]

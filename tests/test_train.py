@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
+from jaxfer.data.base import DataError
 from jaxfer.loop import checkpoint
 from jaxfer.loop import train
-from jaxfer.data.base import DataError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = ["--config", str(ROOT / "configs/default.py") + ":smoke"]
@@ -29,9 +29,14 @@ def _cli(*args, log=None):
   out = err = subprocess.PIPE
   if log is not None:
     out, err = open(f"{log}.out", "w"), open(f"{log}.err", "w")
-  return subprocess.Popen([sys.executable, "-m", "jaxfer.main", *args],
-                          cwd=ROOT, env=env, stdout=out, stderr=err,
-                          text=True)
+  return subprocess.Popen(
+    [sys.executable, "-m", "jaxfer.main", *args],
+    cwd=ROOT,
+    env=env,
+    stdout=out,
+    stderr=err,
+    text=True,
+  )
 
 
 def _rows(workdir, drop=("perf",)):
@@ -70,17 +75,26 @@ def test_config_typo_is_an_error_naming_the_field(tmp_path):
 
 
 # DTM with FlexMatch: its per-face buffer must come back exactly too.
-_DTM = ["--config.method=dtm", "--config.mu=1",
-        "--config.data.labeled_fraction=0.5", "--config.dtm.threshold=flexmatch",
-        "--config.dtm.tau=0.3"]
+_DTM = [
+  "--config.method=dtm",
+  "--config.mu=1",
+  "--config.data.labeled_fraction=0.5",
+  "--config.dtm.threshold=flexmatch",
+  "--config.dtm.tau=0.3",
+]
 
 
 # The supervised loop's many-kill test is tests/test_survival.py.
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dtm"])
 def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path, method):
-  args = [*SMOKE, "--config.total_steps=40", "--config.checkpoint.every=5",
-          "--config.eval_every=20", *(_DTM if method == "dtm" else [])]
+  args = [
+    *SMOKE,
+    "--config.total_steps=40",
+    "--config.checkpoint.every=5",
+    "--config.eval_every=20",
+    *(_DTM if method == "dtm" else []),
+  ]
   ref = _cli(*args, "--workdir", str(tmp_path / "ref"), log=tmp_path / "ref")
   assert ref.wait(timeout=300) == 0
   rng = random.Random(os.getpid())
@@ -125,11 +139,15 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   with pytest.raises(train.NonFiniteLoss, match="loss is") as e:
     train.run(config, str(tmp_path))
   step = int(str(e.value).split("at step ")[1].split(";")[0])
-  saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
-                 if p.name.isdigit())
+  saved = sorted(
+    int(p.name)
+    for p in (tmp_path / "checkpoints").iterdir()
+    if p.name.isdigit()
+  )
   assert all(s < step for s in saved)
   assert f"last good checkpoint is step {saved[-1] if saved else None}" in str(
-      e.value)
+    e.value
+  )
 
 
 def test_class_count_mismatch_names_the_field(tmp_path):
@@ -142,8 +160,10 @@ def test_class_count_mismatch_names_the_field(tmp_path):
 @pytest.mark.slow
 def test_predict_cli_matches_in_process_model(tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from jaxfer import zoo  # pylint: disable=g-import-not-at-top
   from jaxfer.data.sources import synthetic  # pylint: disable=g-import-not-at-top
+
   p = _cli(*SMOKE, "--workdir", str(tmp_path / "wd"))
   p.communicate(timeout=300)
   assert p.returncode == 0
@@ -154,16 +174,31 @@ def test_predict_cli_matches_in_process_model(tmp_path):
     Image.fromarray(faces[i]["image"][..., 0]).save(paths[-1])
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   out = subprocess.run(
-      [sys.executable, "-m", "jaxfer.predict", "--no-detect", "--workdir",
-       str(tmp_path / "wd"), "--top=7", *paths], cwd=ROOT, env=env,
-      capture_output=True, text=True, timeout=300, check=True).stdout
+    [
+      sys.executable,
+      "-m",
+      "jaxfer.predict",
+      "--no-detect",
+      "--workdir",
+      str(tmp_path / "wd"),
+      "--top=7",
+      *paths,
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=True,
+  ).stdout
   clf = zoo.load(str(tmp_path / "wd"), model="model")
   probs = clf.probabilities([faces[i]["image"] for i in range(3)])
-  lines = [l for l in out.splitlines() if l.startswith(str(tmp_path))]
+  lines = [line for line in out.splitlines() if line.startswith(str(tmp_path))]
   assert len(lines) == 3
   for line, p in zip(lines, probs):
     printed = dict(kv.rsplit(" ", 1) for kv in line.split(": ")[1].split(", "))
     assert len(printed) == 7
     for name, value in printed.items():
       assert float(value) == pytest.approx(
-          p[clf.class_names.index(name)], abs=1e-3)
+        p[clf.class_names.index(name)], abs=1e-3
+      )

@@ -2,10 +2,15 @@
 normalisation (against Pillow and numpy)."""
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from conftest import MEAN3, STATS, STD3, face, pil, rng
+from conftest import MEAN3
+from conftest import STATS
+from conftest import STD3
+from conftest import face
+from conftest import pil
+from conftest import rng
 from jaxfer.data import transforms as T
 
 
@@ -51,13 +56,15 @@ def test_random_crop_reflect_equals_np_pad(padding):
     r = rng(seed)
     p = np.pad(img, ((padding,) * 2, (padding,) * 2, (0, 0)), mode="reflect")
     top, left = r.integers(2 * padding + 1), r.integers(2 * padding + 1)
-    np.testing.assert_array_equal(out, p[top:top + 48, left:left + 40])
+    np.testing.assert_array_equal(out, p[top : top + 48, left : left + 40])
 
 
 def test_random_crop_constant_fill():
   img = np.full((8, 8, 1), 7, np.uint8)
-  outs = [T.random_crop(img, 8, rng(s), padding=4, pad_mode="constant",
-                        fill=128) for s in range(20)]
+  outs = [
+    T.random_crop(img, 8, rng(s), padding=4, pad_mode="constant", fill=128)
+    for s in range(20)
+  ]
   assert all(set(np.unique(o)) <= {7, 128} for o in outs)
   assert any((o == 128).any() for o in outs)
 

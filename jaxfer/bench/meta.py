@@ -33,9 +33,10 @@ def _batch(config, mu: int, rng) -> dict:
   size, ch = config.data.image_size, config.data.channels
   b = config.data.batch_size
   img = lambda n: rng.normal(size=(n, size, size, ch)).astype(np.float32)
-  out = {"image": img(b),
-         "label": rng.integers(0, config.data.num_classes, b).astype(
-             np.int32)}
+  out = {
+    "image": img(b),
+    "label": rng.integers(0, config.data.num_classes, b).astype(np.int32),
+  }
   if mu:
     out["unlabeled_weak"], out["unlabeled_strong"] = img(b * mu), img(b * mu)
     out["unlabeled_index"] = np.arange(b * mu, dtype=np.int32)
@@ -50,17 +51,22 @@ def prepare(config, pool_size: int = 0):
   back) and waits for it.
   """
   model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps,
-                         pool_size=pool_size)
+  method = methods.build(config, model, config.total_steps, pool_size=pool_size)
   size, ch = config.data.image_size, config.data.channels
-  state = jax.jit(method.init)(jax.random.key(0),
-                               jnp.zeros((1, size, size, ch)))
-  batch = _batch(config, config.mu if config.method != "supervised" else 0,
-                 np.random.default_rng(0))
+  state = jax.jit(method.init)(
+    jax.random.key(0), jnp.zeros((1, size, size, ch))
+  )
+  batch = _batch(
+    config,
+    config.mu if config.method != "supervised" else 0,
+    np.random.default_rng(0),
+  )
   facts, call = measure.compile_call(
-      method.step_at(0), (state, batch, jax.random.key(1)), feed_back=True)
-  facts["unlabeled_per_step"] = int(batch.get("unlabeled_weak",
-                                              np.zeros(0)).shape[0])
+    method.step_at(0), (state, batch, jax.random.key(1)), feed_back=True
+  )
+  facts["unlabeled_per_step"] = int(
+    batch.get("unlabeled_weak", np.zeros(0)).shape[0]
+  )
   return facts, call
 
 
@@ -69,14 +75,18 @@ def prepare(config, pool_size: int = 0):
 DTM_POOL = 5_800_000
 
 
-def variants(config, ks=(1, 2, 4, 8), scan_ks=(1, 2),
-             dtm_policies=("fixed", "flexmatch", "freematch", "softmatch",
-                           "dtm")):
+def variants(
+  config,
+  ks=(1, 2, 4, 8),
+  scan_ks=(1, 2),
+  dtm_policies=("fixed", "flexmatch", "freematch", "softmatch", "dtm"),
+):
   """(row name, config, pool size) for every row of the benchmark."""
   rows = []
 
-  def variant(name, method="face2exp", mu_scale=1, pool_size=0, dtm=None,
-              **f2e):
+  def variant(
+    name, method="face2exp", mu_scale=1, pool_size=0, dtm=None, **f2e
+  ):
     c = config.copy_and_resolve_references()
     c.method = method
     c.mu = config.mu * mu_scale
@@ -91,56 +101,83 @@ def variants(config, ks=(1, 2, 4, 8), scan_ks=(1, 2),
     variant(mode, feedback=mode)
   for k in ks:
     variant(f"exact K={k}", mu_scale=k, feedback="exact", unroll_steps=k)
-    variant(f"exact K={k} remat", mu_scale=k, feedback="exact",
-            unroll_steps=k, remat=True)
+    variant(
+      f"exact K={k} remat",
+      mu_scale=k,
+      feedback="exact",
+      unroll_steps=k,
+      remat=True,
+    )
     if k in scan_ks:
-      variant(f"exact K={k} remat+scan", mu_scale=k, feedback="exact",
-              unroll_steps=k, remat=True, scan=True)
+      variant(
+        f"exact K={k} remat+scan",
+        mu_scale=k,
+        feedback="exact",
+        unroll_steps=k,
+        remat=True,
+        scan=True,
+      )
   for policy in dtm_policies:
     variant(f"dtm {policy}", method="dtm", dtm=policy, pool_size=DTM_POOL)
   return rows
 
 
-def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
-        dtm_policies=("fixed", "flexmatch", "freematch", "softmatch",
-                      "dtm"), rounds: int = 1) -> dict:
+def run(
+  config,
+  steps: int,
+  ks=(1, 2, 4, 8),
+  scan_ks=(1, 2),
+  dtm_policies=("fixed", "flexmatch", "freematch", "softmatch", "dtm"),
+  rounds: int = 1,
+) -> dict:
   """Measures every row; prints a table as it goes. `dtm <policy>` rows:
   the DTM step with each threshold policy (pool of `DTM_POOL` faces); their
   `policy_overhead` is the time over the `dtm fixed` row (FixMatch's rule
   costs one comparison)."""
-  out = {"devices": [str(d) for d in jax.devices()],
-         "model": config.model.to_dict(),
-         "batch_size": config.data.batch_size, "mu": config.mu,
-         "image_size": config.data.image_size, "rows": {}}
+  out = {
+    "devices": [str(d) for d in jax.devices()],
+    "model": config.model.to_dict(),
+    "batch_size": config.data.batch_size,
+    "mu": config.mu,
+    "image_size": config.data.image_size,
+    "rows": {},
+  }
   facts, calls = {}, {}
   for name, c, pool in variants(config, ks, scan_ks, dtm_policies):
     facts[name], calls[name] = prepare(c, pool)
     print(f"compiled {name}: {facts[name]['compile_sec']:.0f} s", flush=True)
   times = measure.time_rounds(calls, steps, rounds)
   out["rounds"], out["steps_per_round"] = rounds if steps else 0, steps
-  print(f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup (rounds)':>24}"
-        f"{'XLA MiB':>10}{'x sup':>7}{'GFLOP':>8}", flush=True)
+  print(
+    f"{'step':<26}{'unlab.':>7}{'median s':>10}{'x sup (rounds)':>24}"
+    f"{'XLA MiB':>10}{'x sup':>7}{'GFLOP':>8}",
+    flush=True,
+  )
   base = next(iter(facts))
   for name, r in facts.items():
     r["step_median_sec"] = measure.median(times[name])
     r["round_medians_sec"] = measure.round_medians(times[name])
     r["time_ratio_spread"] = measure.ratio_spread(times[name], times[base])
     r["time_ratio"] = r["time_ratio_spread"]["median"]
-    r["memory_ratio"] = (r["memory_bytes"]
-                         / facts[base]["memory_bytes"])
+    r["memory_ratio"] = r["memory_bytes"] / facts[base]["memory_bytes"]
     out["rows"][name] = r
-    print(f"{name:<26}{r['unlabeled_per_step']:>7}"
-          f"{r['step_median_sec']:>10.3f}"
-          f"{' ' + measure.spread_text(r['time_ratio_spread']):>24}"
-          f"{r['memory_bytes'] / 2**20:>10.0f}"
-          f"{r['memory_ratio']:>7.2f}"
-          f"{(r['flops'] or float('nan')) / 1e9:>8.1f}", flush=True)
+    print(
+      f"{name:<26}{r['unlabeled_per_step']:>7}"
+      f"{r['step_median_sec']:>10.3f}"
+      f"{' ' + measure.spread_text(r['time_ratio_spread']):>24}"
+      f"{r['memory_bytes'] / 2**20:>10.0f}"
+      f"{r['memory_ratio']:>7.2f}"
+      f"{(r['flops'] or float('nan')) / 1e9:>8.1f}",
+      flush=True,
+    )
   rows = out["rows"]
   spread = measure.ratio_spread(times["exact_jvp"], times["first_order"])
   out["exact_jvp_over_first_order"] = spread["median"]
   out["exact_jvp_over_first_order_spread"] = spread
-  print(f"exact_jvp / first_order time: {measure.spread_text(spread)} "
-        f"(median and min-max of {out['rounds']} rounds; goal <= 1.1x)")
+  print(
+    f"exact_jvp / first_order time: {measure.spread_text(spread)} "
+    f"(median and min-max of {out['rounds']} rounds; goal <= 1.1x)"
+  )
   fo, jvp = rows["first_order"]["flops"], rows["exact_jvp"]["flops"]
   out["exact_jvp_over_first_order_flops"] = jvp / fo if fo and jvp else None
   if fo and jvp:
@@ -151,7 +188,9 @@ def run(config, steps: int, ks=(1, 2, 4, 8), scan_ks=(1, 2),
       s = measure.ratio_spread(times[f"dtm {p}"], times["dtm fixed"])
       r["policy_overhead"] = s["median"] - 1
       r["policy_overhead_spread"] = {k: v - 1 for k, v in s.items()}
-      print(f"dtm {p}: {100 * r['policy_overhead']:+.1f}% over the fixed "
-            f"threshold ({100 * (s['min'] - 1):+.1f}% to "
-            f"{100 * (s['max'] - 1):+.1f}% over rounds; goal < 5%)")
+      print(
+        f"dtm {p}: {100 * r['policy_overhead']:+.1f}% over the fixed "
+        f"threshold ({100 * (s['min'] - 1):+.1f}% to "
+        f"{100 * (s['max'] - 1):+.1f}% over rounds; goal < 5%)"
+      )
   return out

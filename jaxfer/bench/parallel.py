@@ -16,15 +16,24 @@ import os
 import subprocess
 import sys
 
-_EQUALITY = ("import json; from jaxfer.loop import testing; "
-             "print('RESULT' + json.dumps(testing.parallel_param_diffs()))")
+_EQUALITY = (
+  "import json; from jaxfer.loop import testing; "
+  "print('RESULT' + json.dumps(testing.parallel_param_diffs()))"
+)
 
 
 def _in_process_with_devices(n: int, args: list[str]) -> dict:
-  env = {**os.environ,
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
-  p = subprocess.run([sys.executable, *args], env=env, capture_output=True,
-                     text=True, check=False)
+  env = {
+    **os.environ,
+    "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
+  }
+  p = subprocess.run(
+    [sys.executable, *args],
+    env=env,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   if "RESULT" not in p.stdout:
     raise RuntimeError(f"{args} on {n} devices failed:\n{p.stderr[-3000:]}")
   return json.loads(p.stdout.split("RESULT")[1])
@@ -40,14 +49,22 @@ def run(config_arg: list[str], steps: int) -> dict:
   out = {"step_time": {}}
   for n in (1, 2, 4):
     r = _in_process_with_devices(
-        n, ["-m", "jaxfer.bench", "step", *config_arg, f"--steps={steps}"])
+      n, ["-m", "jaxfer.bench", "step", *config_arg, f"--steps={steps}"]
+    )
     out["step_time"][n] = r
-    print(f"{n} device(s): median step {r['step_median_sec'] * 1000:.0f} ms, "
-          f"{r['step_images_per_sec']:.0f} images/s", flush=True)
+    print(
+      f"{n} device(s): median step {r['step_median_sec'] * 1000:.0f} ms, "
+      f"{r['step_images_per_sec']:.0f} images/s",
+      flush=True,
+    )
   out["max_abs_param_diff_vs_1_device"] = _in_process_with_devices(
-      4, ["-c", _EQUALITY])
+    4, ["-c", _EQUALITY]
+  )
   for k, v in out["max_abs_param_diff_vs_1_device"].items():
-    what = ("how far 3 steps moved the state" if k.endswith("moved") else
-            "max |state - 1-device state|")
+    what = (
+      "how far 3 steps moved the state"
+      if k.endswith("moved")
+      else "max |state - 1-device state|"
+    )
     print(f"4 devices, {k}: {what} = {v:.2e}")
   return out

@@ -18,19 +18,25 @@ import os
 import subprocess
 import sys
 
-from jaxfer.core import xla_cpu
 from jaxfer.bench import measure
+from jaxfer.core import xla_cpu
 
 SETTINGS = {"default": "", "memory-optimised": xla_cpu.MEMORY_SCHEDULER}
 
 
 def _step_in_process(args: list[str], xla_flags: str) -> dict:
   env = {**os.environ, "XLA_FLAGS": xla_flags}
-  p = subprocess.run([sys.executable, "-m", "jaxfer.bench", "step", *args],
-                     env=env, capture_output=True, text=True, check=False)
+  p = subprocess.run(
+    [sys.executable, "-m", "jaxfer.bench", "step", *args],
+    env=env,
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   if "RESULT" not in p.stdout:
-    raise RuntimeError(f"bench step with XLA_FLAGS={xla_flags!r} failed:\n"
-                       f"{p.stderr[-3000:]}")
+    raise RuntimeError(
+      f"bench step with XLA_FLAGS={xla_flags!r} failed:\n{p.stderr[-3000:]}"
+    )
   return json.loads(p.stdout.split("RESULT")[1])
 
 
@@ -42,19 +48,28 @@ def run(config_args: list[str], steps: int, rounds: int = 3) -> dict:
     steps: timed steps per process.
     rounds: processes per setting.
   """
-  out = {"flag": xla_cpu.MEMORY_SCHEDULER, "rounds": rounds,
-         "steps_per_round": steps, "step_median_sec": {}}
+  out = {
+    "flag": xla_cpu.MEMORY_SCHEDULER,
+    "rounds": rounds,
+    "steps_per_round": steps,
+    "step_median_sec": {},
+  }
   times = {name: [] for name in SETTINGS}
   for r in range(rounds):
     for name, flag in SETTINGS.items():
       res = _step_in_process([*config_args, f"--steps={steps}"], flag)
       times[name].append([res["step_median_sec"]])
-      print(f"round {r + 1}, {name}: median step "
-            f"{res['step_median_sec'] * 1000:.0f} ms", flush=True)
+      print(
+        f"round {r + 1}, {name}: median step "
+        f"{res['step_median_sec'] * 1000:.0f} ms",
+        flush=True,
+      )
   for name in SETTINGS:
     out["step_median_sec"][name] = measure.round_medians(times[name])
   s = measure.ratio_spread(times["memory-optimised"], times["default"])
   out["memory_optimised_over_default"] = s
-  print(f"memory-optimised / default step time: {measure.spread_text(s)} "
-        f"(median and min-max of {rounds} rounds)")
+  print(
+    f"memory-optimised / default step time: {measure.spread_text(s)} "
+    f"(median and min-max of {rounds} rounds)"
+  )
   return out

@@ -9,7 +9,8 @@ def confusion_matrix(labels, preds, num_classes: int, mask=None) -> np.ndarray:
   keep = np.ones(labels.shape, bool) if mask is None else np.asarray(mask) > 0
   flat = labels[keep] * num_classes + preds[keep]
   return np.bincount(flat, minlength=num_classes**2).reshape(
-      num_classes, num_classes)
+    num_classes, num_classes
+  )
 
 
 def summarize(cm: np.ndarray) -> dict[str, float]:
@@ -22,15 +23,18 @@ def summarize(cm: np.ndarray) -> dict[str, float]:
   tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
   present = support > 0
   recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
-  precision = np.divide(tp, predicted, out=np.zeros_like(tp),
-                        where=predicted > 0)
+  precision = np.divide(
+    tp, predicted, out=np.zeros_like(tp), where=predicted > 0
+  )
   denom = precision + recall
-  f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp),
-                 where=denom > 0)
+  f1 = np.divide(
+    2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0
+  )
   total = cm.sum()
   return {
-      "accuracy": float(tp.sum() / total) if total else 0.0,
-      "mean_class_accuracy": float(recall[present].mean()) if present.any()
-                             else 0.0,
-      "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+    "accuracy": float(tp.sum() / total) if total else 0.0,
+    "mean_class_accuracy": float(recall[present].mean())
+    if present.any()
+    else 0.0,
+    "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
   }

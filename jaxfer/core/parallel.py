@@ -20,8 +20,9 @@ as mesh-replicated global arrays, which is what evaluation and Orbax take.
 import os
 
 import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 PMAP_AXIS = "batch"
 
@@ -39,8 +40,11 @@ def maybe_initialize(cfg) -> None:
     return
   kw = {}
   if cfg.coordinator_address:
-    kw = dict(coordinator_address=cfg.coordinator_address,
-              num_processes=cfg.num_processes, process_id=cfg.process_id)
+    kw = dict(
+      coordinator_address=cfg.coordinator_address,
+      num_processes=cfg.num_processes,
+      process_id=cfg.process_id,
+    )
   jax.distributed.initialize(**kw)
 
 
@@ -51,8 +55,10 @@ def make_mesh() -> jax.sharding.Mesh:
 
 def check_divisible(name: str, size: int, parts: int, what: str) -> None:
   if size % parts:
-    raise ValueError(f"{name}={size} does not divide over {parts} {what}; "
-                     f"use a multiple of {parts}")
+    raise ValueError(
+      f"{name}={size} does not divide over {parts} {what}; "
+      f"use a multiple of {parts}"
+    )
 
 
 class MeshRunner:
@@ -62,10 +68,12 @@ class MeshRunner:
     self.mesh = mesh
     self.repl = NamedSharding(mesh, P())
     self.sharded = NamedSharding(mesh, P("data"))
-    self._step = jax.jit(step, in_shardings=(self.repl, self.sharded,
-                                             self.repl),
-                         out_shardings=(self.repl, self.repl),
-                         donate_argnums=0)
+    self._step = jax.jit(
+      step,
+      in_shardings=(self.repl, self.sharded, self.repl),
+      out_shardings=(self.repl, self.repl),
+      donate_argnums=0,
+    )
 
   def put_state(self, state):
     return state
@@ -74,9 +82,10 @@ class MeshRunner:
     return state
 
   def put_batch(self, local: dict) -> dict:
-    return {k: jax.make_array_from_process_local_data(self.sharded,
-                                                      np.asarray(v))
-            for k, v in local.items()}
+    return {
+      k: jax.make_array_from_process_local_data(self.sharded, np.asarray(v))
+      for k, v in local.items()
+    }
 
   def step(self, state, batch, rng):
     return self._step(state, batch, rng)
@@ -89,24 +98,32 @@ class PmapRunner:
     self.mesh = mesh
     self.repl = NamedSharding(mesh, P())
     self.devices = jax.local_devices()
-    self._step = jax.pmap(step, axis_name=PMAP_AXIS, in_axes=(0, 0, None),
-                          donate_argnums=0)
+    self._step = jax.pmap(
+      step, axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=0
+    )
     self._identity = jax.pmap(lambda t: t)
 
   def put_state(self, state):
     n = len(self.devices)
     stacked = jax.tree.map(
-        lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state)
-    return self._identity(stacked)     # one copy per device, pmap-placed
+      lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), state
+    )
+    return self._identity(stacked)  # one copy per device, pmap-placed
 
   def host_state(self, state):
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
-        self.repl, np.asarray(x[0])), state)
+    return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(
+        self.repl, np.asarray(x[0])
+      ),
+      state,
+    )
 
   def put_batch(self, local: dict) -> dict:
     n = len(self.devices)
-    return {k: np.asarray(v).reshape((n, -1) + np.shape(v)[1:])
-            for k, v in local.items()}
+    return {
+      k: np.asarray(v).reshape((n, -1) + np.shape(v)[1:])
+      for k, v in local.items()
+    }
 
   def step(self, state, batch, rng):
     state, metrics = self._step(state, batch, rng)
@@ -116,8 +133,7 @@ class PmapRunner:
 def make_runner(mode: str, step, mesh):
   runners = {"mesh": MeshRunner, "pmap": PmapRunner}
   if mode not in runners:
-    raise ValueError(f"config.parallel.mode must be mesh or pmap, got "
-                     f"{mode!r}")
+    raise ValueError(f"config.parallel.mode must be mesh or pmap, got {mode!r}")
   return runners[mode](step, mesh)
 
 

@@ -19,5 +19,4 @@ def fer2013(data) -> None:
 def convnet4() -> dict:
   """ConvNet-4 (width 64, BatchNorm, 0.12 M parameters): the network of
   the FER2013 semi-supervised tables."""
-  return dict(name="convnet", depth=4, width=64, norm="batch",
-              dtype="float32")
+  return dict(name="convnet", depth=4, width=64, norm="batch", dtype="float32")

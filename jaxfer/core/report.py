@@ -16,13 +16,14 @@ class Writer:
 
   def __init__(self, workdir: str, *, resume_step: int = 0):
     import jax  # pylint: disable=g-import-not-at-top  (summarize stays light)
+
     self.active = jax.process_index() == 0
     self.path = pathlib.Path(workdir) / "metrics.jsonl"
     if not self.active:
       return
     if resume_step:
       self._truncate(resume_step)
-    else:                 # a fresh start: nothing of an earlier try stays
+    else:  # a fresh start: nothing of an earlier try stays
       if self.path.exists():
         self.path.unlink()
       # (a run killed before its first checkpoint left events that no
@@ -36,9 +37,13 @@ class Writer:
 
   def _open(self, purge_step=None):
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+
     self._files += 1
-    return SummaryWriter(str(self.path.parent / "tb"), purge_step=purge_step,
-                         filename_suffix=f".{os.getpid()}.{self._files}")
+    return SummaryWriter(
+      str(self.path.parent / "tb"),
+      purge_step=purge_step,
+      filename_suffix=f".{os.getpid()}.{self._files}",
+    )
 
   def sync(self) -> None:
     """Puts every row written so far on disk, TensorBoard events included
@@ -61,7 +66,7 @@ class Writer:
       try:
         row = json.loads(line)
       except ValueError:
-        continue          # the last line, torn by a kill in mid-write
+        continue  # the last line, torn by a kill in mid-write
       if row["step"] <= step:
         keep.append(line)
     self.path.write_text("".join(line + "\n" for line in keep))
@@ -69,8 +74,12 @@ class Writer:
   def write(self, step: int, split: str, metrics: dict, **tags) -> None:
     if not self.active:
       return
-    row = {"step": int(step), "split": split, **tags,
-           **{k: float(v) for k, v in metrics.items()}}
+    row = {
+      "step": int(step),
+      "split": split,
+      **tags,
+      **{k: float(v) for k, v in metrics.items()},
+    }
     with self.path.open("a") as f:
       f.write(json.dumps(row) + "\n")
     prefix = "/".join([split, *map(str, tags.values())])
@@ -93,7 +102,7 @@ def read_rows(workdir) -> list:
   path = pathlib.Path(workdir) / "metrics.jsonl"
   if not path.exists():
     raise FileNotFoundError(f"{path}: no metrics (is {workdir} a workdir?)")
-  lines = [l for l in path.read_text().splitlines() if l.strip()]
+  lines = [line for line in path.read_text().splitlines() if line.strip()]
   rows = []
   for i, line in enumerate(lines):
     try:
@@ -108,6 +117,7 @@ def _subplots(*shape, figsize):
   """A figure of its own (no pyplot, so the caller's backend, e.g. a
   notebook's inline one, is left as it was) and its axes."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+
   fig = Figure(figsize=figsize)
   return fig, fig.subplots(*shape)
 
@@ -126,9 +136,15 @@ def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
   ax.set_title(title, fontsize=9)
   for i in range(n):
     for j in range(n):
-      ax.text(j, i, f"{cm[i, j]}\n{rates[i, j]:.0%}", ha="center",
-              va="center", fontsize=7,
-              color="white" if rates[i, j] > 0.5 else "black")
+      ax.text(
+        j,
+        i,
+        f"{cm[i, j]}\n{rates[i, j]:.0%}",
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white" if rates[i, j] > 0.5 else "black",
+      )
   fig.tight_layout()
   fig.savefig(path, dpi=100)
 
@@ -173,7 +189,7 @@ def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
     y = np.asarray(curves.get(c, ()))
     if not y.size:
       continue
-    line, = ax.plot(np.arange(1, y.size + 1), y, label=name)
+    (line,) = ax.plot(np.arange(1, y.size + 1), y, label=name)
     n = (marks or {}).get(c, 0)
     if 0 < n <= y.size:
       ax.plot([n], [y[n - 1]], "o", color=line.get_color())

@@ -26,8 +26,9 @@ import os
 import subprocess
 import sys
 
-MEMORY_SCHEDULER = ("--xla_cpu_scheduler_type="
-                    "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED")
+MEMORY_SCHEDULER = (
+  "--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+)
 
 
 def remat_fields(config) -> list[str]:
@@ -35,8 +36,11 @@ def remat_fields(config) -> list[str]:
   method, out = config.method, []
   if method == "face2exp" and config.face2exp.remat:
     out.append("face2exp.remat")
-  if (method == "distill" and config.distill.remat
-      and config.distill.objective == "unroll"):
+  if (
+    method == "distill"
+    and config.distill.remat
+    and config.distill.objective == "unroll"
+  ):
     out.append("distill.remat")
   return out
 
@@ -46,9 +50,13 @@ def xla_knows(flags: str) -> bool:
   flag aborts the process that starts a backend: a child process tries)."""
   env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
   try:
-    p = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"],
-                       env=env, capture_output=True, timeout=300,
-                       check=False)
+    p = subprocess.run(
+      [sys.executable, "-c", "import jax; jax.devices()"],
+      env=env,
+      capture_output=True,
+      timeout=300,
+      check=False,
+    )
   except subprocess.TimeoutExpired:
     return False
   return p.returncode == 0
@@ -66,12 +74,16 @@ def configure(configs, environ=None, knows=xla_knows) -> str | None:
   if "XLA_FLAGS" in environ or not fields:
     return None
   if not knows(MEMORY_SCHEDULER):
-    return (f"the config asks for remat ({', '.join(fields)}) but this "
-            f"jaxlib's XLA does not know {MEMORY_SCHEDULER.split('=')[0]} "
-            "(newer jax releases do): left unset, so on XLA CPU "
-            "jax.checkpoint will save no memory")
+    return (
+      f"the config asks for remat ({', '.join(fields)}) but this "
+      f"jaxlib's XLA does not know {MEMORY_SCHEDULER.split('=')[0]} "
+      "(newer jax releases do): left unset, so on XLA CPU "
+      "jax.checkpoint will save no memory"
+    )
   environ["XLA_FLAGS"] = MEMORY_SCHEDULER
-  return (f"XLA_FLAGS={MEMORY_SCHEDULER} (the config asks for remat: "
-          f"{', '.join(fields)}; on XLA CPU jax.checkpoint saves memory only "
-          "with this scheduler; it is read by the CPU compiler only, and "
-          "your own XLA_FLAGS, even empty, replace it)")
+  return (
+    f"XLA_FLAGS={MEMORY_SCHEDULER} (the config asks for remat: "
+    f"{', '.join(fields)}; on XLA CPU jax.checkpoint saves memory only "
+    "with this scheduler; it is read by the CPU compiler only, and "
+    "your own XLA_FLAGS, even empty, replace it)"
+  )

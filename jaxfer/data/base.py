@@ -28,20 +28,24 @@ class DataError(ValueError):
 @dataclasses.dataclass
 class ArraySource:
   """A labeled source held in memory (FER2013 rows, a distilled set, ...)."""
-  images: np.ndarray            # uint8 [N, H, W, C]
-  labels: np.ndarray            # int32 [N]
+
+  images: np.ndarray  # uint8 [N, H, W, C]
+  labels: np.ndarray  # int32 [N]
   class_names: tuple[str, ...]
   name: str = "arrays"
-  soft_labels: np.ndarray | None = None   # float32 [N, num_classes]
+  soft_labels: np.ndarray | None = None  # float32 [N, num_classes]
   skipped: list = dataclasses.field(default_factory=list)
 
   def __post_init__(self):
     if self.images.ndim != 4 or self.images.dtype != np.uint8:
-      raise DataError(f"{self.name}: images must be uint8 [N, H, W, C], got "
-                      f"{self.images.dtype} {self.images.shape}")
+      raise DataError(
+        f"{self.name}: images must be uint8 [N, H, W, C], got "
+        f"{self.images.dtype} {self.images.shape}"
+      )
     if len(self.labels) != len(self.images):
-      raise DataError(f"{self.name}: {len(self.images)} images but "
-                      f"{len(self.labels)} labels")
+      raise DataError(
+        f"{self.name}: {len(self.images)} images but {len(self.labels)} labels"
+      )
     check_labels(self.labels, len(self.class_names), self.name)
 
   def __len__(self) -> int:
@@ -57,6 +61,7 @@ class ArraySource:
 @dataclasses.dataclass
 class Subset:
   """The rows `indices` of a source, keeping its attributes."""
+
   parent: object
   indices: np.ndarray
   name: str = ""
@@ -66,8 +71,9 @@ class Subset:
     self.name = self.name or f"{self.parent.name}[subset]"
     self.class_names = self.parent.class_names
     parent_labels = getattr(self.parent, "labels", None)
-    self.labels = (None if parent_labels is None
-                   else np.asarray(parent_labels)[self.indices])
+    self.labels = (
+      None if parent_labels is None else np.asarray(parent_labels)[self.indices]
+    )
     self.skipped = getattr(self.parent, "skipped", [])
 
   def __len__(self) -> int:
@@ -85,6 +91,7 @@ class Unlabeled:
   batch's ``unlabeled_true_label``), for measuring the precision of
   pseudo-labels; no method trains on it.
   """
+
   parent: object
   name: str = ""
   keep_true_label: bool = False
@@ -113,13 +120,15 @@ class CenterCropped:
   hold the face in about their central half) when the labeled FER data is
   tightly cropped.
   """
+
   parent: object
   fraction: float
 
   def __post_init__(self):
     if not 0 < self.fraction <= 1:
-      raise ValueError(f"center crop fraction must be in (0, 1], got "
-                       f"{self.fraction}")
+      raise ValueError(
+        f"center crop fraction must be in (0, 1], got {self.fraction}"
+      )
     self.name = f"{self.parent.name}[center {self.fraction:g}]"
     self.class_names = self.parent.class_names
     self.labels = getattr(self.parent, "labels", None)
@@ -133,7 +142,7 @@ class CenterCropped:
     img = item["image"]
     h, w = (max(1, round(d * self.fraction)) for d in img.shape[:2])
     top, left = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
-    item["image"] = img[top:top + h, left:left + w]
+    item["image"] = img[top : top + h, left : left + w]
     return item
 
 
@@ -142,8 +151,10 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
   labels = np.asarray(labels)
   bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
   if bad.size:
-    raise DataError(f"{where}: row {bad[0]} has label {labels[bad[0]]}, "
-                    f"outside [0, {num_classes}) ({bad.size} such rows)")
+    raise DataError(
+      f"{where}: row {bad[0]} has label {labels[bad[0]]}, "
+      f"outside [0, {num_classes}) ({bad.size} such rows)"
+    )
 
 
 class Relabeled:
@@ -156,8 +167,10 @@ class Relabeled:
 
   def __init__(self, parent, class_names, *, drop_unmapped: bool = False):
     from jaxfer.data import labels as labels_lib  # pylint: disable=g-import-not-at-top
-    mapping = labels_lib.label_map(parent.class_names, class_names,
-                                   missing_ok=drop_unmapped)
+
+    mapping = labels_lib.label_map(
+      parent.class_names, class_names, missing_ok=drop_unmapped
+    )
     mapped = labels_lib.remap(parent.labels, mapping)
     self.rows = np.flatnonzero(mapped >= 0)
     self.parent, self.mapping = parent, mapping

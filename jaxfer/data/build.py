@@ -7,10 +7,10 @@ replaced by the split name, otherwise the split is a subfolder or, for
 unlabeled pool of semi-supervised methods.
 """
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
 
 import numpy as np
 
@@ -34,19 +34,21 @@ def check_classes(source, num_classes: int) -> None:
   names = source.class_names
   if names is not None and len(names) != num_classes:
     raise base.DataError(
-        f"config.data.num_classes={num_classes} but {source.name} has "
-        f"{len(names)} classes {tuple(names)}")
+      f"config.data.num_classes={num_classes} but {source.name} has "
+      f"{len(names)} classes {tuple(names)}"
+    )
 
 
 @dataclasses.dataclass
 class Data:
   """Everything the training loop reads."""
-  train: object                      # grain.IterDataset of global-batch parts
-  evals: dict                        # split name -> source
+
+  train: object  # grain.IterDataset of global-batch parts
+  evals: dict  # split name -> source
   class_names: tuple
   eval_transform: Callable
-  log: list                          # lines describing the data
-  pool_size: int = 0                 # faces in the unlabeled pool (0: none)
+  log: list  # lines describing the data
+  pool_size: int = 0  # faces in the unlabeled pool (0: none)
 
 
 def add_mined(labeled, cfg):
@@ -63,16 +65,26 @@ def add_mined(labeled, cfg):
 
 
 def _views(cfg):
-  common = dict(size=cfg.image_size, channels=cfg.channels,
-                mean=tuple(cfg.mean), std=tuple(cfg.std))
+  common = dict(
+    size=cfg.image_size,
+    channels=cfg.channels,
+    mean=tuple(cfg.mean),
+    std=tuple(cfg.std),
+  )
   aug = dict(crop_padding=cfg.crop_padding, flip=cfg.flip)
-  strong = dict(n=cfg.randaugment.n, m=cfg.randaugment.m,
-                pool=cfg.randaugment.pool)
-  return (functools.partial(views.labeled_train, **common, **aug,
-                            strong=strong if cfg.strong_augment else None),
-          functools.partial(views.unlabeled_pair, **common, **aug,
-                            **strong),
-          functools.partial(views.eval_view, **common))
+  strong = dict(
+    n=cfg.randaugment.n, m=cfg.randaugment.m, pool=cfg.randaugment.pool
+  )
+  return (
+    functools.partial(
+      views.labeled_train,
+      **common,
+      **aug,
+      strong=strong if cfg.strong_augment else None,
+    ),
+    functools.partial(views.unlabeled_pair, **common, **aug, **strong),
+    functools.partial(views.eval_view, **common),
+  )
 
 
 def eval_view(cfg):
@@ -85,8 +97,11 @@ def _describe(src) -> str:
   line = f"{src.name}: {len(src)} examples"
   if getattr(src, "labels", None) is not None and src.class_names:
     counts = np.bincount(src.labels, minlength=len(src.class_names))
-    line += " (" + ", ".join(f"{name} {n}" for name, n in
-                             zip(src.class_names, counts)) + ")"
+    line += (
+      " ("
+      + ", ".join(f"{name} {n}" for name, n in zip(src.class_names, counts))
+      + ")"
+    )
   if getattr(src, "dropped", None):
     line += f"; dropped by protocol: {src.dropped}"
   if src.skipped:
@@ -99,10 +114,19 @@ def labeled_split(cfg):
   full = make_source(cfg, cfg.train_split)
   check_classes(full, cfg.num_classes)
   labeled_idx, rest_idx = pipeline.split_labeled(
-      full.labels, cfg.labeled_fraction, num_classes=cfg.num_classes,
-      seed=cfg.split_seed, balanced=cfg.balanced_split)
-  labeled = full if cfg.labeled_fraction == 1 else base.Subset(
-      full, labeled_idx, f"{full.name}[{cfg.labeled_fraction:.0%} labeled]")
+    full.labels,
+    cfg.labeled_fraction,
+    num_classes=cfg.num_classes,
+    seed=cfg.split_seed,
+    balanced=cfg.balanced_split,
+  )
+  labeled = (
+    full
+    if cfg.labeled_fraction == 1
+    else base.Subset(
+      full, labeled_idx, f"{full.name}[{cfg.labeled_fraction:.0%} labeled]"
+    )
+  )
   return full, labeled, rest_idx
 
 
@@ -112,10 +136,12 @@ def pool_source(ucfg, full, rest_idx, field: str):
   (labels dropped), centre-cropped if asked."""
   if ucfg.source == "rest":
     if not len(rest_idx):
-      raise ValueError(f"{field}.source='rest' needs "
-                       "config.data.labeled_fraction < 1")
-    return base.Unlabeled(base.Subset(
-        full, rest_idx, f"{full.name}[rest]"), keep_true_label=True)
+      raise ValueError(
+        f"{field}.source='rest' needs config.data.labeled_fraction < 1"
+      )
+    return base.Unlabeled(
+      base.Subset(full, rest_idx, f"{full.name}[rest]"), keep_true_label=True
+    )
   pool = make_source(ucfg, ucfg.split)
   pool = pool if pool.class_names is None else base.Unlabeled(pool)
   if ucfg.center_crop != 1.0:
@@ -131,8 +157,10 @@ def cross_eval_section(cfg, name: str, entry):
   section.update(defaults.cross_eval())
   unknown = sorted(set(entry) - set(section))
   if unknown:
-    raise ValueError(f"config.data.cross_eval.{name} has unknown fields "
-                     f"{unknown}; it takes {sorted(section)}")
+    raise ValueError(
+      f"config.data.cross_eval.{name} has unknown fields "
+      f"{unknown}; it takes {sorted(section)}"
+    )
   section.update(dict(entry))
   return section
 
@@ -151,18 +179,23 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
   log = [_describe(labeled)]
   unlabeled = None
   if config.mu:
-    unlabeled = pool_source(cfg.unlabeled, full, rest_idx,
-                            "config.data.unlabeled")
+    unlabeled = pool_source(
+      cfg.unlabeled, full, rest_idx, "config.data.unlabeled"
+    )
     log.append(_describe(unlabeled))
   train = pipeline.train_dataset(
-      pipeline.Stream(labeled, train_tf, cfg.balanced_sampling,
-                      cfg.num_classes),
-      batch_size=cfg.batch_size, seed=config.seed,
-      unlabeled=None if unlabeled is None else pipeline.Stream(unlabeled,
-                                                               pair_tf),
-      mu=config.mu, process_index=process_index,
-      process_count=process_count, num_threads=cfg.num_threads,
-      worker_count=cfg.worker_count)
+    pipeline.Stream(labeled, train_tf, cfg.balanced_sampling, cfg.num_classes),
+    batch_size=cfg.batch_size,
+    seed=config.seed,
+    unlabeled=None
+    if unlabeled is None
+    else pipeline.Stream(unlabeled, pair_tf),
+    mu=config.mu,
+    process_index=process_index,
+    process_count=process_count,
+    num_threads=cfg.num_threads,
+    worker_count=cfg.worker_count,
+  )
   evals = {}
   for split in cfg.eval_splits:
     evals[split] = make_source(cfg, split)
@@ -170,9 +203,17 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
     log.append(_describe(evals[split]))
   for name, other in cfg.cross_eval.items():
     entry = cross_eval_section(cfg, name, other)
-    evals[name] = base.Relabeled(make_source(entry, entry.split),
-                                 full.class_names,
-                                 drop_unmapped=entry.drop_unmapped)
+    evals[name] = base.Relabeled(
+      make_source(entry, entry.split),
+      full.class_names,
+      drop_unmapped=entry.drop_unmapped,
+    )
     log.append(_describe(evals[name]))
-  return Data(train, evals, tuple(full.class_names), eval_tf, log,
-              0 if unlabeled is None else len(unlabeled))
+  return Data(
+    train,
+    evals,
+    tuple(full.class_names),
+    eval_tf,
+    log,
+    0 if unlabeled is None else len(unlabeled),
+  )

@@ -21,25 +21,29 @@ CASCADE = "haarcascade_frontalface_default.xml"
 @dataclasses.dataclass(frozen=True)
 class Detector:
   """Haar cascade settings (OpenCV's `detectMultiScale` arguments)."""
-  min_face: int = 32            # smallest face side in pixels
+
+  min_face: int = 32  # smallest face side in pixels
   scale_factor: float = 1.1
   min_neighbors: int = 5
-  max_side: int = 1024          # larger photos are searched downscaled
+  max_side: int = 1024  # larger photos are searched downscaled
 
 
 def _cascade():
   try:
     import cv2  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise ImportError(f"face detection needs OpenCV: {INSTALL}; or pass "
-                      "--no-detect for images that are face crops") from None
+    raise ImportError(
+      f"face detection needs OpenCV: {INSTALL}; or pass "
+      "--no-detect for images that are face crops"
+    ) from None
   root = getattr(getattr(cv2, "data", None), "haarcascades", None)
   path = f"{root}{CASCADE}" if root else None
   cascade = cv2.CascadeClassifier(path) if path else None
   if cascade is None or cascade.empty():
     raise ImportError(
-        f"OpenCV {cv2.__version__} has no {CASCADE} (cv2.data.haarcascades "
-        f"{root!r}; the OpenCV 5 wheels carry no cascades): {INSTALL}")
+      f"OpenCV {cv2.__version__} has no {CASCADE} (cv2.data.haarcascades "
+      f"{root!r}; the OpenCV 5 wheels carry no cascades): {INSTALL}"
+    )
   return cv2, cascade
 
 
@@ -53,17 +57,25 @@ class FaceFinder:
   def __call__(self, image: np.ndarray) -> np.ndarray:
     """int [N, 4] boxes (x, y, w, h) of the faces in a uint8 [H, W, 1|3]
     image, largest first; [0, 4] when there is none."""
-    grey = image[..., 0] if image.shape[-1] == 1 else self._cv2.cvtColor(
-        np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY)
+    grey = (
+      image[..., 0]
+      if image.shape[-1] == 1
+      else self._cv2.cvtColor(
+        np.ascontiguousarray(image), self._cv2.COLOR_RGB2GRAY
+      )
+    )
     d = self.detector
     scale = min(1.0, d.max_side / max(grey.shape))
-    if scale < 1.0:      # a phone photo: search a copy, boxes scaled back
+    if scale < 1.0:  # a phone photo: search a copy, boxes scaled back
       size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
       grey = self._cv2.resize(grey, size, interpolation=self._cv2.INTER_AREA)
     side = max(1, round(d.min_face * scale))
     found = self._cascade.detectMultiScale(
-        np.ascontiguousarray(grey), scaleFactor=d.scale_factor,
-        minNeighbors=d.min_neighbors, minSize=(side, side))
+      np.ascontiguousarray(grey),
+      scaleFactor=d.scale_factor,
+      minNeighbors=d.min_neighbors,
+      minSize=(side, side),
+    )
     boxes = np.rint(np.asarray(found, np.float64).reshape(-1, 4) / scale)
     boxes = boxes.astype(np.int64)
     return boxes[np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")]

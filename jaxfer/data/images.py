@@ -17,7 +17,9 @@ from PIL import Image
 from jaxfer.data.base import DataError
 
 IMAGE_EXTENSIONS = frozenset(
-    (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"))
+  (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+)
+
 
 def load_image(path: str, box=None) -> np.ndarray:
   """Decodes an image file to ``uint8[H, W, 1 or 3]``.
@@ -34,8 +36,9 @@ def load_image(path: str, box=None) -> np.ndarray:
   except DataError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    raise DataError(f"{path}: cannot decode image "
-                    f"({type(e).__name__}: {e})") from e
+    raise DataError(
+      f"{path}: cannot decode image ({type(e).__name__}: {e})"
+    ) from e
 
 
 def _clamp_box(box, size, path):
@@ -44,9 +47,11 @@ def _clamp_box(box, size, path):
   clamped = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
   if clamped[2] <= clamped[0] or clamped[3] <= clamped[1]:
     # Python ints: a tuple of numpy values prints as (np.int64(50), ...).
-    raise DataError(f"{path}: face box (x0, y0, x1, y1) = "
-                    f"{(x0, y0, x1, y1)} lies "
-                    f"outside the {width}x{height} image")
+    raise DataError(
+      f"{path}: face box (x0, y0, x1, y1) = "
+      f"{(x0, y0, x1, y1)} lies "
+      f"outside the {width}x{height} image"
+    )
   return clamped
 
 
@@ -83,12 +88,16 @@ def find_images(root: str) -> list[str]:
     raise DataError(f"image folder not found: {root}")
   found = []
   for folder, subfolders, files in os.walk(
-      root, onerror=_raise_listing_error, followlinks=True):
+    root, onerror=_raise_listing_error, followlinks=True
+  ):
     subfolders[:] = [d for d in subfolders if not d.startswith(".")]
     rel = os.path.relpath(folder, root)
-    found += [f if rel == "." else os.path.join(rel, f) for f in files
-              if not f.startswith(".")
-              and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    found += [
+      f if rel == "." else os.path.join(rel, f)
+      for f in files
+      if not f.startswith(".")
+      and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+    ]
   return sorted(found)
 
 

@@ -12,24 +12,48 @@ import numpy as np
 
 FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # FER+ vote columns in fer2013new.csv order (the last two are not classes).
-FERPLUS = ("neutral", "happy", "surprise", "sad", "angry", "disgust", "fear",
-           "contempt")
+FERPLUS = (
+  "neutral",
+  "happy",
+  "surprise",
+  "sad",
+  "angry",
+  "disgust",
+  "fear",
+  "contempt",
+)
 FERPLUS_VOTE_COLUMNS = FERPLUS + ("unknown", "not_face")
 # RAF-DB basic: file labels 1..7 are stored here as 0..6.
 RAFDB = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
-AFFECTNET8 = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry",
-              "contempt")
+AFFECTNET8 = (
+  "neutral",
+  "happy",
+  "sad",
+  "surprise",
+  "fear",
+  "disgust",
+  "angry",
+  "contempt",
+)
 AFFECTNET7 = AFFECTNET8[:7]
-ABAW_EXPR = ("neutral", "angry", "disgust", "fear", "happy", "sad", "surprise",
-             "other")
+ABAW_EXPR = (
+  "neutral",
+  "angry",
+  "disgust",
+  "fear",
+  "happy",
+  "sad",
+  "surprise",
+  "other",
+)
 
 TABLES = {
-    "fer2013": FER2013,
-    "ferplus": FERPLUS,
-    "rafdb": RAFDB,
-    "affectnet7": AFFECTNET7,
-    "affectnet8": AFFECTNET8,
-    "abaw_expr": ABAW_EXPR,
+  "fer2013": FER2013,
+  "ferplus": FERPLUS,
+  "rafdb": RAFDB,
+  "affectnet7": AFFECTNET7,
+  "affectnet8": AFFECTNET8,
+  "abaw_expr": ABAW_EXPR,
 }
 
 
@@ -37,14 +61,26 @@ TABLES = {
 # tables. An explicit list, never a fuzzy match: a name neither canonical
 # nor here stays unmapped, and the error lists it.
 SYNONYMS = {
-    "anger": "angry", "angry": "angry", "mad": "angry",
-    "disgusted": "disgust", "disgust": "disgust",
-    "fearful": "fear", "afraid": "fear", "scared": "fear", "fear": "fear",
-    "happiness": "happy", "happy": "happy", "joy": "happy",
-    "sadness": "sad", "sad": "sad",
-    "surprised": "surprise", "surprise": "surprise",
-    "neutral": "neutral", "neutrality": "neutral",
-    "contemptuous": "contempt", "contempt": "contempt",
+  "anger": "angry",
+  "angry": "angry",
+  "mad": "angry",
+  "disgusted": "disgust",
+  "disgust": "disgust",
+  "fearful": "fear",
+  "afraid": "fear",
+  "scared": "fear",
+  "fear": "fear",
+  "happiness": "happy",
+  "happy": "happy",
+  "joy": "happy",
+  "sadness": "sad",
+  "sad": "sad",
+  "surprised": "surprise",
+  "surprise": "surprise",
+  "neutral": "neutral",
+  "neutrality": "neutral",
+  "contemptuous": "contempt",
+  "contempt": "contempt",
 }
 
 
@@ -62,8 +98,9 @@ def class_names(table: str) -> tuple[str, ...]:
   return TABLES[table]
 
 
-def label_map(src: Sequence[str], dst: Sequence[str], *,
-              missing_ok: bool = False) -> np.ndarray:
+def label_map(
+  src: Sequence[str], dst: Sequence[str], *, missing_ok: bool = False
+) -> np.ndarray:
   """Index map from label order `src` to label order `dst`, by class name
   (each side's names through `canonical`: "Happiness" meets "happy").
 
@@ -79,9 +116,10 @@ def label_map(src: Sequence[str], dst: Sequence[str], *,
   missing = [name for name in src if canonical(name) not in where]
   if missing and not missing_ok:
     raise ValueError(
-        f"classes {missing} of {tuple(src)} have no counterpart in "
-        f"{tuple(dst)} (spellings known: jaxfer.data.labels.SYNONYMS); pass "
-        "missing_ok=True (drop_unmapped) to leave their rows out")
+      f"classes {missing} of {tuple(src)} have no counterpart in "
+      f"{tuple(dst)} (spellings known: jaxfer.data.labels.SYNONYMS); pass "
+      "missing_ok=True (drop_unmapped) to leave their rows out"
+    )
   return np.array([where.get(canonical(name), -1) for name in src], np.int32)
 
 

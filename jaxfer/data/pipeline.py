@@ -12,20 +12,27 @@ examples, so one Grain iterator (one checkpointable state) yields batches
 ``{"image", "label"[, "soft_label"], "unlabeled_weak", "unlabeled_strong"}``.
 """
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 
 import grain
 import numpy as np
 
-from jaxfer.data.base import DataError, Subset
+from jaxfer.data.base import DataError
+from jaxfer.data.base import Subset
 
 # Long enough for any run; Grain datasets are lazy, nothing is allocated.
 _STREAM_LENGTH = 2**40
 
 
-def split_labeled(labels: np.ndarray, fraction: float, *, num_classes: int,
-                  seed: int, balanced: bool = True):
+def split_labeled(
+  labels: np.ndarray,
+  fraction: float,
+  *,
+  num_classes: int,
+  seed: int,
+  balanced: bool = True,
+):
   """Deterministic "k% labeled, the rest unlabeled" split of a labeled set.
 
   Args:
@@ -52,10 +59,11 @@ def split_labeled(labels: np.ndarray, fraction: float, *, num_classes: int,
     want = per_class if balanced else round(fraction * len(members))
     if want > len(members):
       raise DataError(
-          f"class {c} has {len(members)} examples, fewer than the "
-          f"{want} a class-balanced {fraction:.1%} subset needs; lower "
-          "config.data.labeled_fraction or set config.data.balanced_split="
-          "False")
+        f"class {c} has {len(members)} examples, fewer than the "
+        f"{want} a class-balanced {fraction:.1%} subset needs; lower "
+        "config.data.labeled_fraction or set config.data.balanced_split="
+        "False"
+      )
     chosen.append(rng.choice(members, size=want, replace=False))
   labeled = np.sort(np.concatenate(chosen))
   return labeled, np.setdiff1d(np.arange(len(labels)), labeled)
@@ -65,13 +73,15 @@ def _balanced_picker(labels: np.ndarray, num_classes: int, seed: int):
   members = [np.flatnonzero(labels == c) for c in range(num_classes)]
   for c, m in enumerate(members):
     if not m.size:
-      raise DataError(f"class {c} has no examples: class-balanced sampling "
-                      "is impossible")
+      raise DataError(
+        f"class {c} has no examples: class-balanced sampling is impossible"
+      )
 
   def pick(e: int) -> int:
     rng = np.random.default_rng([seed, e, 1])
     m = members[rng.integers(num_classes)]
     return int(m[rng.integers(m.size)])
+
   return pick
 
 
@@ -83,25 +93,35 @@ def _shuffled_picker(n: int, seed: int):
 @dataclasses.dataclass(frozen=True)
 class Stream:
   """A source with its per-example transform and sampling rule."""
+
   source: object
-  transform: Callable   # (item, rng) -> dict of arrays
+  transform: Callable  # (item, rng) -> dict of arrays
   balanced: bool = False
   num_classes: int = 0
 
   def picker(self, seed: int):
     if self.balanced:
-      return _balanced_picker(np.asarray(self.source.labels), self.num_classes,
-                              seed)
+      return _balanced_picker(
+        np.asarray(self.source.labels), self.num_classes, seed
+      )
     if len(self.source) == 0:
       raise DataError(f"{self.source.name} is empty")
     return _shuffled_picker(len(self.source), seed)
 
 
-def train_dataset(labeled: Stream, *, batch_size: int, seed: int,
-                  unlabeled: Stream | None = None, mu: int = 0,
-                  process_index: int = 0, process_count: int = 1,
-                  num_threads: int = 2, prefetch: int = 4,
-                  worker_count: int = 0) -> grain.IterDataset:
+def train_dataset(
+  labeled: Stream,
+  *,
+  batch_size: int,
+  seed: int,
+  unlabeled: Stream | None = None,
+  mu: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 2,
+  prefetch: int = 4,
+  worker_count: int = 0,
+) -> grain.IterDataset:
   """The infinite training stream of this process's part of global batches.
 
   Args:
@@ -117,8 +137,10 @@ def train_dataset(labeled: Stream, *, batch_size: int, seed: int,
     worker_count: Grain worker processes (0: none).
   """
   if batch_size % process_count:
-    raise ValueError(f"config.data.batch_size={batch_size} is not divisible "
-                     f"by the process count {process_count}")
+    raise ValueError(
+      f"config.data.batch_size={batch_size} is not divisible "
+      f"by the process count {process_count}"
+    )
   if mu and unlabeled is None:
     raise ValueError("mu > 0 needs an unlabeled stream")
   local = batch_size // process_count
@@ -139,21 +161,30 @@ def train_dataset(labeled: Stream, *, batch_size: int, seed: int,
 
   ds = grain.MapDataset.range(_STREAM_LENGTH).map(element)
   ds = ds.batch(local, drop_remainder=True).map(_flatten_unlabeled)
-  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
-                                            prefetch_buffer_size=prefetch))
+  ds = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  )
   if worker_count:
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return ds
 
 
 def _flatten_unlabeled(batch):
-  return {k: (v.reshape((-1,) + v.shape[2:]) if k.startswith("unlabeled_")
-              else v) for k, v in batch.items()}
+  return {
+    k: (v.reshape((-1,) + v.shape[2:]) if k.startswith("unlabeled_") else v)
+    for k, v in batch.items()
+  }
 
 
-def eval_batches(source, transform: Callable, *, batch_size: int,
-                 process_index: int = 0, process_count: int = 1,
-                 num_threads: int = 2):
+def eval_batches(
+  source,
+  transform: Callable,
+  *,
+  batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 2,
+):
   """Yields this process's part of padded global batches over a source.
 
   Every example is seen once; the last global batch is padded and carries
@@ -161,8 +192,10 @@ def eval_batches(source, transform: Callable, *, batch_size: int,
   and every batch has the same shape.
   """
   if batch_size % process_count:
-    raise ValueError(f"eval batch size {batch_size} is not divisible by the "
-                     f"process count {process_count}")
+    raise ValueError(
+      f"eval batch size {batch_size} is not divisible by the "
+      f"process count {process_count}"
+    )
   local = batch_size // process_count
   n = len(source)
   num_batches = -(-n // batch_size)
@@ -175,7 +208,8 @@ def eval_batches(source, transform: Callable, *, batch_size: int,
 
   ds = grain.MapDataset.range(num_batches * local).map(element)
   ds = ds.batch(local).to_iter_dataset(
-      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2))
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2)
+  )
   return iter(ds)
 
 

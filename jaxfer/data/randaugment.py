@@ -37,9 +37,12 @@ image, as the reference's own posterize computes.
 """
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
+from PIL import ImageEnhance
+from PIL import ImageOps
 
-from jaxfer.data.transforms import from_pil, to_pil
+from jaxfer.data.transforms import from_pil
+from jaxfer.data.transforms import to_pil
 
 _BICUBIC = Image.Resampling.BICUBIC
 _AFFINE = Image.Transform.AFFINE
@@ -48,9 +51,10 @@ _AFFINE = Image.Transform.AFFINE
 # RandAugment ops: op(img, rng, lv) -> img on uint8 HWC arrays, with
 # lv(max_v) = m * max_v / m_max.
 
+
 def _posterize(img: np.ndarray, bits: int) -> np.ndarray:
   bits = min(max(bits, 0), 8)
-  if not bits:                      # ImageOps refuses 0 bits
+  if not bits:  # ImageOps refuses 0 bits
     return np.zeros_like(img)
   return from_pil(ImageOps.posterize(to_pil(img), bits))
 
@@ -77,12 +81,14 @@ def _enhance(cls):
     if cls is ImageEnhance.Color and img.shape[-1] == 1:
       return img
     return from_pil(cls(to_pil(img)).enhance(lv(1.8) + 0.1))
+
   return op
 
 
 def _affine(im: Image.Image, coeffs) -> Image.Image:
-  return im.transform(im.size, _AFFINE, coeffs, _BICUBIC,
-                      fillcolor=_grey(im, 128))
+  return im.transform(
+    im.size, _AFFINE, coeffs, _BICUBIC, fillcolor=_grey(im, 128)
+  )
 
 
 def _px(shape, v: float) -> float:
@@ -97,51 +103,62 @@ def _cutout(img: np.ndarray, rng: np.random.Generator, v: int):
   y0 = int(max(0, rng.uniform(0, h) - v / 2))
   x1, y1 = int(min(w, x0 + v)), int(min(h, y0 + v))
   img = img.copy()
-  img[y0:y1 + 1, x0:x1 + 1] = 128   # Pillow rectangles include both ends
+  img[y0 : y1 + 1, x0 : x1 + 1] = 128  # Pillow rectangles include both ends
   return img
 
 
 def _cover(img, rng, lv):
   img = img.copy()
-  img[:round(img.shape[0] * 51 / 224)] = 0
+  img[: round(img.shape[0] * 51 / 224)] = 0
   return img
 
 
 _COMMON = {
-    "AutoContrast": _pil(lambda im, rng, lv: ImageOps.autocontrast(im)),
-    "Brightness": _enhance(ImageEnhance.Brightness),
-    "Color": _enhance(ImageEnhance.Color),
-    "Equalize": _pil(lambda im, rng, lv: ImageOps.equalize(im)),
-    "Invert": _pil(lambda im, rng, lv: ImageOps.invert(im)),
-    "Sharpness": _enhance(ImageEnhance.Sharpness),
+  "AutoContrast": _pil(lambda im, rng, lv: ImageOps.autocontrast(im)),
+  "Brightness": _enhance(ImageEnhance.Brightness),
+  "Color": _enhance(ImageEnhance.Color),
+  "Equalize": _pil(lambda im, rng, lv: ImageOps.equalize(im)),
+  "Invert": _pil(lambda im, rng, lv: ImageOps.invert(im)),
+  "Sharpness": _enhance(ImageEnhance.Sharpness),
 }
 
 _OPS = {
-    "face2exp": {
-        **_COMMON,
-        "Posterize": lambda img, rng, lv: _posterize(img, int(lv(4))),
-        "Solarize": lambda img, rng, lv: _solarize(img, 256 - int(lv(256))),
-        "Cover": _cover,
-    },
-    "mpl": {
-        **_COMMON,
-        "Contrast": _enhance(ImageEnhance.Contrast),
-        "Posterize": lambda img, rng, lv: _posterize(
-            img, 8 - int(round(lv(4)))),
-        "Solarize": lambda img, rng, lv: _solarize(img, 255 - int(lv(256))),
-        "Rotate": _pil(lambda im, rng, lv: im.rotate(
-            _sign(rng, lv(30)), _BICUBIC, fillcolor=_grey(im, 128))),
-        "ShearX": _pil(lambda im, rng, lv: _affine(
-            im, (1, _sign(rng, lv(0.3)), 0, 0, 1, 0))),
-        "ShearY": _pil(lambda im, rng, lv: _affine(
-            im, (1, 0, 0, _sign(rng, lv(0.3)), 1, 0))),
-        "TranslateX": _pil(lambda im, rng, lv: _affine(
-            im, (1, 0, _sign(rng, lv(_px(im.size, 4))), 0, 1, 0))),
-        "TranslateY": _pil(lambda im, rng, lv: _affine(
-            im, (1, 0, 0, 0, 1, _sign(rng, lv(_px(im.size, 4)))))),
-        "Cutout": lambda img, rng, lv: _cutout(
-            img, rng, int(lv(_px(img.shape, 4)))),
-    },
+  "face2exp": {
+    **_COMMON,
+    "Posterize": lambda img, rng, lv: _posterize(img, int(lv(4))),
+    "Solarize": lambda img, rng, lv: _solarize(img, 256 - int(lv(256))),
+    "Cover": _cover,
+  },
+  "mpl": {
+    **_COMMON,
+    "Contrast": _enhance(ImageEnhance.Contrast),
+    "Posterize": lambda img, rng, lv: _posterize(img, 8 - int(round(lv(4)))),
+    "Solarize": lambda img, rng, lv: _solarize(img, 255 - int(lv(256))),
+    "Rotate": _pil(
+      lambda im, rng, lv: im.rotate(
+        _sign(rng, lv(30)), _BICUBIC, fillcolor=_grey(im, 128)
+      )
+    ),
+    "ShearX": _pil(
+      lambda im, rng, lv: _affine(im, (1, _sign(rng, lv(0.3)), 0, 0, 1, 0))
+    ),
+    "ShearY": _pil(
+      lambda im, rng, lv: _affine(im, (1, 0, 0, _sign(rng, lv(0.3)), 1, 0))
+    ),
+    "TranslateX": _pil(
+      lambda im, rng, lv: _affine(
+        im, (1, 0, _sign(rng, lv(_px(im.size, 4))), 0, 1, 0)
+      )
+    ),
+    "TranslateY": _pil(
+      lambda im, rng, lv: _affine(
+        im, (1, 0, 0, 0, 1, _sign(rng, lv(_px(im.size, 4))))
+      )
+    ),
+    "Cutout": lambda img, rng, lv: _cutout(
+      img, rng, int(lv(_px(img.shape, 4)))
+    ),
+  },
 }
 
 # Per pool: the range of the per-op apply probability (None: always) and the
@@ -161,16 +178,28 @@ def _pool(pool: str) -> dict:
   return _OPS[pool]
 
 
-def apply_op(img: np.ndarray, op: str, rng: np.random.Generator, *,
-             m: float, pool: str = "face2exp",
-             m_max: float = 10.0) -> np.ndarray:
+def apply_op(
+  img: np.ndarray,
+  op: str,
+  rng: np.random.Generator,
+  *,
+  m: float,
+  pool: str = "face2exp",
+  m_max: float = 10.0,
+) -> np.ndarray:
   """Applies one op of ``pool`` (a name in ``POOL_OPS[pool]``) always."""
   return _pool(pool)[op](img, rng, _level(m, m_max))
 
 
-def rand_augment(img: np.ndarray, rng: np.random.Generator, *, n: int,
-                 m: float, pool: str = "face2exp",
-                 m_max: float = 10.0) -> np.ndarray:
+def rand_augment(
+  img: np.ndarray,
+  rng: np.random.Generator,
+  *,
+  n: int,
+  m: float,
+  pool: str = "face2exp",
+  m_max: float = 10.0,
+) -> np.ndarray:
   """RandAugment with the reference pools (see the module docstring).
 
   Args:

@@ -70,12 +70,17 @@ def center_crop(img: np.ndarray, size) -> np.ndarray:
     raise ValueError(f"cannot crop {h}x{w} from {img.shape[:2]}")
   top = int(round((img.shape[0] - h) / 2))
   left = int(round((img.shape[1] - w) / 2))
-  return img[top:top + h, left:left + w]
+  return img[top : top + h, left : left + w]
 
 
-def random_crop(img: np.ndarray, size, rng: np.random.Generator,
-                padding: int = 0, pad_mode: str = "reflect",
-                fill: int = 0) -> np.ndarray:
+def random_crop(
+  img: np.ndarray,
+  size,
+  rng: np.random.Generator,
+  padding: int = 0,
+  pad_mode: str = "reflect",
+  fill: int = 0,
+) -> np.ndarray:
   """torchvision RandomCrop: pad each side by ``padding`` (an ``np.pad``
   mode; ``fill`` for "constant"), then a uniform ``size`` crop."""
   h, w = _hw(size)
@@ -89,10 +94,10 @@ def random_crop(img: np.ndarray, size, rng: np.random.Generator,
   top = int(rng.integers(height - h + 1))
   left = int(rng.integers(width - w + 1))
   if not padding:
-    return img[top:top + h, left:left + w]
+    return img[top : top + h, left : left + w]
   # Reflect padding by indexing: only the crop is gathered, no padded copy.
-  rows = _reflect_index(img.shape[0], padding)[top:top + h]
-  cols = _reflect_index(img.shape[1], padding)[left:left + w]
+  rows = _reflect_index(img.shape[0], padding)[top : top + h]
+  cols = _reflect_index(img.shape[1], padding)[left : left + w]
   return img.take(rows, 0).take(cols, 1)
 
 
@@ -105,8 +110,13 @@ def _reflect_index(n: int, padding: int) -> np.ndarray:
   return idx
 
 
-def random_resized_crop(img: np.ndarray, size, rng: np.random.Generator,
-                        scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
+def random_resized_crop(
+  img: np.ndarray,
+  size,
+  rng: np.random.Generator,
+  scale=(0.08, 1.0),
+  ratio=(3 / 4, 4 / 3),
+) -> np.ndarray:
   """torchvision RandomResizedCrop (10 tries, then a central crop)."""
   height, width = img.shape[:2]
   log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
@@ -131,8 +141,9 @@ def random_resized_crop(img: np.ndarray, size, rng: np.random.Generator,
   return from_pil(to_pil(img).resize((out_w, out_h), _BILINEAR, box=box))
 
 
-def random_flip(img: np.ndarray, rng: np.random.Generator,
-                p: float = 0.5) -> np.ndarray:
+def random_flip(
+  img: np.ndarray, rng: np.random.Generator, p: float = 0.5
+) -> np.ndarray:
   """Mirrors left-right with probability ``p``."""
   return img[:, ::-1] if rng.random() < p else img
 
@@ -150,7 +161,7 @@ def normalize(img: np.ndarray, mean, std) -> np.ndarray:
   mean, std = _stats(mean, c), _stats(std, c)
   scale, shift = 1 / (255 * std), mean / std
   x = img.astype(np.float32)
-  if c > 1:   # over rows of W * C values: a 3-long broadcast is slow
+  if c > 1:  # over rows of W * C values: a 3-long broadcast is slow
     cols = np.arange(img.shape[-2] * c) % c
     x, scale, shift = x.reshape(-1, cols.size), scale[cols], shift[cols]
   x *= scale

@@ -17,31 +17,42 @@ import orbax.checkpoint as ocp
 class Checkpointer:
   """Saves and restores (state, data iterator state, config)."""
 
-  def __init__(self, workdir: str, *, keep: int = 2,
-               best_mode: str = "max"):
+  def __init__(self, workdir: str, *, keep: int = 2, best_mode: str = "max"):
     workdir = pathlib.Path(workdir).absolute()
     opts = dict(create=True, enable_async_checkpointing=False)
     self.last = ocp.CheckpointManager(
-        workdir / "checkpoints",
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts))
+      workdir / "checkpoints",
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts),
+    )
     self.best = ocp.CheckpointManager(
-        workdir / "best",
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda m: m["value"], best_mode=best_mode,
-            **opts))
+      workdir / "best",
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1, best_fn=lambda m: m["value"], best_mode=best_mode, **opts
+      ),
+    )
 
   def latest_step(self) -> int | None:
     return self.last.latest_step()
 
-  def save(self, step: int, state, data_state: dict, config: dict, *,
-           meta: dict | None = None, last: bool = True,
-           best_value: float | None = None) -> None:
+  def save(
+    self,
+    step: int,
+    state,
+    data_state: dict,
+    config: dict,
+    *,
+    meta: dict | None = None,
+    last: bool = True,
+    best_value: float | None = None,
+  ) -> None:
     """Saves to `checkpoints/` if `last`, to `best/` if `best_value` is
     given (Orbax keeps it only if it beats the best so far)."""
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state),
-                              data=ocp.args.JsonSave(data_state),
-                              config=ocp.args.JsonSave(config),
-                              meta=ocp.args.JsonSave(meta or {}))
+    args = ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+      config=ocp.args.JsonSave(config),
+      meta=ocp.args.JsonSave(meta or {}),
+    )
     if last and step not in self.last.all_steps():
       self.last.save(step, args=args)
     if best_value is not None and step not in self.best.all_steps():
@@ -53,8 +64,9 @@ class Checkpointer:
     step = self.last.latest_step()
     if step is None:
       return None
-    return self.last.restore(step, args=ocp.args.Composite(
-        config=ocp.args.JsonRestore())).config
+    return self.last.restore(
+      step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+    ).config
 
   def restore(self, state_like, step: int | None = None, *, best=False):
     """Restores (state, data_state, config, meta) shaped and sharded like
@@ -65,10 +77,15 @@ class Checkpointer:
     if step is None:
       return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
-    out = manager.restore(step, args=ocp.args.Composite(
+    out = manager.restore(
+      step,
+      args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract),
-        data=ocp.args.JsonRestore(), config=ocp.args.JsonRestore(),
-        meta=ocp.args.JsonRestore()))
+        data=ocp.args.JsonRestore(),
+        config=ocp.args.JsonRestore(),
+        meta=ocp.args.JsonRestore(),
+      ),
+    )
     return out.state, out.data, out.config, out.meta
 
   def close(self):
@@ -83,8 +100,12 @@ def read_config(workdir: str, *, best: bool = True) -> tuple[dict, dict]:
   step = manager.latest_step()
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/{sub}")
-  out = manager.restore(step, args=ocp.args.Composite(
-      config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+  out = manager.restore(
+    step,
+    args=ocp.args.Composite(
+      config=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()
+    ),
+  )
   return out.config, out.meta
 
 
@@ -97,6 +118,7 @@ def read_arrays(directory) -> dict:
   meta = ckptr.metadata(directory).item_metadata
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(
-      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-      dict(meta))
+    lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+    dict(meta),
+  )
   return jax.device_get(ckptr.restore(directory, target))

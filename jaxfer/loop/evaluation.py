@@ -6,10 +6,10 @@ models in one pass; `Evaluator` is the loop's evaluation of every split
 value checkpoints are selected by).
 """
 
+from collections.abc import Callable
 import dataclasses
 import pathlib
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +38,12 @@ def eval_fn(apply, *, flip: bool = False):
   """The evaluation of one batch: (predictions, labels, mask, summed
   cross-entropy); `evaluate` folds them into metrics. `flip`: mirrored
   test-time augmentation (`tta_logits`)."""
+
   def fn(variables, batch):
     logits = tta_logits(apply, variables, batch["image"], flip=flip)
     loss = losses.xent(logits, batch["label"]) * batch["mask"]
     return jnp.argmax(logits, -1), batch["label"], batch["mask"], jnp.sum(loss)
+
   return fn
 
 
@@ -50,36 +52,51 @@ def evaluate(apply_jit, variables: dict, batches, num_classes: int):
 
   Returns {model name: (metrics dict, confusion matrix)}.
   """
-  cms = {name: np.zeros((num_classes, num_classes), np.int64)
-         for name in variables}
+  cms = {
+    name: np.zeros((num_classes, num_classes), np.int64) for name in variables
+  }
   loss = dict.fromkeys(variables, 0.0)
   count = 0.0
   for batch in batches:
     for name, v in variables.items():
       # Replicated outputs: every process can read the whole global batch.
       preds, labels, mask, loss_sum = map(np.asarray, apply_jit(v, batch))
-      cms[name] += metrics_lib.confusion_matrix(labels, preds, num_classes,
-                                                mask)
+      cms[name] += metrics_lib.confusion_matrix(
+        labels, preds, num_classes, mask
+      )
       loss[name] += float(loss_sum)
     count += float(mask.sum())
-  return {name: ({"loss": loss[name] / max(count, 1),
-                  **metrics_lib.summarize(cms[name])}, cms[name])
-          for name in variables}
+  return {
+    name: (
+      {"loss": loss[name] / max(count, 1), **metrics_lib.summarize(cms[name])},
+      cms[name],
+    )
+    for name in variables
+  }
 
 
 @dataclasses.dataclass
 class SplitResult:
   """One split's evaluation: {model: (metrics, confusion)}, the source read
   (after relabelling), the rows left out as unmapped, the wall seconds."""
+
   results: dict
   source: object
   dropped: int
   seconds: float
 
 
-def evaluate_split(apply, variables: dict, class_names, data_cfg, split: str,
-                   *, flip: bool = False, drop_unmapped: bool = False,
-                   warmup: bool = False) -> SplitResult:
+def evaluate_split(
+  apply,
+  variables: dict,
+  class_names,
+  data_cfg,
+  split: str,
+  *,
+  flip: bool = False,
+  drop_unmapped: bool = False,
+  warmup: bool = False,
+) -> SplitResult:
   """Evaluates models on one split of any source of `data_cfg` (a config's
   `data` section), its labels mapped to `class_names` by name
   (`jaxfer.data.labels`); a class with no counterpart is an error unless
@@ -88,17 +105,21 @@ def evaluate_split(apply, variables: dict, class_names, data_cfg, split: str,
   names = tuple(class_names)
   src = data_build.make_source(data_cfg, split)
   if src.class_names is None:
-    raise base.DataError(f"{src.name} has no class names to map to the "
-                         f"model's {names}")
+    raise base.DataError(
+      f"{src.name} has no class names to map to the model's {names}"
+    )
   dropped = 0
   if tuple(src.class_names) != names:
     src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
     dropped = src.dropped["unmapped_classes"]
   if not len(src):
     raise base.DataError(f"{src.name}: no rows to evaluate")
+
   def batches():
-    return pipeline.eval_batches(src, data_build.eval_view(data_cfg),
-                                 batch_size=data_cfg.eval_batch_size)
+    return pipeline.eval_batches(
+      src, data_build.eval_view(data_cfg), batch_size=data_cfg.eval_batch_size
+    )
+
   apply_jit = jax.jit(eval_fn(apply, flip=flip))
   if warmup:
     first = next(batches())
@@ -112,9 +133,13 @@ def evaluate_split(apply, variables: dict, class_names, data_cfg, split: str,
 def per_class(cm: np.ndarray, class_names) -> dict:
   """{class: {"recall", "support"}} of a confusion matrix (rows: true)."""
   support = cm.sum(1)
-  return {name: {"recall": float(cm[i, i] / support[i]) if support[i]
-                 else None, "support": int(support[i])}
-          for i, name in enumerate(class_names)}
+  return {
+    name: {
+      "recall": float(cm[i, i] / support[i]) if support[i] else None,
+      "support": int(support[i]),
+    }
+    for i, name in enumerate(class_names)
+  }
 
 
 def group_summaries(metrics: dict) -> dict:
@@ -127,10 +152,10 @@ def group_summaries(metrics: dict) -> dict:
       groups.setdefault(head, []).append(m)
   out = {}
   for group, ms in groups.items():
-    out[f"{group}/mean"] = {k: float(np.mean([m[k] for m in ms]))
-                            for k in ms[0]}
-    out[f"{group}/std"] = {k: float(np.std([m[k] for m in ms]))
-                           for k in ms[0]}
+    out[f"{group}/mean"] = {
+      k: float(np.mean([m[k] for m in ms])) for k in ms[0]
+    }
+    out[f"{group}/std"] = {k: float(np.std([m[k] for m in ms])) for k in ms[0]}
   return out
 
 
@@ -155,6 +180,7 @@ class Evaluator:
     out_sharding: the outputs' sharding (replicated over the mesh, so
       every process reads them).
   """
+
   apply: Callable
   data: object
   to_global: Callable
@@ -170,26 +196,35 @@ class Evaluator:
   result: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    self._apply_jit = jax.jit(eval_fn(self.apply),
-                              out_shardings=self.out_sharding)
+    self._apply_jit = jax.jit(
+      eval_fn(self.apply), out_shardings=self.out_sharding
+    )
 
   def __call__(self, variables: dict, step: int, final: bool):
     """Evaluates `variables` on every split; returns the selection value
     (None when the selection split is not evaluated)."""
     best_value = None
     for split, src in self.data.evals.items():
-      batches = (self.to_global(b) for b in pipeline.eval_batches(
-          src, self.data.eval_transform, batch_size=self.eval_batch_size,
+      batches = (
+        self.to_global(b)
+        for b in pipeline.eval_batches(
+          src,
+          self.data.eval_transform,
+          batch_size=self.eval_batch_size,
           process_index=jax.process_index(),
-          process_count=jax.process_count()))
+          process_count=jax.process_count(),
+        )
+      )
       evals = evaluate(self._apply_jit, variables, batches, self.num_classes)
       for name, (m, cm) in evals.items():
         self._record(step, split, name, m)
         if self.is_main and (final or self.confusion_every_eval):
           report.confusion_png(
-              cm, self.data.class_names,
-              self.workdir / f"confusion_{split}_{name.replace('/', '_')}.png",
-              f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}")
+            cm,
+            self.data.class_names,
+            self.workdir / f"confusion_{split}_{name.replace('/', '_')}.png",
+            f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}",
+          )
       summaries = group_summaries({k: m for k, (m, _) in evals.items()})
       for name, m in summaries.items():
         self.writer.write(step, split, m, model=name)
@@ -197,8 +232,11 @@ class Evaluator:
       if self.is_main:
         for group in {n.rsplit("/", 1)[0] for n in summaries}:
           mean, std = summaries[f"{group}/mean"], summaries[f"{group}/std"]
-          print(f"  step {step} {split} {group} (mean +- std): " + ", ".join(
-              f"{k} {mean[k]:.4f} +- {std[k]:.4f}" for k in mean), flush=True)
+          print(
+            f"  step {step} {split} {group} (mean +- std): "
+            + ", ".join(f"{k} {mean[k]:.4f} +- {std[k]:.4f}" for k in mean),
+            flush=True,
+          )
       if split == self.best_split:
         first = next(iter(variables))
         group = first.rsplit("/", 1)[0]

@@ -35,8 +35,11 @@ from jaxfer.models import torch_import
 
 def nets(state) -> list[str]:
   """The state's fields that hold a network (`net_lib.Net`)."""
-  return [f.name for f in dataclasses.fields(state)
-          if isinstance(getattr(state, f.name), net_lib.Net)]
+  return [
+    f.name
+    for f in dataclasses.fields(state)
+    if isinstance(getattr(state, f.name), net_lib.Net)
+  ]
 
 
 def _with(net: net_lib.Net, variables: dict) -> net_lib.Net:
@@ -47,26 +50,32 @@ def _with(net: net_lib.Net, variables: dict) -> net_lib.Net:
 
 
 def _template(net: net_lib.Net) -> dict:
-  return {"params": jax.device_get(net.params),
-          "batch_stats": jax.device_get(net.batch_stats)}
+  return {
+    "params": jax.device_get(net.params),
+    "batch_stats": jax.device_get(net.batch_stats),
+  }
 
 
-def _from_torch(config, roles: dict, target: str, template: dict,
-                source: str):
+def _from_torch(config, roles: dict, target: str, template: dict, source: str):
   # The built module: its dataclass holds the model fields' defaults.
   m = models.build(config.model, config.data.num_classes)
   stem = getattr(m, "stem", None)
   if config.model.name != "resnet" or stem != "imagenet":
     raise ValueError(
-        f"config.init_from={source}: PyTorch weights load into "
-        "config.model.name='resnet' with stem='imagenet' (torchvision's "
-        f"layout); this config has name={config.model.name!r}, "
-        f"stem={stem!r}")
+      f"config.init_from={source}: PyTorch weights load into "
+      "config.model.name='resnet' with stem='imagenet' (torchvision's "
+      f"layout); this config has name={config.model.name!r}, "
+      f"stem={stem!r}"
+    )
   stages = tuple(m.stages or resnet.STAGES[m.depth])
   return torch_import.resnet_variables(
-      roles[target], template, stages=stages, bottleneck=m.depth == 50,
-      allow_missing_head=config.init_allow_missing_head,
-      source=f"{source} [{target}]: ")
+    roles[target],
+    template,
+    stages=stages,
+    bottleneck=m.depth == 50,
+    allow_missing_head=config.init_allow_missing_head,
+    source=f"{source} [{target}]: ",
+  )
 
 
 def _roles_for(fields: list[str], roles: list[str], method: str) -> dict:
@@ -91,20 +100,29 @@ def _from_workdir(config, path: pathlib.Path, state, fields):
     v = jax.device_get(evals[name])
     t = _template(getattr(state, f))
     v = {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
-    if (src_config.data.num_classes != config.data.num_classes
-        and "Dense_0" in v["params"]):
+    if (
+      src_config.data.num_classes != config.data.num_classes
+      and "Dense_0" in v["params"]
+    ):
       v["params"] = {**v["params"], "Dense_0": t["params"]["Dense_0"]}
-      notes.append(f"{path} [{name}]: {src_config.data.num_classes} classes "
-                   f"-> {config.data.num_classes}: the head is re-initialised")
-    bad = [f"{'/'.join(str(getattr(k, 'key', k)) for k in p)}: "
-           f"{np.shape(a)} vs {np.shape(b)}"
-           for (p, a), b in zip(jax.tree_util.tree_leaves_with_path(v),
-                                jax.tree.leaves(t))
-           if np.shape(a) != np.shape(b)]
+      notes.append(
+        f"{path} [{name}]: {src_config.data.num_classes} classes "
+        f"-> {config.data.num_classes}: the head is re-initialised"
+      )
+    bad = [
+      f"{'/'.join(str(getattr(k, 'key', k)) for k in p)}: "
+      f"{np.shape(a)} vs {np.shape(b)}"
+      for (p, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(v), jax.tree.leaves(t)
+      )
+      if np.shape(a) != np.shape(b)
+    ]
     if jax.tree.structure(v) != jax.tree.structure(t) or bad:
-      raise ValueError(f"config.init_from={path}: its {name!r} network does "
-                       f"not fit this config's model ({config.model.name})"
-                       + (f": {bad}" if bad else ": other layers"))
+      raise ValueError(
+        f"config.init_from={path}: its {name!r} network does "
+        f"not fit this config's model ({config.model.name})"
+        + (f": {bad}" if bad else ": other layers")
+      )
     out[f] = v
     notes.append(f"{f} <- {path} [{name}]")
   return out, notes
@@ -117,8 +135,9 @@ def load_into(config, state):
     return state, []
   fields = nets(state)
   if not fields:
-    raise ValueError(f"config.init_from: method {config.method!r} has no "
-                     "network to initialise")
+    raise ValueError(
+      f"config.init_from: method {config.method!r} has no network to initialise"
+    )
   path = pathlib.Path(source).expanduser()
   if path.is_dir():
     loaded, notes = _from_workdir(config, path, state, fields)
@@ -127,12 +146,15 @@ def load_into(config, state):
     pick = _roles_for(fields, list(roles), config.method)
     missing = [f for f in fields if f not in pick]
     if missing:
-      raise ValueError(f"config.init_from={source}: nothing in the file for "
-                       f"{missing}; it holds {sorted(roles)}")
+      raise ValueError(
+        f"config.init_from={source}: nothing in the file for "
+        f"{missing}; it holds {sorted(roles)}"
+      )
     loaded, notes = {}, []
     for f, role in pick.items():
-      loaded[f], n = _from_torch(config, roles, role,
-                                 _template(getattr(state, f)), str(path))
+      loaded[f], n = _from_torch(
+        config, roles, role, _template(getattr(state, f)), str(path)
+      )
       notes += n + [f"{f} <- {path} [{role}]"]
   for f, v in loaded.items():
     state = state.replace(**{f: _with(getattr(state, f), v)})

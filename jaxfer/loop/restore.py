@@ -17,11 +17,13 @@ def load(workdir: str, *, best: bool = True):
   config, meta = ckpt_lib.read_config(workdir, best=best)
   config = defaults.from_json(config)
   model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps,
-                         pool_size=meta.get("pool_size", 0))
+  method = methods.build(
+    config, model, config.total_steps, pool_size=meta.get("pool_size", 0)
+  )
   size, ch = config.data.image_size, config.data.channels
-  state = jax.eval_shape(method.init, jax.random.key(0),
-                         jnp.zeros((1, size, size, ch)))
+  state = jax.eval_shape(
+    method.init, jax.random.key(0), jnp.zeros((1, size, size, ch))
+  )
   ckpt = ckpt_lib.Checkpointer(workdir)
   state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
   state = ckpt.restore(state, best=best)[0]

@@ -28,13 +28,21 @@ import time
 # planned that long), how it logs, evaluates and checkpoints, how data is
 # read, and how the devices are used.
 SAFE_TO_CHANGE = (
-    "total_steps", "log_every", "eval_every", "confusion_every_eval",
-    "checkpoint.every", "checkpoint.keep", "data.num_threads",
-    "data.worker_count", "data.cache_dir", "data.eval_batch_size",
-    "parallel.mode", "distributed.",
+  "total_steps",
+  "log_every",
+  "eval_every",
+  "confusion_every_eval",
+  "checkpoint.every",
+  "checkpoint.keep",
+  "data.num_threads",
+  "data.worker_count",
+  "data.cache_dir",
+  "data.eval_batch_size",
+  "parallel.mode",
+  "distributed.",
 )
 
-REQUEUE_EXIT = 75            # EX_TEMPFAIL: "try again", what requeue reads
+REQUEUE_EXIT = 75  # EX_TEMPFAIL: "try again", what requeue reads
 
 
 class WorkdirBusy(RuntimeError):
@@ -58,16 +66,27 @@ class WorkdirLock:
       os.close(self._fd)
       try:
         who = json.loads(holder)
-        who = (f"process {who['pid']} on {who['host']} (started "
-               f"{who['started']})")
+        who = (
+          f"process {who['pid']} on {who['host']} (started {who['started']})"
+        )
       except (ValueError, KeyError):
         who = "another process"
-      raise WorkdirBusy(f"{workdir} is in use by {who}; wait for it to end, "
-                        "stop it, or use another --workdir") from None
+      raise WorkdirBusy(
+        f"{workdir} is in use by {who}; wait for it to end, "
+        "stop it, or use another --workdir"
+      ) from None
     os.ftruncate(self._fd, 0)
-    os.pwrite(self._fd, json.dumps({
-        "pid": os.getpid(), "host": socket.gethostname(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+    os.pwrite(
+      self._fd,
+      json.dumps(
+        {
+          "pid": os.getpid(),
+          "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+      ).encode(),
+      0,
+    )
 
   def release(self) -> None:
     if self._fd is not None:
@@ -95,8 +114,9 @@ def config_changes(old: dict, new: dict, safe=SAFE_TO_CHANGE) -> list:
     va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
     if isinstance(va, list) or isinstance(vb, list):
       va, vb = (tuple(v) if isinstance(v, list) else v for v in (va, vb))
-    if va != vb and not any(key == s or (s.endswith(".") and
-                                         key.startswith(s)) for s in safe):
+    if va != vb and not any(
+      key == s or (s.endswith(".") and key.startswith(s)) for s in safe
+    ):
       changed.append((key, va, vb))
   return changed
 
@@ -112,7 +132,7 @@ class Preemption:
     if hasattr(signal, "SIGTERM"):
       try:
         self._previous = signal.signal(signal.SIGTERM, self._handle)
-      except ValueError:            # not the main thread (e.g. a notebook)
+      except ValueError:  # not the main thread (e.g. a notebook)
         self._previous = None
     return self
 
@@ -127,7 +147,9 @@ class Preemption:
   def requested(self, step: int) -> bool:
     """Whether to stop after `step` (every process gives the same answer)."""
     import jax  # pylint: disable=g-import-not-at-top
+
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
       return bool(multihost_utils.reached_preemption_sync_point(step))
     return self.signalled

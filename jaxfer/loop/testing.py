@@ -6,33 +6,53 @@ from jaxfer.data import labels
 from jaxfer.data.base import ArraySource
 
 
-def tiny_source(n: int = 70, size: int = 8, channels: int = 1,
-                num_classes: int = 7, seed: int = 0) -> ArraySource:
+def tiny_source(
+  n: int = 70,
+  size: int = 8,
+  channels: int = 1,
+  num_classes: int = 7,
+  seed: int = 0,
+) -> ArraySource:
   """`n` random images whose first pixel encodes the row (for tracing)."""
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
   images[:, 0, 0, 0] = np.arange(n) % 256
-  return ArraySource(images, (np.arange(n) % num_classes).astype(np.int32),
-                     labels.FER2013[:num_classes], name="tiny")
+  return ArraySource(
+    images,
+    (np.arange(n) % num_classes).astype(np.int32),
+    labels.FER2013[:num_classes],
+    name="tiny",
+  )
 
 
 def noisy_view(item, rng):
   """A random transform that records its randomness in the output."""
-  out = {"image": item["image"].astype(np.float32) / 255.0
-                  + rng.normal(size=item["image"].shape).astype(np.float32)}
+  out = {
+    "image": item["image"].astype(np.float32) / 255.0
+    + rng.normal(size=item["image"].shape).astype(np.float32)
+  }
   if "label" in item:
     out["label"] = item["label"]
   return out
 
 
 def pair_view(item, rng):
-  return {"weak": noisy_view(item, rng)["image"],
-          "strong": noisy_view(item, rng)["image"]}
+  return {
+    "weak": noisy_view(item, rng)["image"],
+    "strong": noisy_view(item, rng)["image"],
+  }
 
 
-def params_after(mode: str, *, norm: str, method: str = "supervised",
-                 steps: int = 3, num_devices: int | None = None,
-                 batch_size: int = 16, **fields):
+def params_after(
+  mode: str,
+  *,
+  norm: str,
+  method: str = "supervised",
+  steps: int = 3,
+  num_devices: int | None = None,
+  batch_size: int = 16,
+  **fields,
+):
   """The state's arrays after `steps` steps of a tiny ResNet on fixed global
   batches, run by the given data-parallel path.
 
@@ -50,10 +70,13 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
   from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from jaxfer.core import defaults, parallel  # pylint: disable=g-import-not-at-top
-  from jaxfer import methods, models
+  import ml_collections  # pylint: disable=g-import-not-at-top
+
+  from jaxfer import methods
+  from jaxfer import models
+  from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import parallel  # pylint: disable=g-import-not-at-top
 
   axis = None if mode == "mesh" else parallel.PMAP_AXIS
   cfg = defaults.base()
@@ -61,43 +84,55 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
   cfg.mu = 2 if method in ("face2exp", "dtm") else 0
   cfg.data.batch_size = batch_size
   cfg.optimizer.update(lr=0.1, schedule="constant", warmup_steps=0)
-  cfg.face2exp.student_optimizer.update(lr=0.1, schedule="constant",
-                                        warmup_steps=0)
+  cfg.face2exp.student_optimizer.update(
+    lr=0.1, schedule="constant", warmup_steps=0
+  )
   if method == "distill":
-    cfg.distill.update(init_images="noise", epochs=2, augment=True,
-                       pool_size=2, **fields)
+    cfg.distill.update(
+      init_images="noise", epochs=2, augment=True, pool_size=2, **fields
+    )
   elif method == "dtm":
     cfg.dtm.update(fields)
   else:
     cfg.face2exp.update(fields)
-  arch = (dict(name="resnet", depth=18, stages=(1, 1), width=4)
-          if method == "supervised" else dict(name="convnet", depth=2,
-                                              width=4))
-  model = models.build(ml_collections.ConfigDict(dict(**arch, norm=norm)), 7,
-                       bn_axis_name=axis)
+  arch = (
+    dict(name="resnet", depth=18, stages=(1, 1), width=4)
+    if method == "supervised"
+    else dict(name="convnet", depth=2, width=4)
+  )
+  model = models.build(
+    ml_collections.ConfigDict(dict(**arch, norm=norm)), 7, bn_axis_name=axis
+  )
   meth = methods.build(cfg, model, 100, axis_name=axis, pool_size=64)
   state = jax.jit(meth.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
   rng = np.random.default_rng(0)
   image = lambda n: rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
   batches = []
   for t in range(steps):
-    b = {"image": image(batch_size),
-         "label": rng.integers(0, 7, batch_size).astype(np.int32)}
+    b = {
+      "image": image(batch_size),
+      "label": rng.integers(0, 7, batch_size).astype(np.int32),
+    }
     if cfg.mu:
       n = batch_size * cfg.mu
       b["unlabeled_weak"] = image(n)
       b["unlabeled_strong"] = image(n)
       b["unlabeled_index"] = (np.arange(t * n, (t + 1) * n) % 64).astype(
-          np.int32)
+        np.int32
+      )
     batches.append(b)
   devices = jax.devices()[:num_devices]
   mesh = jax.sharding.Mesh(np.array(devices), ("data",))
   if mode == "shard_map":
-    step = jax.jit(jax.shard_map(
-        meth.step, mesh=jax.sharding.Mesh(np.array(devices),
-                                          (parallel.PMAP_AXIS,)),
-        in_specs=(P(), P(parallel.PMAP_AXIS), P()), out_specs=(P(), P()),
-        check_vma=False))
+    step = jax.jit(
+      jax.shard_map(
+        meth.step,
+        mesh=jax.sharding.Mesh(np.array(devices), (parallel.PMAP_AXIS,)),
+        in_specs=(P(), P(parallel.PMAP_AXIS), P()),
+        out_specs=(P(), P()),
+        check_vma=False,
+      )
+    )
     for b in batches:
       state, _ = step(state, b, jax.random.key(1))
     return jax.device_get(state)
@@ -117,19 +152,22 @@ def params_after(mode: str, *, norm: str, method: str = "supervised",
 # the mapped axis (means, BatchNorm, the Gumbel noise's slice, FlexMatch's
 # global indices).
 PARALLEL_CASES = (
-    ("group", "supervised", ("mesh", "pmap", "shard_map"), {}),
-    ("batch", "supervised", ("mesh", "pmap", "shard_map"), {}),
-    ("batch", "face2exp", ("pmap",), dict(feedback="score_function")),
-    ("batch", "face2exp", ("pmap",), dict(feedback="exact_jvp")),
-    ("batch", "face2exp", ("pmap",), dict(feedback="exact", unroll_steps=2)),
-    ("batch", "distill", ("pmap",), dict(objective="unroll")),
-    ("group", "distill", ("pmap",), dict(objective="krr")),
-    # FlexMatch's per-face buffer (global indices), negative learning on
-    # the faces below it; a low tau: the tiny model's near-uniform
-    # probabilities pass. The other policies reduce the same gathered batch.
-    ("batch", "dtm", ("pmap",),
-     dict(threshold="flexmatch", tau=0.2, negative=dict(enabled=True,
-                                                        cut=0.2))),
+  ("group", "supervised", ("mesh", "pmap", "shard_map"), {}),
+  ("batch", "supervised", ("mesh", "pmap", "shard_map"), {}),
+  ("batch", "face2exp", ("pmap",), dict(feedback="score_function")),
+  ("batch", "face2exp", ("pmap",), dict(feedback="exact_jvp")),
+  ("batch", "face2exp", ("pmap",), dict(feedback="exact", unroll_steps=2)),
+  ("batch", "distill", ("pmap",), dict(objective="unroll")),
+  ("group", "distill", ("pmap",), dict(objective="krr")),
+  # FlexMatch's per-face buffer (global indices), negative learning on
+  # the faces below it; a low tau: the tiny model's near-uniform
+  # probabilities pass. The other policies reduce the same gathered batch.
+  (
+    "batch",
+    "dtm",
+    ("pmap",),
+    dict(threshold="flexmatch", tau=0.2, negative=dict(enabled=True, cut=0.2)),
+  ),
 )
 
 
@@ -140,23 +178,29 @@ def parallel_param_diffs(part: int = 0, parts: int = 1) -> dict:
   the cases `part` of `parts` (every parts-th case from `part`: processes
   that run in parallel share the work)."""
   import jax  # pylint: disable=g-import-not-at-top
+
   out = {}
   for norm, method, paths, fields in PARALLEL_CASES[part::parts]:
     case = "/".join([method, norm, *fields.values()][:3]).replace(
-        "supervised/", "")
-    ref = params_after("mesh", norm=norm, method=method, num_devices=1,
-                       **fields)
-    start = params_after("mesh", norm=norm, method=method, num_devices=1,
-                         steps=0, **fields)
+      "supervised/", ""
+    )
+    ref = params_after(
+      "mesh", norm=norm, method=method, num_devices=1, **fields
+    )
+    start = params_after(
+      "mesh", norm=norm, method=method, num_devices=1, steps=0, **fields
+    )
     for mode in paths:
       got = params_after(mode, norm=norm, method=method, **fields)
       out[f"{case}/{mode}"] = max(
-          float(np.max(np.abs(np.asarray(a, np.float64) - b)))
-          for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got)))
-    out[f"{case}/moved"] = max(
         float(np.max(np.abs(np.asarray(a, np.float64) - b)))
-        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(start))
-        if np.issubdtype(np.asarray(a).dtype, np.floating))
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got))
+      )
+    out[f"{case}/moved"] = max(
+      float(np.max(np.abs(np.asarray(a, np.float64) - b)))
+      for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(start))
+      if np.issubdtype(np.asarray(a).dtype, np.floating)
+    )
   return out
 
 
@@ -164,28 +208,46 @@ def tiny_model(norm: str = "batch", num_classes: int = 3, dtype=None):
   """A one-block ConvNet (width 4) for meta-gradient tests; float64 when
   x64 is on."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   from jaxfer.models.convnet import ConvNet  # pylint: disable=g-import-not-at-top
-  return ConvNet(num_classes=num_classes, depth=1, width=4, norm=norm,
-                 dtype=dtype or jnp.result_type(float))
+
+  return ConvNet(
+    num_classes=num_classes,
+    depth=1,
+    width=4,
+    norm=norm,
+    dtype=dtype or jnp.result_type(float),
+  )
 
 
-def tiny_meta_batch(*, labeled: int = 4, unlabeled: int = 6, size: int = 4,
-                    num_classes: int = 3, seed: int = 0) -> dict:
+def tiny_meta_batch(
+  *,
+  labeled: int = 4,
+  unlabeled: int = 6,
+  size: int = 4,
+  num_classes: int = 3,
+  seed: int = 0,
+) -> dict:
   """A Meta-Face2Exp batch of random images (float64 when x64 is on)."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(seed)
   f = lambda *s: jnp.asarray(rng.normal(size=s), jnp.result_type(float))
-  return {"image": f(labeled, size, size, 1),
-          "label": jnp.asarray(np.arange(labeled) % num_classes, jnp.int32),
-          "unlabeled_weak": f(unlabeled, size, size, 1),
-          "unlabeled_strong": f(unlabeled, size, size, 1)}
+  return {
+    "image": f(labeled, size, size, 1),
+    "label": jnp.asarray(np.arange(labeled) % num_classes, jnp.int32),
+    "unlabeled_weak": f(unlabeled, size, size, 1),
+    "unlabeled_strong": f(unlabeled, size, size, 1),
+  }
 
 
 def init_variables(model, rng, size: int = 4):
   """(params, batch_stats) of `model` in the default float dtype."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   v = model.init(rng, jnp.zeros((1, size, size, 1)))
   cast = lambda t: jax.tree.map(
-      lambda a: jnp.asarray(a, jnp.result_type(float)), t)
+    lambda a: jnp.asarray(a, jnp.result_type(float)), t
+  )
   return cast(v["params"]), cast(v.get("batch_stats", {}))

@@ -36,38 +36,60 @@ def sample_labels(rng, logits, axis_name=None):
     return jnp.argmax(logits + jax.random.gumbel(rng, (n, c)), -1)
   noise = jax.random.gumbel(rng, (n * jax.lax.psum(1, axis_name), c))
   noise = jax.lax.dynamic_slice_in_dim(
-      noise, jax.lax.axis_index(axis_name) * n, n)
+    noise, jax.lax.axis_index(axis_name) * n, n
+  )
   return jnp.argmax(logits + noise, -1)
 
 
 def _l_old(s_l, batch, axis_name):
   """The student's labeled loss before its update (from the logits of the
   joint forward of its first step)."""
-  return parallel.pmean(jnp.mean(losses.xent(s_l[0], batch["label"])),
-                        axis_name)
+  return parallel.pmean(
+    jnp.mean(losses.xent(s_l[0], batch["label"])), axis_name
+  )
 
 
 def _global_rows(x, axis_name) -> int:
-  return x.shape[0] * (1 if axis_name is None else
-                       jax.lax.psum(1, axis_name))
+  return x.shape[0] * (1 if axis_name is None else jax.lax.psum(1, axis_name))
 
 
-def _hard_label_objective(z, student, batch, labels, *, apply_fn, tx, hp,
-                          axis_name):
+def _hard_label_objective(
+  z, student, batch, labels, *, apply_fn, tx, hp, axis_name
+):
   """L_new and L_old of a student trained on hard `labels`."""
   num_classes = z[hp.label_view].shape[-1]
   l_new, (new, (s_losses, s_l)) = mpl.objective_for_targets(
-      jax.nn.one_hot(labels, num_classes), student, batch, apply_fn=apply_fn,
-      tx=tx, hp=hp, axis_name=axis_name)
-  metrics = {"student_loss": s_losses[0], "l_old": _l_old(s_l, batch,
-                                                          axis_name),
-             "l_new": l_new}
+    jax.nn.one_hot(labels, num_classes),
+    student,
+    batch,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    axis_name=axis_name,
+  )
+  metrics = {
+    "student_loss": s_losses[0],
+    "l_old": _l_old(s_l, batch, axis_name),
+    "l_new": l_new,
+  }
   return l_new, new, metrics
 
 
-def first_order(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
-                hp: mpl.Student, sign: str, argmax_view: str, reduce: str,
-                axis_name=None, labels=None):
+def first_order(
+  z,
+  student: unroll.Inner,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp: mpl.Student,
+  sign: str,
+  argmax_view: str,
+  reduce: str,
+  axis_name=None,
+  labels=None,
+):
   """The reference as coded: the student trains on the argmax labels of
   `hp.label_view`; the term is ``d * CE(z_strong, argmax z[argmax_view])``
   with ``d = stopgrad(L_old - L_new)`` (`sign` "new_minus_old": MPL-pytorch
@@ -79,8 +101,15 @@ def first_order(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
   if labels is None:
     labels = jnp.argmax(zs[hp.label_view] / hp.pseudo_temperature, -1)
   l_new, new, metrics = _hard_label_objective(
-      z, student, batch, labels, apply_fn=apply_fn, tx=tx, hp=hp,
-      axis_name=axis_name)
+    z,
+    student,
+    batch,
+    labels,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    axis_name=axis_name,
+  )
   l_old = metrics["l_old"]
   d = (l_old - l_new) if sign == "old_minus_new" else (l_new - l_old)
   hard = jnp.argmax(zs[argmax_view], -1)
@@ -89,8 +118,18 @@ def first_order(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
   return d * scale * ce, (new, {**metrics, "d": d})
 
 
-def score_function(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
-                   hp: mpl.Student, axis_name=None, labels=None):
+def score_function(
+  z,
+  student: unroll.Inner,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp: mpl.Student,
+  axis_name=None,
+  labels=None,
+):
   """Labels sampled from the teacher train the student and enter
   ``stopgrad(L_old - L_new) * sum_i CE``: an unbiased estimate of the exact
   meta-gradient (L_old as the baseline). `labels` replaces the draw
@@ -99,96 +138,155 @@ def score_function(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
   if labels is None:
     labels = sample_labels(rng, logits_v, axis_name)
   l_new, new, metrics = _hard_label_objective(
-      z, student, batch, labels, apply_fn=apply_fn, tx=tx, hp=hp,
-      axis_name=axis_name)
+    z,
+    student,
+    batch,
+    labels,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    axis_name=axis_name,
+  )
   d = metrics["l_old"] - l_new
-  ce = jnp.mean(losses.xent(z[hp.label_view] / hp.pseudo_temperature,
-                            labels))
-  return (d * _global_rows(logits_v, axis_name) * ce,
-          (new, {**metrics, "d": d}))
+  ce = jnp.mean(losses.xent(z[hp.label_view] / hp.pseudo_temperature, labels))
+  return (
+    d * _global_rows(logits_v, axis_name) * ce,
+    (new, {**metrics, "d": d}),
+  )
 
 
-def exact(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
-          hp: mpl.Student, axis_name=None):
+def exact(
+  z,
+  student: unroll.Inner,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp: mpl.Student,
+  axis_name=None,
+):
   """`jax.grad` of the student's labeled loss after `hp.unroll_steps` real
   optimizer updates on the soft labels softmax(z[label_view] / T)."""
   del rng
   l_new, (new, (s_losses, s_l)) = mpl.meta_objective(
-      z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp,
-      axis_name=axis_name)
-  return l_new, (new, {"student_loss": s_losses[0],
-                       "l_old": _l_old(s_l, batch, axis_name),
-                       "l_new": jax.lax.stop_gradient(l_new)})
+    z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
+  )
+  return l_new, (
+    new,
+    {
+      "student_loss": s_losses[0],
+      "l_old": _l_old(s_l, batch, axis_name),
+      "l_new": jax.lax.stop_gradient(l_new),
+    },
+  )
 
 
-def _jvp_student(student: unroll.Inner, batch, q, *, apply_fn, tx, hp,
-                 axis_name):
+def _jvp_student(
+  student: unroll.Inner, batch, q, *, apply_fn, tx, hp, axis_name
+):
   """Student update on soft labels q, and u = J w for the closed form."""
-  loss_fn = functools.partial(mpl._student_loss,  # pylint: disable=protected-access
-                              apply_fn=apply_fn,
-                              alpha=hp.label_smoothing)
-  sbatch = {"image": batch["image"], "unlabeled": batch["unlabeled_strong"],
-            "target": q}
+  loss_fn = functools.partial(
+    mpl._student_loss,  # pylint: disable=protected-access
+    apply_fn=apply_fn,
+    alpha=hp.label_smoothing,
+  )
+  sbatch = {
+    "image": batch["image"],
+    "unlabeled": batch["unlabeled_strong"],
+    "target": q,
+  }
   (s_loss, (stats, s_l)), g = jax.value_and_grad(loss_fn, has_aux=True)(
-      student.params, student.batch_stats, sbatch)
+    student.params, student.batch_stats, sbatch
+  )
   g, s_loss = parallel.pmean((g, s_loss), axis_name)
   # The real optax update; its VJP maps dL/dθS' to dL/dg exactly (any
   # optimizer, momentum and Nesterov included: no hand-scaled lr).
   update = lambda g: tx.update(g, student.opt_state, student.params)
   updates, update_vjp, opt_state = jax.vjp(update, g, has_aux=True)
-  new = unroll.Inner(optax.apply_updates(student.params, updates), stats,
-                     opt_state)
+  new = unroll.Inner(
+    optax.apply_updates(student.params, updates), stats, opt_state
+  )
   l_new, v = jax.value_and_grad(mpl.labeled_loss)(
-      new.params, new.batch_stats, batch, apply_fn=apply_fn,
-      same_bn_batch=hp.same_bn_batch)
+    new.params,
+    new.batch_stats,
+    batch,
+    apply_fn=apply_fn,
+    same_bn_batch=hp.same_bn_batch,
+  )
   l_new, v = parallel.pmean((l_new, v), axis_name)
   (w,) = update_vjp(v)
   # u = J w: the student's strong-view logits (the same joint forward as
   # its loss, so BatchNorm in train mode is exact too) pushed along w.
   b = batch["image"].shape[0]
   xs = jnp.concatenate([batch["image"], batch["unlabeled_strong"]])
-  fwd = lambda p: net_lib.forward(apply_fn, p, student.batch_stats, xs,
-                                 train=True)[0][b:]
+  fwd = lambda p: net_lib.forward(
+    apply_fn, p, student.batch_stats, xs, train=True
+  )[0][b:]
   _, u = jax.jvp(fwd, (student.params,), (w,))
   return new, (s_loss[None], s_l[None]), l_new, u
 
 
-def exact_jvp(z, student: unroll.Inner, batch, rng, *, apply_fn, tx,
-              hp: mpl.Student, axis_name=None):
+def exact_jvp(
+  z,
+  student: unroll.Inner,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp: mpl.Student,
+  axis_name=None,
+):
   """`exact` at K = 1 from one student JVP, with no second-order reverse
   pass: with v = grad L_l(θS'), w = (dU/dg)^T v (the VJP of the real optax
   update) and u = J w (the student logits' JVP at θS), the gradient is that
   of -(1-alpha) mean_i q_i(z) . stopgrad(u_i)."""
   del rng
   if hp.unroll_steps != 1:
-    raise ValueError(f"config.face2exp.unroll_steps={hp.unroll_steps}: "
-                     "only feedback='exact' unrolls more than 1 student step")
-  q = jax.nn.softmax(jax.lax.stop_gradient(z[hp.label_view])
-                     / hp.pseudo_temperature)
+    raise ValueError(
+      f"config.face2exp.unroll_steps={hp.unroll_steps}: "
+      "only feedback='exact' unrolls more than 1 student step"
+    )
+  q = jax.nn.softmax(
+    jax.lax.stop_gradient(z[hp.label_view]) / hp.pseudo_temperature
+  )
   new, (s_losses, s_l), l_new, u = _jvp_student(
-      student, batch, q, apply_fn=apply_fn, tx=tx, hp=hp,
-      axis_name=axis_name)
+    student, batch, q, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
+  )
   q_z = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
   surrogate = -(1 - hp.label_smoothing) * jnp.mean(
-      jnp.sum(q_z * jax.lax.stop_gradient(u), -1))
+    jnp.sum(q_z * jax.lax.stop_gradient(u), -1)
+  )
   term = l_new + surrogate - jax.lax.stop_gradient(surrogate)
-  return term, (new, {"student_loss": s_losses[0],
-                      "l_old": _l_old(s_l, batch, axis_name),
-                      "l_new": l_new})
+  return term, (
+    new,
+    {
+      "student_loss": s_losses[0],
+      "l_old": _l_old(s_l, batch, axis_name),
+      "l_new": l_new,
+    },
+  )
 
 
-REGISTRY = {"first_order": first_order, "score_function": score_function,
-            "exact": exact, "exact_jvp": exact_jvp}
+REGISTRY = {
+  "first_order": first_order,
+  "score_function": score_function,
+  "exact": exact,
+  "exact_jvp": exact_jvp,
+}
 
 # The choices of first_order's own fields.
-FIRST_ORDER_CHOICES = dict(sign=("old_minus_new", "new_minus_old"),
-                           argmax_view=("weak", "strong"),
-                           reduce=("mean", "sum"))
+FIRST_ORDER_CHOICES = dict(
+  sign=("old_minus_new", "new_minus_old"),
+  argmax_view=("weak", "strong"),
+  reduce=("mean", "sum"),
+)
 
 
 def bind(name: str, hp: mpl.Student, own: dict):
-  """The estimator `name` with its statics bound: (z, student, batch, rng,
-  *, apply_fn, tx, axis_name) -> (term, (new student, metrics)).
+  """The estimator `name` with its statics bound: ``(z, student, batch, rng,
+  *, apply_fn, tx, axis_name) -> (term, (new student, metrics))``.
 
   Args:
     name: a key of REGISTRY (`config.face2exp.feedback`).
@@ -197,17 +295,22 @@ def bind(name: str, hp: mpl.Student, own: dict):
       reduce; the others: none).
   """
   if name not in REGISTRY:
-    raise ValueError(f"config.face2exp.feedback must be one of "
-                     f"{tuple(REGISTRY)}, got {name!r}")
+    raise ValueError(
+      f"config.face2exp.feedback must be one of {tuple(REGISTRY)}, got {name!r}"
+    )
   mpl.check(hp)
   if hp.unroll_steps > 1 and name != "exact":
-    raise ValueError(f"config.face2exp.unroll_steps={hp.unroll_steps}: only "
-                     "feedback='exact' unrolls more than 1 student step")
+    raise ValueError(
+      f"config.face2exp.unroll_steps={hp.unroll_steps}: only "
+      "feedback='exact' unrolls more than 1 student step"
+    )
   if name == "first_order":
     for field, allowed in FIRST_ORDER_CHOICES.items():
       if own[field] not in allowed:
-        raise ValueError(f"config.face2exp.first_order.{field} must be one "
-                         f"of {allowed}, got {own[field]!r}")
+        raise ValueError(
+          f"config.face2exp.first_order.{field} must be one "
+          f"of {allowed}, got {own[field]!r}"
+        )
   else:
     own = {}
   return functools.partial(REGISTRY[name], hp=hp, **own)

@@ -43,6 +43,7 @@ from jaxfer.core import parallel
 from jaxfer.meta import unroll
 from jaxfer.models import net as net_lib
 
+
 @dataclasses.dataclass(frozen=True)
 class Student:
   """What every estimator shares: how the student learns from the
@@ -61,6 +62,7 @@ class Student:
       student's strong views.
     pseudo_temperature: soft or sampled labels are softmax(z / T).
   """
+
   unroll_steps: int
   remat: bool
   segment: int
@@ -74,11 +76,14 @@ class Student:
 def check(hp: Student) -> None:
   """Clear errors for inconsistent statics."""
   if hp.unroll_steps < 1:
-    raise ValueError(f"config.face2exp.unroll_steps={hp.unroll_steps} must "
-                     "be >= 1")
+    raise ValueError(
+      f"config.face2exp.unroll_steps={hp.unroll_steps} must be >= 1"
+    )
   if hp.label_view not in ("weak", "strong"):
-    raise ValueError(f"config.face2exp.label_view must be one of "
-                     f"('weak', 'strong'), got {hp.label_view!r}")
+    raise ValueError(
+      f"config.face2exp.label_view must be one of "
+      f"('weak', 'strong'), got {hp.label_view!r}"
+    )
 
 
 def teacher_logits(params, batch_stats, batch, *, apply_fn):
@@ -88,14 +93,16 @@ def teacher_logits(params, batch_stats, batch, *, apply_fn):
   """
   x = batch["image"]
   xw, xs = batch["unlabeled_weak"], batch["unlabeled_strong"]
-  z, _, stats = net_lib.forward(apply_fn, params, batch_stats,
-                               jnp.concatenate([x, xw, xs]), train=True)
+  z, _, stats = net_lib.forward(
+    apply_fn, params, batch_stats, jnp.concatenate([x, xw, xs]), train=True
+  )
   b, n = x.shape[0], xw.shape[0]
-  return {"labeled": z[:b], "weak": z[b:b + n], "strong": z[b + n:]}, stats
+  return {"labeled": z[:b], "weak": z[b : b + n], "strong": z[b + n :]}, stats
 
 
-def uda_loss(z_weak, z_strong, *, temperature: float, threshold: float,
-             mask: bool):
+def uda_loss(
+  z_weak, z_strong, *, temperature: float, threshold: float, mask: bool
+):
   """UDA consistency: CE(softmax(stopgrad(z_weak)/T), z_strong).
 
   Returns (loss, fraction of examples whose max probability >= threshold).
@@ -110,16 +117,24 @@ def _student_loss(params, batch_stats, batch, *, apply_fn, alpha: float):
   """The student's loss on (smoothed) targets for the strong views, from a
   forward on [labeled; strong] (as the reference: BatchNorm sees both)."""
   x, xu = batch["image"], batch["unlabeled"]
-  s, _, stats = net_lib.forward(apply_fn, params, batch_stats,
-                               jnp.concatenate([x, xu]), train=True)
-  s_l, s_u = s[:x.shape[0]], s[x.shape[0]:]
-  loss = jnp.mean(losses.soft_xent(s_u, losses.smooth(batch["target"],
-                                                      alpha)))
+  s, _, stats = net_lib.forward(
+    apply_fn, params, batch_stats, jnp.concatenate([x, xu]), train=True
+  )
+  s_l, s_u = s[: x.shape[0]], s[x.shape[0] :]
+  loss = jnp.mean(losses.soft_xent(s_u, losses.smooth(batch["target"], alpha)))
   return loss, (stats, s_l)
 
 
-def student_updates(student: unroll.Inner, batch, targets, *, apply_fn, tx,
-                    hp: Student, axis_name=None):
+def student_updates(
+  student: unroll.Inner,
+  batch,
+  targets,
+  *,
+  apply_fn,
+  tx,
+  hp: Student,
+  axis_name=None,
+):
   """K real optimizer updates of the student on K chunks of the strong
   views (and the same labeled batch each time).
 
@@ -128,52 +143,89 @@ def student_updates(student: unroll.Inner, batch, targets, *, apply_fn, tx,
   k = hp.unroll_steps
   xu = batch["unlabeled_strong"]
   if xu.shape[0] % k:
-    raise ValueError(f"{xu.shape[0]} unlabeled images per device do not "
-                     f"split into {k} unrolled student steps")
+    raise ValueError(
+      f"{xu.shape[0]} unlabeled images per device do not "
+      f"split into {k} unrolled student steps"
+    )
   # Inner step t takes rows t, t + K, t + 2K, ...: on any device count the
   # global batch splits into the same K chunks.
   chunk = lambda a: jnp.swapaxes(
-      a.reshape((a.shape[0] // k, k) + a.shape[1:]), 0, 1)
-  loss_fn = functools.partial(_student_loss, apply_fn=apply_fn,
-                              alpha=hp.label_smoothing)
+    a.reshape((a.shape[0] // k, k) + a.shape[1:]), 0, 1
+  )
+  loss_fn = functools.partial(
+    _student_loss, apply_fn=apply_fn, alpha=hp.label_smoothing
+  )
   step = lambda c, xs: unroll.train_step(
-      c, {"image": batch["image"], **xs}, loss_fn=loss_fn, tx=tx,
-      axis_name=axis_name)
-  return unroll.unroll(step, student, {"unlabeled": chunk(xu),
-                                       "target": chunk(targets)},
-                       remat=hp.remat, segment=hp.segment, scan=hp.scan)
+    c,
+    {"image": batch["image"], **xs},
+    loss_fn=loss_fn,
+    tx=tx,
+    axis_name=axis_name,
+  )
+  return unroll.unroll(
+    step,
+    student,
+    {"unlabeled": chunk(xu), "target": chunk(targets)},
+    remat=hp.remat,
+    segment=hp.segment,
+    scan=hp.scan,
+  )
 
 
-def labeled_loss(params, batch_stats, batch, *, apply_fn,
-                 same_bn_batch: bool = False):
+def labeled_loss(
+  params, batch_stats, batch, *, apply_fn, same_bn_batch: bool = False
+):
   """The student's labeled cross-entropy L_l (train-mode forward, its new
   BatchNorm statistics discarded), on [labeled] or [labeled; strong]."""
   x = batch["image"]
   if same_bn_batch:
     x = jnp.concatenate([x, batch["unlabeled_strong"]])
   logits, _, _ = net_lib.forward(apply_fn, params, batch_stats, x, train=True)
-  return jnp.mean(losses.xent(logits[:batch["image"].shape[0]],
-                              batch["label"]))
+  return jnp.mean(
+    losses.xent(logits[: batch["image"].shape[0]], batch["label"])
+  )
 
 
-def objective_for_targets(targets, student: unroll.Inner, batch, *,
-                          apply_fn, tx, hp: Student, axis_name=None):
+def objective_for_targets(
+  targets,
+  student: unroll.Inner,
+  batch,
+  *,
+  apply_fn,
+  tx,
+  hp: Student,
+  axis_name=None,
+):
   """L_l(θS^(K)): the student's labeled loss after K updates on `targets`
   (a distribution per strong view).
 
   Returns (objective, (new student, (student losses, labeled logits))).
   """
-  new, ys = student_updates(student, batch, targets, apply_fn=apply_fn,
-                            tx=tx, hp=hp, axis_name=axis_name)
-  l_new = labeled_loss(new.params, new.batch_stats, batch, apply_fn=apply_fn,
-                       same_bn_batch=hp.same_bn_batch)
+  new, ys = student_updates(
+    student,
+    batch,
+    targets,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    axis_name=axis_name,
+  )
+  l_new = labeled_loss(
+    new.params,
+    new.batch_stats,
+    batch,
+    apply_fn=apply_fn,
+    same_bn_batch=hp.same_bn_batch,
+  )
   return parallel.pmean(l_new, axis_name), (new, ys)
 
 
-def meta_objective(z, student: unroll.Inner, batch, *, apply_fn, tx,
-                   hp: Student, axis_name=None):
+def meta_objective(
+  z, student: unroll.Inner, batch, *, apply_fn, tx, hp: Student, axis_name=None
+):
   """The exact bilevel objective as a function of the teacher's logits: the
   soft pseudo-labels are softmax(z[label_view] / T)."""
   q = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
-  return objective_for_targets(q, student, batch, apply_fn=apply_fn, tx=tx,
-                               hp=hp, axis_name=axis_name)
+  return objective_for_targets(
+    q, student, batch, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
+  )

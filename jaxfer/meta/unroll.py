@@ -32,13 +32,20 @@ import optax
 @flax.struct.dataclass
 class Inner:
   """The carry of an inner training loop."""
+
   params: Any
   batch_stats: Any
   opt_state: Any
 
 
-def apply_tx(tx: optax.GradientTransformation, carry: Inner, grads,
-             batch_stats, *, lr_scale=None) -> Inner:
+def apply_tx(
+  tx: optax.GradientTransformation,
+  carry: Inner,
+  grads,
+  batch_stats,
+  *,
+  lr_scale=None,
+) -> Inner:
   """One optax update of `carry` by `grads`; `lr_scale` multiplies it.
 
   For SGD (with or without momentum) scaling the update by `lr_scale` is
@@ -48,12 +55,20 @@ def apply_tx(tx: optax.GradientTransformation, carry: Inner, grads,
   updates, opt_state = tx.update(grads, carry.opt_state, carry.params)
   if lr_scale is not None:
     updates = jax.tree.map(lambda u: lr_scale * u, updates)
-  return Inner(optax.apply_updates(carry.params, updates), batch_stats,
-               opt_state)
+  return Inner(
+    optax.apply_updates(carry.params, updates), batch_stats, opt_state
+  )
 
 
-def train_step(carry: Inner, batch, *, loss_fn: Callable, tx,
-               lr_scale=None, axis_name: str | None = None):
+def train_step(
+  carry: Inner,
+  batch,
+  *,
+  loss_fn: Callable,
+  tx,
+  lr_scale=None,
+  axis_name: str | None = None,
+):
   """One inner optimizer step. Differentiable; pure.
 
   Args:
@@ -70,14 +85,22 @@ def train_step(carry: Inner, batch, *, loss_fn: Callable, tx,
     (new carry, (loss before the update, extra)).
   """
   (loss, (stats, extra)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      carry.params, carry.batch_stats, batch)
+    carry.params, carry.batch_stats, batch
+  )
   if axis_name is not None:
     grads, loss = jax.lax.pmean((grads, loss), axis_name)
   return apply_tx(tx, carry, grads, stats, lr_scale=lr_scale), (loss, extra)
 
 
-def unroll(step: Callable, carry, xs, *, remat: bool = False,
-           segment: int = 1, scan: bool = True):
+def unroll(
+  step: Callable,
+  carry,
+  xs,
+  *,
+  remat: bool = False,
+  segment: int = 1,
+  scan: bool = True,
+):
   """Runs `carry, y = step(carry, x)` for each slice x of `xs`.
 
   Args:
@@ -96,8 +119,9 @@ def unroll(step: Callable, carry, xs, *, remat: bool = False,
   """
   length = jax.tree.leaves(xs)[0].shape[0]
   if length % segment:
-    raise ValueError(f"{length} unrolled steps do not split into segments "
-                     f"of {segment}")
+    raise ValueError(
+      f"{length} unrolled steps do not split into segments of {segment}"
+    )
 
   def run_segment(c, xs_seg):
     ys = []
@@ -109,7 +133,8 @@ def unroll(step: Callable, carry, xs, *, remat: bool = False,
   if remat:
     run_segment = jax.checkpoint(run_segment)
   segs = jax.tree.map(
-      lambda a: a.reshape((length // segment, segment) + a.shape[1:]), xs)
+    lambda a: a.reshape((length // segment, segment) + a.shape[1:]), xs
+  )
   if scan:
     carry, ys = jax.lax.scan(run_segment, carry, segs)
   else:

@@ -9,12 +9,17 @@ from jaxfer.methods import face2exp
 from jaxfer.methods import supervised
 from jaxfer.methods.base import Method
 
-REGISTRY = {"supervised": supervised.build, "face2exp": face2exp.build,
-            "distill": distill.build, "dtm": dtm.build}
+REGISTRY = {
+  "supervised": supervised.build,
+  "face2exp": face2exp.build,
+  "distill": distill.build,
+  "dtm": dtm.build,
+}
 
 
-def build(config, model, total_steps: int, *, axis_name=None,
-          pool_size: int = 0) -> Method:
+def build(
+  config, model, total_steps: int, *, axis_name=None, pool_size: int = 0
+) -> Method:
   """The Method named by `config.method`.
 
   Args:
@@ -26,7 +31,9 @@ def build(config, model, total_steps: int, *, axis_name=None,
       keep per-face state (FlexMatch's buffer) need it.
   """
   if config.method not in REGISTRY:
-    raise ValueError(f"config.method must be one of {sorted(REGISTRY)}, got "
-                     f"{config.method!r}")
-  return REGISTRY[config.method](config, model, total_steps,
-                                 axis_name=axis_name, pool_size=pool_size)
+    raise ValueError(
+      f"config.method must be one of {sorted(REGISTRY)}, got {config.method!r}"
+    )
+  return REGISTRY[config.method](
+    config, model, total_steps, axis_name=axis_name, pool_size=pool_size
+  )

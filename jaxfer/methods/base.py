@@ -26,6 +26,7 @@ class Method:
   Evaluated models named ``<group>/<i>`` (several networks of one protocol)
   are also summarised by the loop as ``<group>/mean`` and ``<group>/std``.
   """
+
   init: Callable
   stages: tuple
   eval_variables: Callable
@@ -35,8 +36,9 @@ class Method:
   def __post_init__(self):
     firsts = [first for first, _ in self.stages]
     if not firsts or firsts[0] != 0 or firsts != sorted(set(firsts)):
-      raise ValueError(f"Method.stages must start at step 0 and ascend, "
-                       f"got firsts {firsts}")
+      raise ValueError(
+        f"Method.stages must start at step 0 and ascend, got firsts {firsts}"
+      )
 
   def step_at(self, step: int) -> Callable:
     """The step function of the phase that holds (0-based) state step
@@ -48,9 +50,11 @@ class Method:
     """The step of a one-phase method (callers that step by hand); a
     method with several phases needs `step_at`."""
     if len(self.stages) != 1:
-      raise ValueError(f"this method has {len(self.stages)} phases "
-                       f"(from steps {[f for f, _ in self.stages]}): "
-                       "use Method.step_at(step)")
+      raise ValueError(
+        f"this method has {len(self.stages)} phases "
+        f"(from steps {[f for f, _ in self.stages]}): "
+        "use Method.step_at(step)"
+      )
     return self.stages[0][1]
 
 

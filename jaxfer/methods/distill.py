@@ -20,9 +20,9 @@ import optax
 
 from jaxfer.core import optim
 from jaxfer.data import build as data_build
-from jaxfer.data.sources import distilled as distilled_data
 from jaxfer.data import pipeline
 from jaxfer.data import views
+from jaxfer.data.sources import distilled as distilled_data
 from jaxfer.meta import augment
 from jaxfer.meta import distillation
 from jaxfer.meta import unroll
@@ -41,19 +41,29 @@ def real_images(config, n: int) -> np.ndarray:
   cfg = config.data
   src = data_build.make_source(cfg, cfg.train_split)
   labeled, _ = pipeline.split_labeled(
-      src.labels, cfg.labeled_fraction, num_classes=cfg.num_classes,
-      seed=cfg.split_seed, balanced=cfg.balanced_split)
+    src.labels,
+    cfg.labeled_fraction,
+    num_classes=cfg.num_classes,
+    seed=cfg.split_seed,
+    balanced=cfg.balanced_split,
+  )
   labels = np.asarray(src.labels)[labeled]
   rng = np.random.default_rng(cfg.split_seed)
-  view = functools.partial(views.eval_view, size=cfg.image_size,
-                           channels=cfg.channels, mean=tuple(cfg.mean),
-                           std=tuple(cfg.std))
+  view = functools.partial(
+    views.eval_view,
+    size=cfg.image_size,
+    channels=cfg.channels,
+    mean=tuple(cfg.mean),
+    std=tuple(cfg.std),
+  )
   out = []
   for c in range(cfg.num_classes):
     members = labeled[labels == c]
     if len(members) < n:
-      raise ValueError(f"{src.name}: class {c} has {len(members)} labeled "
-                       f"images, fewer than distill.images_per_class={n}")
+      raise ValueError(
+        f"{src.name}: class {c} has {len(members)} labeled "
+        f"images, fewer than distill.images_per_class={n}"
+      )
     for i in rng.choice(members, n, replace=False):
       out.append(view(src[int(i)])["image"])
   return np.stack(out)
@@ -61,21 +71,35 @@ def real_images(config, n: int) -> np.ndarray:
 
 def hyper(config) -> Hyper:
   d = config.distill
-  hp = Hyper(objective=d.objective, num_classes=config.data.num_classes,
-             steps_per_epoch=d.steps_per_epoch, epochs=d.epochs, init=d.init,
-             learn_labels=d.learn_labels, remat=d.remat, segment=d.segment,
-             scan=d.scan, augment=d.augment, krr_reg=d.krr_reg,
-             pool_max_age=d.pool_max_age, seed=config.seed)
-  for name, value, allowed in (("objective", hp.objective, ("unroll", "krr")),
-                               ("init", hp.init,
-                                ("resample", "fixed", "pool"))):
+  hp = Hyper(
+    objective=d.objective,
+    num_classes=config.data.num_classes,
+    steps_per_epoch=d.steps_per_epoch,
+    epochs=d.epochs,
+    init=d.init,
+    learn_labels=d.learn_labels,
+    remat=d.remat,
+    segment=d.segment,
+    scan=d.scan,
+    augment=d.augment,
+    krr_reg=d.krr_reg,
+    pool_max_age=d.pool_max_age,
+    seed=config.seed,
+  )
+  for name, value, allowed in (
+    ("objective", hp.objective, ("unroll", "krr")),
+    ("init", hp.init, ("resample", "fixed", "pool")),
+  ):
     if value not in allowed:
-      raise ValueError(f"config.distill.{name} must be one of {allowed}, "
-                       f"got {value!r}")
+      raise ValueError(
+        f"config.distill.{name} must be one of {allowed}, got {value!r}"
+      )
   if d.images_per_class % d.steps_per_epoch:
-    raise ValueError(f"config.distill.images_per_class={d.images_per_class} "
-                     f"does not split into steps_per_epoch="
-                     f"{d.steps_per_epoch} groups")
+    raise ValueError(
+      f"config.distill.images_per_class={d.images_per_class} "
+      f"does not split into steps_per_epoch="
+      f"{d.steps_per_epoch} groups"
+    )
   return hp
 
 
@@ -88,16 +112,18 @@ def _train_fresh(rng, images, target, *, model, cfg, aug: bool):
   @jax.jit
   def step(net, images, target, k):
     k_pick, k_aug = jax.random.split(k)
-    pick = jax.random.choice(k_pick, images.shape[0], (batch,),
-                             replace=False)
+    pick = jax.random.choice(k_pick, images.shape[0], (batch,), replace=False)
     x = images[pick]
     if aug:
       x = augment.apply(augment.sample(k_aug), x)
     new, _ = unroll.train_step(
-        net, {"image": x, "target": target[pick]},
-        loss_fn=lambda p, s, b: distillation.soft_loss(p, s, b,
-                                                  apply_fn=model.apply),
-        tx=tx)
+      net,
+      {"image": x, "target": target[pick]},
+      loss_fn=lambda p, s, b: distillation.soft_loss(
+        p, s, b, apply_fn=model.apply
+      ),
+      tx=tx,
+    )
     return new
 
   images, target = jnp.asarray(images), jnp.asarray(target)
@@ -106,11 +132,16 @@ def _train_fresh(rng, images, target, *, model, cfg, aug: bool):
   return net
 
 
-def build(config, model, total_steps: int, *,
-          axis_name: str | None = None,
-          pool_size: int = 0) -> base.Method:
+def build(
+  config,
+  model,
+  total_steps: int,
+  *,
+  axis_name: str | None = None,
+  pool_size: int = 0,
+) -> base.Method:
   """The distill Method for `config` (fields: `distill`, `data`)."""
-  del pool_size                      # no per-face state
+  del pool_size  # no per-face state
   del total_steps
   hp = hyper(config)
   d, cfg = config.distill, config.data
@@ -119,40 +150,67 @@ def build(config, model, total_steps: int, *,
   adam = lambda lr: optax.adam(lr, b1=0.5, b2=0.999)
   keys = ("images", "raw_lrs", "label_logits")
   outer_tx = optax.multi_transform(
-      {"images": adam(d.lr_images), "raw_lrs": adam(d.lr_lrs),
-       "label_logits": adam(d.lr_labels)}, {k: k for k in keys})
+    {
+      "images": adam(d.lr_images),
+      "raw_lrs": adam(d.lr_lrs),
+      "label_logits": adam(d.lr_labels),
+    },
+    {k: k for k in keys},
+  )
   use_pool = hp.objective == "krr" or hp.init == "pool"
   start = real_images(config, n) if d.init_images == "real" else None
   if d.init_images not in ("real", "noise"):
-    raise ValueError(f"config.distill.init_images must be real or noise, "
-                     f"got {d.init_images!r}")
+    raise ValueError(
+      f"config.distill.init_images must be real or noise, got {d.init_images!r}"
+    )
 
   def init(rng, example):
     k_img, k_pool = jax.random.split(rng)
     shape = (c * n,) + tuple(example.shape[1:])
-    images = (jnp.asarray(start) if start is not None
-              else jax.random.normal(k_img, shape))
+    images = (
+      jnp.asarray(start)
+      if start is not None
+      else jax.random.normal(k_img, shape)
+    )
     labels = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n)
-    learned = {"images": images,
-               "raw_lrs": jnp.full((hp.inner_steps,),
-                                   softplus_inverse(d.lr_init)),
-               "label_logits": 5.0 * jax.nn.one_hot(labels, c)}
-    pool = (distillation.init_pool(k_pool, d.pool_size, model, images[:1],
-                              inner_tx, d.pool_max_age) if use_pool else None)
-    return distillation.State(jnp.int32(0), learned, labels,
-                         outer_tx.init(learned), pool)
+    learned = {
+      "images": images,
+      "raw_lrs": jnp.full((hp.inner_steps,), softplus_inverse(d.lr_init)),
+      "label_logits": 5.0 * jax.nn.one_hot(labels, c),
+    }
+    pool = (
+      distillation.init_pool(
+        k_pool, d.pool_size, model, images[:1], inner_tx, d.pool_max_age
+      )
+      if use_pool
+      else None
+    )
+    return distillation.State(
+      jnp.int32(0), learned, labels, outer_tx.init(learned), pool
+    )
 
-  step = functools.partial(distillation.distill_step, model=model,
-                           inner_tx=inner_tx, outer_tx=outer_tx,
-                           pool_lr=d.pool_lr, hp=hp, axis_name=axis_name)
+  step = functools.partial(
+    distillation.distill_step,
+    model=model,
+    inner_tx=inner_tx,
+    outer_tx=outer_tx,
+    pool_lr=d.pool_lr,
+    hp=hp,
+    axis_name=axis_name,
+  )
 
   @jax.jit
   def learned_net(learned, labels, rng):
     net, _ = distillation.inner_train(
-        distillation.fresh(rng, model, learned["images"][:1], inner_tx),
-        learned["images"], distillation.targets(learned, labels, hp),
-        jax.nn.softplus(learned["raw_lrs"]), None, apply_fn=model.apply,
-        tx=inner_tx, hp=hp)
+      distillation.fresh(rng, model, learned["images"][:1], inner_tx),
+      learned["images"],
+      distillation.targets(learned, labels, hp),
+      jax.nn.softplus(learned["raw_lrs"]),
+      None,
+      apply_fn=model.apply,
+      tx=inner_tx,
+      hp=hp,
+    )
     return net
 
   def eval_variables(state):
@@ -164,21 +222,36 @@ def build(config, model, total_steps: int, *,
       if d.eval.mode == "learned":
         net = learned_net(learned, labels, rng)
       else:
-        net = _train_fresh(rng, learned["images"], target, model=model,
-                           cfg=d.eval, aug=hp.augment)
+        net = _train_fresh(
+          rng,
+          learned["images"],
+          target,
+          model=model,
+          cfg=d.eval,
+          aug=hp.augment,
+        )
       out[f"distilled/{i}"] = net_lib.variables(net.params, net.batch_stats)
     return out
 
   def export(state, workdir, class_names):
     learned, labels = _local(state.learned), _local(state.labels)
     distilled_data.save(
-        pathlib.Path(workdir) / "distilled", images=learned["images"],
-        labels=labels, soft_labels=distillation.targets(learned, labels, hp),
-        class_names=class_names, mean=tuple(cfg.mean), std=tuple(cfg.std),
-        lrs=(jax.nn.softplus(learned["raw_lrs"])
-             if hp.objective == "unroll" else None),
-        learned_labels=hp.learn_labels, objective=hp.objective,
-        step=int(_local(state.step)))
+      pathlib.Path(workdir) / "distilled",
+      images=learned["images"],
+      labels=labels,
+      soft_labels=distillation.targets(learned, labels, hp),
+      class_names=class_names,
+      mean=tuple(cfg.mean),
+      std=tuple(cfg.std),
+      lrs=(
+        jax.nn.softplus(learned["raw_lrs"])
+        if hp.objective == "unroll"
+        else None
+      ),
+      learned_labels=hp.learn_labels,
+      objective=hp.objective,
+      step=int(_local(state.step)),
+    )
 
   apply = lambda v, x: model.apply(v, x, train=False)
   return base.single(init, step, eval_variables, apply, export)
@@ -186,5 +259,9 @@ def build(config, model, total_steps: int, *,
 
 def _local(tree):
   """A replicated (possibly multi-process) pytree as local numpy arrays."""
-  return jax.tree.map(lambda a: np.asarray(
-      a.addressable_data(0) if isinstance(a, jax.Array) else a), tree)
+  return jax.tree.map(
+    lambda a: np.asarray(
+      a.addressable_data(0) if isinstance(a, jax.Array) else a
+    ),
+    tree,
+  )

@@ -37,8 +37,8 @@ from jaxfer.core import losses
 from jaxfer.core import optim
 from jaxfer.core import parallel
 from jaxfer.core import report
-from jaxfer.methods import thresholds as thr
 from jaxfer.methods import base
+from jaxfer.methods import thresholds as thr
 from jaxfer.models import net as net_lib
 
 TEACHERS = ("self", "ema")
@@ -48,12 +48,13 @@ TEACHERS = ("self", "ema")
 class State:
   step: jax.Array
   net: net_lib.Net
-  policy: Any            # the threshold policy's state (dict of arrays)
+  policy: Any  # the threshold policy's state (dict of arrays)
 
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
   """The statics of a DTM step (see `dtm` in jaxfer/core/defaults.py)."""
+
   num_classes: int = 7
   teacher: str = "self"
   soft: bool = False
@@ -94,8 +95,17 @@ def unlabeled_terms(z_weak, z_strong, weights, hp: Hyper):
   return jnp.mean(weights * losses.soft_xent(z_strong, target))
 
 
-def dtm_step(state: State, batch, rng, *, apply_fn, tx, policy: thr.Policy,
-             hp: Hyper, axis_name=None):
+def dtm_step(
+  state: State,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  policy: thr.Policy,
+  hp: Hyper,
+  axis_name=None,
+):
   """One update of the network and the threshold policy. Pure.
 
   Args:
@@ -115,23 +125,27 @@ def dtm_step(state: State, batch, rng, *, apply_fn, tx, policy: thr.Policy,
   xw, xs = batch["unlabeled_weak"], batch["unlabeled_strong"]
   b, n = x.shape[0], xw.shape[0]
   if hp.teacher == "ema":
-    z_teacher, _, _ = net_lib.forward(apply_fn, net.ema["params"],
-                                      net.ema["batch_stats"], xw, train=False)
+    z_teacher, _, _ = net_lib.forward(
+      apply_fn, net.ema["params"], net.ema["batch_stats"], xw, train=False
+    )
 
   def loss_fn(params):
     inputs = [x, xs] if hp.teacher == "ema" else [x, xw, xs]
-    z, _, stats = net_lib.forward(apply_fn, params, net.batch_stats,
-                                  jnp.concatenate(inputs), train=True)
+    z, _, stats = net_lib.forward(
+      apply_fn, params, net.batch_stats, jnp.concatenate(inputs), train=True
+    )
     z_l, z_s = z[:b], z[-n:]
-    z_w = z_teacher if hp.teacher == "ema" else z[b:b + n]
+    z_w = z_teacher if hp.teacher == "ema" else z[b : b + n]
     z_w = jax.lax.stop_gradient(z_w)
     probs = jax.nn.softmax(z_w)
-    w, pol = thr.select(policy, state.policy,
-                        _gather(probs, axis_name),
-                        _gather(batch["unlabeled_index"], axis_name))
-    if axis_name is not None:            # this device's rows of the mask
-      w = jax.lax.dynamic_slice_in_dim(
-          w, jax.lax.axis_index(axis_name) * n, n)
+    w, pol = thr.select(
+      policy,
+      state.policy,
+      _gather(probs, axis_name),
+      _gather(batch["unlabeled_index"], axis_name),
+    )
+    if axis_name is not None:  # this device's rows of the mask
+      w = jax.lax.dynamic_slice_in_dim(w, jax.lax.axis_index(axis_name) * n, n)
     l_sup = jnp.mean(losses.xent(z_l, y, alpha=hp.label_smoothing))
     l_u = unlabeled_terms(z_w, z_s, w, hp)
     total = l_sup + hp.unlabeled_weight * l_u
@@ -147,13 +161,19 @@ def dtm_step(state: State, batch, rng, *, apply_fn, tx, policy: thr.Policy,
     return total, (stats, pol, w, probs, z_l, m)
 
   (loss, (stats, pol, w, probs, z_l, m)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(net.params)
-  m = {**m, "loss": loss, "accuracy": losses.accuracy(z_l, y),
-       **_pseudo_metrics(w, probs, batch.get("unlabeled_true_label"), hp)}
+    loss_fn, has_aux=True
+  )(net.params)
+  m = {
+    **m,
+    "loss": loss,
+    "accuracy": losses.accuracy(z_l, y),
+    **_pseudo_metrics(w, probs, batch.get("unlabeled_true_label"), hp),
+  }
   grads, m, stats = parallel.pmean((grads, m, stats), axis_name)
   m.update(_threshold_metrics(policy, pol, hp.num_classes))
-  new = net_lib.apply_updates(net, grads, stats, tx, ema_decay=hp.ema_decay,
-                              step=state.step)
+  new = net_lib.apply_updates(
+    net, grads, stats, tx, ema_decay=hp.ema_decay, step=state.step
+  )
   return State(state.step + 1, new, pol), m
 
 
@@ -163,7 +183,7 @@ def _pseudo_metrics(w, probs, true, hp: Hyper) -> dict:
   m = {"mask_rate": jnp.mean(w)}
   m.update({f"kept/{k}": jnp.mean(kept[:, k]) for k in range(c)})
   if true is not None:
-    right = kept * jax.nn.one_hot(true, c)       # label -1: no class
+    right = kept * jax.nn.one_hot(true, c)  # label -1: no class
     m.update({f"correct/{k}": jnp.mean(right[:, k]) for k in range(c)})
   return m
 
@@ -176,46 +196,71 @@ def _threshold_metrics(policy, pol, c: int) -> dict:
 def hyper(config) -> Hyper:
   d = config.dtm
   if d.teacher not in TEACHERS:
-    raise ValueError(f"config.dtm.teacher must be one of {TEACHERS}, got "
-                     f"{d.teacher!r}")
+    raise ValueError(
+      f"config.dtm.teacher must be one of {TEACHERS}, got {d.teacher!r}"
+    )
   if d.teacher == "ema" and not config.ema_decay > 0:
     raise ValueError("config.dtm.teacher='ema' needs config.ema_decay > 0")
   return Hyper(
-      num_classes=config.data.num_classes, teacher=d.teacher, soft=d.soft,
-      temperature=d.temperature, unlabeled_weight=d.unlabeled_weight,
-      negative=d.negative.enabled, negative_cut=d.negative.cut,
-      negative_weight=d.negative.weight,
-      fairness_weight=(d.freematch.fairness_weight
-                       if d.threshold == "freematch" else 0.0),
-      label_smoothing=config.label_smoothing, ema_decay=config.ema_decay)
+    num_classes=config.data.num_classes,
+    teacher=d.teacher,
+    soft=d.soft,
+    temperature=d.temperature,
+    unlabeled_weight=d.unlabeled_weight,
+    negative=d.negative.enabled,
+    negative_cut=d.negative.cut,
+    negative_weight=d.negative.weight,
+    fairness_weight=(
+      d.freematch.fairness_weight if d.threshold == "freematch" else 0.0
+    ),
+    label_smoothing=config.label_smoothing,
+    ema_decay=config.ema_decay,
+  )
 
 
-def build(config, model, total_steps: int, *, axis_name: str | None = None,
-          pool_size: int = 0) -> base.Method:
+def build(
+  config,
+  model,
+  total_steps: int,
+  *,
+  axis_name: str | None = None,
+  pool_size: int = 0,
+) -> base.Method:
   """The dtm Method; `pool_size` is the unlabeled pool's size (the loop
   passes it; FlexMatch keeps one int32 per face)."""
   mu = config.mu
   if not mu:
-    raise ValueError("method 'dtm' needs unlabeled faces: set config.mu > 0 "
-                     "(unlabeled images per labeled one)")
+    raise ValueError(
+      "method 'dtm' needs unlabeled faces: set config.mu > 0 "
+      "(unlabeled images per labeled one)"
+    )
   policy = thr.build(config.dtm)
   hp = hyper(config)
   unlabeled = config.data.batch_size * mu
   if pool_size and pool_size < unlabeled:
     raise ValueError(
-        f"the unlabeled pool has {pool_size} faces, fewer than the "
-        f"{unlabeled} of one step (config.data.batch_size * config.mu): "
-        "lower config.mu or use a larger config.data.unlabeled pool")
+      f"the unlabeled pool has {pool_size} faces, fewer than the "
+      f"{unlabeled} of one step (config.data.batch_size * config.mu): "
+      "lower config.mu or use a larger config.data.unlabeled pool"
+    )
   tx, schedule = optim.build(config.optimizer, total_steps)
   ema = hp.ema_decay > 0
 
   def init(rng, images):
-    return State(jnp.int32(0),
-                 net_lib.init_net(rng, model, images, tx, ema=ema),
-                 policy.init(hp.num_classes, max(pool_size, 1)))
+    return State(
+      jnp.int32(0),
+      net_lib.init_net(rng, model, images, tx, ema=ema),
+      policy.init(hp.num_classes, max(pool_size, 1)),
+    )
 
-  step = functools.partial(dtm_step, apply_fn=model.apply, tx=tx,
-                           policy=policy, hp=hp, axis_name=axis_name)
+  step = functools.partial(
+    dtm_step,
+    apply_fn=model.apply,
+    tx=tx,
+    policy=policy,
+    hp=hp,
+    axis_name=axis_name,
+  )
 
   def step_with_lr(state, batch, rng):
     lr = schedule(state.step)
@@ -223,8 +268,7 @@ def build(config, model, total_steps: int, *, axis_name: str | None = None,
     return state, {**m, "lr": lr}
 
   def eval_variables(state):
-    out = {"model": net_lib.variables(state.net.params,
-                                      state.net.batch_stats)}
+    out = {"model": net_lib.variables(state.net.params, state.net.batch_stats)}
     if ema:
       out["ema"] = net_lib.variables(**state.net.ema)
     return out
@@ -233,9 +277,11 @@ def build(config, model, total_steps: int, *, axis_name: str | None = None,
     del state
     if (pathlib.Path(workdir) / "metrics.jsonl").exists():
       rows = report.read_rows(workdir)
-      report.threshold_curves([r for r in rows if r.get("split") == "train"],
-                              class_names, pathlib.Path(workdir)
-                              / "thresholds.png")
+      report.threshold_curves(
+        [r for r in rows if r.get("split") == "train"],
+        class_names,
+        pathlib.Path(workdir) / "thresholds.png",
+      )
 
   apply = lambda v, x: model.apply(v, x, train=False)
   return base.single(init, step_with_lr, eval_variables, apply, export)

@@ -34,7 +34,7 @@ class State:
   step: jax.Array
   teacher: net_lib.Net
   student: net_lib.Net
-  finetune_opt: Any = None     # the student's finetune optimizer state
+  finetune_opt: Any = None  # the student's finetune optimizer state
 
 
 def _student_net(old: net_lib.Net, new: unroll.Inner, decay: float, step):
@@ -58,6 +58,7 @@ class Statics:
     label_smoothing: the teacher's supervised loss's (and the student's).
     ema_decay: the student's EMA (0: none).
   """
+
   student: mpl.Student
   feedback: Callable
   uda: Any
@@ -66,8 +67,17 @@ class Statics:
   ema_decay: float
 
 
-def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
-              hp: Statics, axis_name=None):
+def meta_step(
+  state: State,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  teacher_tx,
+  student_tx,
+  hp: Statics,
+  axis_name=None,
+):
   """One teacher and one (or K) student updates with feedback. Pure.
 
   Args:
@@ -82,55 +92,100 @@ def meta_step(state: State, batch, rng, *, apply_fn, teacher_tx, student_tx,
   """
   rng = parallel.step_rng(rng, state.step)
   teacher, student = state.teacher, state.student
-  fwd = lambda p: mpl.teacher_logits(p, teacher.batch_stats, batch,
-                                     apply_fn=apply_fn)
+  fwd = lambda p: mpl.teacher_logits(
+    p, teacher.batch_stats, batch, apply_fn=apply_fn
+  )
   z, t_vjp, t_stats = jax.vjp(fwd, teacher.params, has_aux=True)
-  inner = unroll.Inner(student.params, student.batch_stats,
-                       student.opt_state)
+  inner = unroll.Inner(student.params, student.batch_stats, student.opt_state)
   uda = hp.uda
   w_u = uda.weight * jnp.minimum(
-      1.0, (state.step + 1).astype(jnp.float32) / max(uda.steps, 1))
+    1.0, (state.step + 1).astype(jnp.float32) / max(uda.steps, 1)
+  )
 
   def teacher_loss(z):
-    l_sup = jnp.mean(losses.xent(z["labeled"], batch["label"],
-                                 alpha=hp.label_smoothing))
-    l_uda, mask_rate = mpl.uda_loss(z["weak"], z["strong"],
-                                    temperature=uda.temperature,
-                                    threshold=uda.threshold, mask=uda.mask)
-    fb, (new, m) = hp.feedback(z, inner, batch, rng, apply_fn=apply_fn,
-                               tx=student_tx, axis_name=axis_name)
+    l_sup = jnp.mean(
+      losses.xent(z["labeled"], batch["label"], alpha=hp.label_smoothing)
+    )
+    l_uda, mask_rate = mpl.uda_loss(
+      z["weak"],
+      z["strong"],
+      temperature=uda.temperature,
+      threshold=uda.threshold,
+      mask=uda.mask,
+    )
+    fb, (new, m) = hp.feedback(
+      z,
+      inner,
+      batch,
+      rng,
+      apply_fn=apply_fn,
+      tx=student_tx,
+      axis_name=axis_name,
+    )
     total = l_sup + w_u * l_uda + hp.meta_weight * fb
-    return total, (new, {**m, "l_sup": l_sup, "l_uda": l_uda,
-                         "uda_mask_rate": mask_rate, "feedback": fb})
+    return total, (
+      new,
+      {
+        **m,
+        "l_sup": l_sup,
+        "l_uda": l_uda,
+        "uda_mask_rate": mask_rate,
+        "feedback": fb,
+      },
+    )
 
   (t_loss, (new, m)), g_z = jax.value_and_grad(teacher_loss, has_aux=True)(z)
   (t_grads,) = t_vjp(g_z)
-  m = {**m, "teacher_loss": t_loss,
-       "teacher_accuracy": losses.accuracy(z["labeled"], batch["label"])}
+  m = {
+    **m,
+    "teacher_loss": t_loss,
+    "teacher_accuracy": losses.accuracy(z["labeled"], batch["label"]),
+  }
   t_grads, m = parallel.pmean((t_grads, m), axis_name)
-  teacher = net_lib.apply_updates(teacher, t_grads, t_stats, teacher_tx,
-                                 ema_decay=0.0, step=state.step)
+  teacher = net_lib.apply_updates(
+    teacher, t_grads, t_stats, teacher_tx, ema_decay=0.0, step=state.step
+  )
   student = _student_net(student, new, hp.ema_decay, state.step)
-  m.update(loss=m["teacher_loss"] + m["student_loss"], uda_weight=w_u,
-           stage=jnp.float32(0))
+  m.update(
+    loss=m["teacher_loss"] + m["student_loss"],
+    uda_weight=w_u,
+    stage=jnp.float32(0),
+  )
   return State(state.step + 1, teacher, student, state.finetune_opt), m
 
 
-def finetune_step(state: State, batch, rng, *, apply_fn, tx, hp: Statics,
-                  metric_keys, axis_name=None):
+def finetune_step(
+  state: State,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp: Statics,
+  metric_keys,
+  axis_name=None,
+):
   """The finetune stage: the student alone on the labeled batch."""
   del rng
   (loss, (_, stats)), grads = jax.value_and_grad(
-      supervised.loss_fn, has_aux=True)(
-          state.student.params, state.student.batch_stats, batch,
-          apply_fn=apply_fn, label_smoothing=hp.label_smoothing)
+    supervised.loss_fn, has_aux=True
+  )(
+    state.student.params,
+    state.student.batch_stats,
+    batch,
+    apply_fn=apply_fn,
+    label_smoothing=hp.label_smoothing,
+  )
   grads, loss = parallel.pmean((grads, loss), axis_name)
   s = state.student
   carry = unroll.Inner(s.params, s.batch_stats, state.finetune_opt)
   new = unroll.apply_tx(tx, carry, grads, stats)
-  student = _student_net(s, unroll.Inner(new.params, new.batch_stats,
-                                         s.opt_state), hp.ema_decay,
-                         state.step)
+  student = _student_net(
+    s,
+    unroll.Inner(new.params, new.batch_stats, s.opt_state),
+    hp.ema_decay,
+    state.step,
+  )
   m = dict.fromkeys(metric_keys, jnp.float32(0))
   m.update(loss=loss, student_loss=loss, stage=jnp.float32(1))
   return State(state.step + 1, state.teacher, student, new.opt_state), m
@@ -141,15 +196,23 @@ def statics(config) -> Statics:
   each section read as it is, no field renamed or given a default here."""
   f = config.face2exp
   student = mpl.Student(
-      unroll_steps=f.unroll_steps, remat=f.remat, segment=f.segment,
-      scan=f.scan, label_smoothing=config.label_smoothing,
-      same_bn_batch=f.same_bn_batch, label_view=f.label_view,
-      pseudo_temperature=f.pseudo_temperature)
+    unroll_steps=f.unroll_steps,
+    remat=f.remat,
+    segment=f.segment,
+    scan=f.scan,
+    label_smoothing=config.label_smoothing,
+    same_bn_batch=f.same_bn_batch,
+    label_view=f.label_view,
+    pseudo_temperature=f.pseudo_temperature,
+  )
   return Statics(
-      student=student,
-      feedback=feedback_lib.bind(f.feedback, student, dict(f.first_order)),
-      uda=f.uda.copy_and_resolve_references(), meta_weight=f.meta_weight,
-      label_smoothing=config.label_smoothing, ema_decay=config.ema_decay)
+    student=student,
+    feedback=feedback_lib.bind(f.feedback, student, dict(f.first_order)),
+    uda=f.uda.copy_and_resolve_references(),
+    meta_weight=f.meta_weight,
+    label_smoothing=config.label_smoothing,
+    ema_decay=config.ema_decay,
+  )
 
 
 def _scaled(cfg, k: int):
@@ -161,57 +224,89 @@ def _scaled(cfg, k: int):
   return cfg
 
 
-def build(config, model, total_steps: int, *,
-          axis_name: str | None = None,
-          pool_size: int = 0) -> base.Method:
+def build(
+  config,
+  model,
+  total_steps: int,
+  *,
+  axis_name: str | None = None,
+  pool_size: int = 0,
+) -> base.Method:
   """The face2exp Method: `total_steps` = meta steps + finetune steps."""
-  del pool_size                      # no per-face state
+  del pool_size  # no per-face state
   if not config.mu:
-    raise ValueError("method 'face2exp' needs unlabeled faces: set "
-                     "config.mu > 0 (unlabeled images per labeled one)")
+    raise ValueError(
+      "method 'face2exp' needs unlabeled faces: set "
+      "config.mu > 0 (unlabeled images per labeled one)"
+    )
   hp = statics(config)
   f = config.face2exp
   ft_steps = f.finetune.steps
   main_steps = total_steps - ft_steps
   if main_steps < 1:
-    raise ValueError(f"config.face2exp.finetune.steps={ft_steps} leaves no "
-                     f"meta steps of config.total_steps={total_steps}")
+    raise ValueError(
+      f"config.face2exp.finetune.steps={ft_steps} leaves no "
+      f"meta steps of config.total_steps={total_steps}"
+    )
   k = hp.student.unroll_steps
   teacher_tx, t_sched = optim.build(config.optimizer, main_steps)
-  student_tx, s_sched = optim.build(_scaled(f.student_optimizer, k),
-                                    main_steps * k)
+  student_tx, s_sched = optim.build(
+    _scaled(f.student_optimizer, k), main_steps * k
+  )
   ft_tx = optim.build(f.finetune, max(ft_steps, 1))[0] if ft_steps else None
   ema = hp.ema_decay > 0
 
   def init(rng, images):
     rt, rs = jax.random.split(rng)
     student = net_lib.init_net(rs, model, images, student_tx, ema=ema)
-    return State(jnp.int32(0),
-                 net_lib.init_net(rt, model, images, teacher_tx, ema=False),
-                 student,
-                 ft_tx.init(student.params) if ft_steps else None)
+    return State(
+      jnp.int32(0),
+      net_lib.init_net(rt, model, images, teacher_tx, ema=False),
+      student,
+      ft_tx.init(student.params) if ft_steps else None,
+    )
 
-  meta = functools.partial(meta_step, apply_fn=model.apply,
-                           teacher_tx=teacher_tx, student_tx=student_tx,
-                           hp=hp, axis_name=axis_name)
+  meta = functools.partial(
+    meta_step,
+    apply_fn=model.apply,
+    teacher_tx=teacher_tx,
+    student_tx=student_tx,
+    hp=hp,
+    axis_name=axis_name,
+  )
 
   def with_lrs(fn):
     def stepped(state, batch, rng):
       state, m = fn(state, batch, rng)
-      return state, {**m, "teacher_lr": t_sched(state.step - 1),
-                     "student_lr": s_sched((state.step - 1) * k)}
+      return state, {
+        **m,
+        "teacher_lr": t_sched(state.step - 1),
+        "student_lr": s_sched((state.step - 1) * k),
+      }
+
     return stepped
 
   def tune(state, batch, rng):
     keys = jax.eval_shape(meta, state, batch, rng)[1].keys()
-    return finetune_step(state, batch, rng, apply_fn=model.apply, tx=ft_tx,
-                         hp=hp, metric_keys=tuple(keys), axis_name=axis_name)
+    return finetune_step(
+      state,
+      batch,
+      rng,
+      apply_fn=model.apply,
+      tx=ft_tx,
+      hp=hp,
+      metric_keys=tuple(keys),
+      axis_name=axis_name,
+    )
 
   def eval_variables(state):
     s = state.student
-    out = {"student": net_lib.variables(s.params, s.batch_stats),
-           "teacher": net_lib.variables(state.teacher.params,
-                                       state.teacher.batch_stats)}
+    out = {
+      "student": net_lib.variables(s.params, s.batch_stats),
+      "teacher": net_lib.variables(
+        state.teacher.params, state.teacher.batch_stats
+      ),
+    }
     if ema:
       out = {"student_ema": net_lib.variables(**s.ema), **out}
     return out

@@ -31,7 +31,7 @@ p_c and ĉ = argmax_c p_c of each face, tau the fixed threshold:
   variance var_t of p̂ (mu_0 = 1/C, var_0 = 1);
   ``w = exp(-min(p̂ - mu_t, 0)^2 / (2 var_t / n_sigma^2))``.
 * ``dtm`` (jaxfer's dynamic threshold, per class and per stage of training;
-  the DTM paper's exact rule is not public):
+  the DTM paper's exact rule is not public)::
 
       g_t    = m g_{t-1} + (1 - m) mean_i p̂_i                      (g_0 = 1/C)
       mu_t(c) = m mu_{t-1}(c) + (1 - m) mean_{i: ĉ_i = c} p̂_i  (kept if no
@@ -62,11 +62,12 @@ POLICIES = ("fixed", "flexmatch", "freematch", "softmatch", "dtm")
 
 class Policy(NamedTuple):
   """A threshold policy: pure functions over a dict of arrays."""
+
   name: str
-  init: Callable            # (num_classes, pool_size) -> state
-  update: Callable          # (state, probs, indices) -> state
-  mask: Callable            # (state, probs) -> weights [N]
-  thresholds: Callable      # (state, num_classes) -> per-class T [C]
+  init: Callable  # (num_classes, pool_size) -> state
+  update: Callable  # (state, probs, indices) -> state
+  mask: Callable  # (state, probs) -> weights [N]
+  thresholds: Callable  # (state, num_classes) -> per-class T [C]
   update_first: bool
 
 
@@ -90,26 +91,38 @@ def fixed(*, tau: float = 0.95) -> Policy:
   def mask(state, probs):
     del state
     return (_conf(probs)[0] >= tau).astype(jnp.float32)
-  return Policy("fixed", lambda c, n: {}, lambda s, p, i: s, mask,
-                lambda s, c: jnp.full((c,), tau, jnp.float32), False)
+
+  return Policy(
+    "fixed",
+    lambda c, n: {},
+    lambda s, p, i: s,
+    mask,
+    lambda s, c: jnp.full((c,), tau, jnp.float32),
+    False,
+  )
 
 
 def flexmatch(*, tau: float = 0.95, warmup: bool = True) -> Policy:
   """FlexMatch as USB codes it (see the module docstring)."""
 
   def init(num_classes, pool_size):
-    return {"selected": jnp.full((pool_size,), -1, jnp.int32),
-            "beta": jnp.zeros((num_classes,), jnp.float32)}
+    return {
+      "selected": jnp.full((pool_size,), -1, jnp.int32),
+      "beta": jnp.zeros((num_classes,), jnp.float32),
+    }
 
   def update(state, probs, indices):
     p_hat, c_hat = _conf(probs)
     selected = state["selected"]
     n = selected.shape[0]
     num_classes = state["beta"].shape[0]
-    target = jnp.where(p_hat >= tau, indices, n)       # n: dropped
+    target = jnp.where(p_hat >= tau, indices, n)  # n: dropped
     selected = selected.at[target].set(c_hat.astype(jnp.int32), mode="drop")
-    sigma = jnp.zeros((num_classes,), jnp.float32).at[selected].add(
-        (selected >= 0).astype(jnp.float32), mode="drop")
+    sigma = (
+      jnp.zeros((num_classes,), jnp.float32)
+      .at[selected]
+      .add((selected >= 0).astype(jnp.float32), mode="drop")
+    )
     unused = jnp.sum(selected < 0).astype(jnp.float32)
     top = jnp.max(sigma)
     recount = jnp.maximum(top, unused) < n
@@ -136,18 +149,22 @@ def freematch(*, momentum: float = 0.999) -> Policy:
   def init(num_classes, pool_size):
     del pool_size
     u = jnp.full((num_classes,), 1.0 / num_classes, jnp.float32)
-    return {"time_p": jnp.float32(1.0 / num_classes), "p_model": u,
-            "label_hist": u}
+    return {
+      "time_p": jnp.float32(1.0 / num_classes),
+      "p_model": u,
+      "label_hist": u,
+    }
 
   def update(state, probs, indices):
     del indices
     p_hat, c_hat = _conf(probs)
     c = probs.shape[-1]
     hist = jnp.zeros((c,), jnp.float32).at[c_hat].add(1.0)
-    return {"time_p": m * state["time_p"] + (1 - m) * jnp.mean(p_hat),
-            "p_model": m * state["p_model"] + (1 - m) * jnp.mean(probs, 0),
-            "label_hist": (m * state["label_hist"]
-                           + (1 - m) * hist / jnp.sum(hist))}
+    return {
+      "time_p": m * state["time_p"] + (1 - m) * jnp.mean(p_hat),
+      "p_model": m * state["p_model"] + (1 - m) * jnp.mean(probs, 0),
+      "label_hist": (m * state["label_hist"] + (1 - m) * hist / jnp.sum(hist)),
+    }
 
   def thresholds(state, num_classes):
     del num_classes
@@ -169,8 +186,11 @@ def freematch_fairness(weights, logits_strong, state, *, axis_name=None):
   prob_s = jax.nn.softmax(logits_strong)
   c = prob_s.shape[-1]
   onehot = jax.nn.one_hot(jnp.argmax(prob_s, -1), c)
-  sums = (jnp.sum(sel[:, None] * onehot, 0), jnp.sum(sel[:, None] * prob_s, 0),
-          jnp.sum(sel))
+  sums = (
+    jnp.sum(sel[:, None] * onehot, 0),
+    jnp.sum(sel[:, None] * prob_s, 0),
+    jnp.sum(sel),
+  )
   if axis_name is not None:
     sums = jax.lax.psum(sums, axis_name)
   hist_s, prob_sum, kept = sums
@@ -178,8 +198,9 @@ def freematch_fairness(weights, logits_strong, state, *, axis_name=None):
   hist_s = hist_s / jnp.maximum(jnp.sum(hist_s), 1.0)
   mod_model = state["p_model"] * inv(state["label_hist"])
   mod_model = jax.lax.stop_gradient(mod_model / jnp.sum(mod_model))
-  mod_mean = prob_sum / jnp.maximum(kept, 1.0) * jax.lax.stop_gradient(
-      inv(hist_s))
+  mod_mean = (
+    prob_sum / jnp.maximum(kept, 1.0) * jax.lax.stop_gradient(inv(hist_s))
+  )
   mod_mean = mod_mean / jnp.sum(mod_mean)
   loss = jnp.sum(mod_model * jnp.log(mod_mean + 1e-12))
   return jnp.where(kept > 0, loss, 0.0)
@@ -198,29 +219,45 @@ def softmatch(*, momentum: float = 0.999, n_sigma: float = 2.0) -> Policy:
     p_hat = _conf(probs)[0]
     n = p_hat.shape[0]
     var = jnp.sum((p_hat - jnp.mean(p_hat)) ** 2) / max(n - 1, 1)
-    return {"mu": m * state["mu"] + (1 - m) * jnp.mean(p_hat),
-            "var": m * state["var"] + (1 - m) * var}
+    return {
+      "mu": m * state["mu"] + (1 - m) * jnp.mean(p_hat),
+      "var": m * state["var"] + (1 - m) * var,
+    }
 
   def mask(state, probs):
     p_hat = _conf(probs)[0]
     gap = jnp.minimum(p_hat - state["mu"], 0.0)
-    return jnp.exp(-gap ** 2 / (2 * state["var"] / n_sigma ** 2))
+    return jnp.exp(-(gap**2) / (2 * state["var"] / n_sigma**2))
 
-  return Policy("softmatch", init, update, mask,
-                lambda s, c: jnp.full((c,), s["mu"], jnp.float32), True)
+  return Policy(
+    "softmatch",
+    init,
+    update,
+    mask,
+    lambda s, c: jnp.full((c,), s["mu"], jnp.float32),
+    True,
+  )
 
 
-def dtm(*, tau: float = 0.95, tau_min: float = 0.5, momentum: float = 0.99,
-        gamma: float = 1.0, per_class: bool = True,
-        per_stage: bool = True) -> Policy:
+def dtm(
+  *,
+  tau: float = 0.95,
+  tau_min: float = 0.5,
+  momentum: float = 0.99,
+  gamma: float = 1.0,
+  per_class: bool = True,
+  per_stage: bool = True,
+) -> Policy:
   """jaxfer's dynamic per-class, per-stage threshold (module docstring)."""
   m = momentum
   gamma = gamma if per_class else 0.0
 
   def init(num_classes, pool_size):
     del pool_size
-    return {"g": jnp.float32(1.0 / num_classes),
-            "mu": jnp.full((num_classes,), 1.0 / num_classes, jnp.float32)}
+    return {
+      "g": jnp.float32(1.0 / num_classes),
+      "mu": jnp.full((num_classes,), 1.0 / num_classes, jnp.float32),
+    }
 
   def update(state, probs, indices):
     del indices
@@ -229,15 +266,14 @@ def dtm(*, tau: float = 0.95, tau_min: float = 0.5, momentum: float = 0.99,
     count = jnp.zeros((c,), jnp.float32).at[c_hat].add(1.0)
     conf_sum = jnp.zeros((c,), jnp.float32).at[c_hat].add(p_hat)
     mean_c = conf_sum / jnp.maximum(count, 1.0)
-    mu = jnp.where(count > 0, m * state["mu"] + (1 - m) * mean_c,
-                   state["mu"])
+    mu = jnp.where(count > 0, m * state["mu"] + (1 - m) * mean_c, state["mu"])
     return {"g": m * state["g"] + (1 - m) * jnp.mean(p_hat), "mu": mu}
 
   def thresholds(state, num_classes):
     del num_classes
     stage = tau_min + (tau - tau_min) * state["g"] if per_stage else tau
     ratio = state["mu"] / jnp.max(state["mu"])
-    return jnp.clip(stage * ratio ** gamma, tau_min, tau)
+    return jnp.clip(stage * ratio**gamma, tau_min, tau)
 
   def mask(state, probs):
     p_hat, c_hat = _conf(probs)
@@ -250,8 +286,9 @@ def build(cfg) -> Policy:
   """The policy of `config.dtm` (fields: threshold, tau, and per policy)."""
   name = cfg.threshold
   if name not in POLICIES:
-    raise ValueError(f"config.dtm.threshold must be one of {POLICIES}, got "
-                     f"{name!r}")
+    raise ValueError(
+      f"config.dtm.threshold must be one of {POLICIES}, got {name!r}"
+    )
   if not 0 < cfg.tau <= 1:
     raise ValueError(f"config.dtm.tau must be in (0, 1], got {cfg.tau}")
   if name == "fixed":
@@ -261,11 +298,20 @@ def build(cfg) -> Policy:
   if name == "freematch":
     return freematch(momentum=cfg.freematch.momentum)
   if name == "softmatch":
-    return softmatch(momentum=cfg.softmatch.momentum,
-                     n_sigma=cfg.softmatch.n_sigma)
+    return softmatch(
+      momentum=cfg.softmatch.momentum, n_sigma=cfg.softmatch.n_sigma
+    )
   d = cfg.dynamic
   if not 0 < d.tau_min <= cfg.tau:
-    raise ValueError(f"config.dtm.dynamic.tau_min must be in (0, "
-                     f"config.dtm.tau={cfg.tau}], got {d.tau_min}")
-  return dtm(tau=cfg.tau, tau_min=d.tau_min, momentum=d.momentum,
-             gamma=d.gamma, per_class=d.per_class, per_stage=d.per_stage)
+    raise ValueError(
+      f"config.dtm.dynamic.tau_min must be in (0, "
+      f"config.dtm.tau={cfg.tau}], got {d.tau_min}"
+    )
+  return dtm(
+    tau=cfg.tau,
+    tau_min=d.tau_min,
+    momentum=d.momentum,
+    gamma=d.gamma,
+    per_class=d.per_class,
+    per_stage=d.per_stage,
+  )

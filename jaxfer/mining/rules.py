@@ -31,6 +31,7 @@ import numpy as np
 @dataclasses.dataclass(frozen=True)
 class Rule:
   """The selection rule (see the module doc); `config.select` fields."""
+
   confidence: float | tuple = 0.9
   confidence_quantile: float = 0.0
   agree: bool = True
@@ -44,14 +45,18 @@ class Rule:
   def __post_init__(self):
     conf = np.atleast_1d(np.asarray(self.confidence, np.float64))
     if np.any((conf < 0) | (conf > 1)):
-      raise ValueError(f"config.select.confidence={self.confidence} must be "
-                       "in [0, 1]")
+      raise ValueError(
+        f"config.select.confidence={self.confidence} must be in [0, 1]"
+      )
     if not 0 <= self.confidence_quantile < 1:
-      raise ValueError("config.select.confidence_quantile="
-                       f"{self.confidence_quantile} must be in [0, 1)")
+      raise ValueError(
+        "config.select.confidence_quantile="
+        f"{self.confidence_quantile} must be in [0, 1)"
+      )
     if not 0 <= self.score_weight <= 1:
-      raise ValueError(f"config.select.score_weight={self.score_weight} "
-                       "must be in [0, 1]")
+      raise ValueError(
+        f"config.select.score_weight={self.score_weight} must be in [0, 1]"
+      )
     for name in ("per_class", "per_identity"):
       if getattr(self, name) < 0:
         raise ValueError(f"config.select.{name} must be >= 0 (0: no cap)")
@@ -59,11 +64,14 @@ class Rule:
 
 def thresholds(rule: Rule, confidence, pred, valid, num_classes: int):
   """float64[C]: the confidence threshold T(c) of each predicted class."""
-  base = np.broadcast_to(np.asarray(rule.confidence, np.float64),
-                         (num_classes,)).copy()
+  base = np.broadcast_to(
+    np.asarray(rule.confidence, np.float64), (num_classes,)
+  ).copy()
   if np.size(rule.confidence) not in (1, num_classes):
-    raise ValueError(f"config.select.confidence has {np.size(rule.confidence)}"
-                     f" values; give one, or one per class ({num_classes})")
+    raise ValueError(
+      f"config.select.confidence has {np.size(rule.confidence)}"
+      f" values; give one, or one per class ({num_classes})"
+    )
   if rule.confidence_quantile:
     for c in range(num_classes):
       conf = confidence[valid & (pred == c)]
@@ -128,11 +136,15 @@ def select(rule: Rule, table: dict, num_classes: int, banned=()):
     positions into the table of the kept faces, by class then best first;
     T(c); and how many faces each step left (a dict, for the log).
   """
-  thr = thresholds(rule, table["confidence"], table["pred"], table["valid"],
-                   num_classes)
+  thr = thresholds(
+    rule, table["confidence"], table["pred"], table["valid"], num_classes
+  )
   ok = eligible(rule, table, thr)
-  counts = {"pool": int(len(ok)), "decodable": int(table["valid"].sum()),
-            "passed confidence and similarity": int(ok.sum())}
+  counts = {
+    "pool": int(len(ok)),
+    "decodable": int(table["valid"].sum()),
+    "passed confidence and similarity": int(ok.sum()),
+  }
   ok &= ~np.isin(table["hash"], np.asarray(list(banned), np.uint64))
   counts["not in the labeled or evaluation sets"] = int(ok.sum())
   pos = np.flatnonzero(ok)
@@ -146,8 +158,10 @@ def select(rule: Rule, table: dict, num_classes: int, banned=()):
     # Unknown identities (-1) each form their own group.
     ident = np.where(ident < 0, -1 - table["index"][pos], ident)
     groups = labels * (1 << 40) + ident - ident.min()
-    pos = pos[rank_in_group(groups, scores[pos], table["index"][pos])
-              < rule.per_identity]
+    pos = pos[
+      rank_in_group(groups, scores[pos], table["index"][pos])
+      < rule.per_identity
+    ]
     counts[f"<= {rule.per_identity} per identity and class"] = int(len(pos))
   labels = table["pred"][pos].astype(np.int64)
   ranks = rank_in_group(labels, scores[pos], table["index"][pos])

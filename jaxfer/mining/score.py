@@ -30,8 +30,9 @@ def prototypes(features, labels, num_classes: int, mask=None):
   return normalize(w.T @ f)
 
 
-def score(logits, features, protos, bank=None, bank_labels=None, *,
-          knn: int = 0) -> dict:
+def score(
+  logits, features, protos, bank=None, bank_labels=None, *, knn: int = 0
+) -> dict:
   """Per face: softmax confidence and class, prototype similarities, and
   (knn > 0) the k-NN vote among the `bank` of labeled unit features.
 
@@ -44,10 +45,14 @@ def score(logits, features, protos, bank=None, bank_labels=None, *,
   pred = jnp.argmax(probs, -1)
   f = normalize(features)
   sims = f @ protos.T
-  out = {"confidence": jnp.max(probs, -1), "pred": pred.astype(jnp.int32),
-         "proto": jnp.argmax(sims, -1).astype(jnp.int32),
-         "similarity": jnp.take_along_axis(sims, pred[:, None], 1)[:, 0],
-         "max_similarity": jnp.max(sims, -1), "feature": f}
+  out = {
+    "confidence": jnp.max(probs, -1),
+    "pred": pred.astype(jnp.int32),
+    "proto": jnp.argmax(sims, -1).astype(jnp.int32),
+    "similarity": jnp.take_along_axis(sims, pred[:, None], 1)[:, 0],
+    "max_similarity": jnp.max(sims, -1),
+    "feature": f,
+  }
   if knn:
     _, idx = jax.lax.top_k(f @ bank.T, knn)
     votes = jax.nn.one_hot(bank_labels[idx], protos.shape[0]).sum(1)
@@ -58,14 +63,18 @@ def score(logits, features, protos, bank=None, bank_labels=None, *,
 
 def score_fn(apply_fn, *, knn: int = 0):
   """(variables, images, protos, bank, bank_labels) -> `score` of a model."""
+
   def fn(variables, images, protos, bank, bank_labels):
     logits, features = apply_fn(variables, images)
     return score(logits, features, protos, bank, bank_labels, knn=knn)
+
   return fn
 
 
 def features_fn(apply_fn):
   """(variables, images) -> unit penultimate features of a model."""
+
   def fn(variables, images):
     return normalize(apply_fn(variables, images)[1])
+
   return fn

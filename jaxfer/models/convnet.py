@@ -3,7 +3,8 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer, out_dtype
+from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import out_dtype
 
 
 class ConvNet(nn.Module):
@@ -12,6 +13,7 @@ class ConvNet(nn.Module):
   Returns (logits, penultimate features). With the default instance norm
   there is no mutable state, which keeps unrolled inner loops simple.
   """
+
   num_classes: int
   depth: int = 3
   width: int = 128
@@ -21,8 +23,9 @@ class ConvNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    norm = norm_layer(self.norm, train=train, dtype=self.dtype,
-                      axis_name=self.bn_axis_name)
+    norm = norm_layer(
+      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
+    )
     x = x.astype(self.dtype)
     for _ in range(self.depth):
       x = nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype)(x)

@@ -6,8 +6,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-def norm_layer(kind: str, *, train: bool, dtype=jnp.float32,
-               axis_name: str | None = None, groups: int = 32):
+def norm_layer(
+  kind: str,
+  *,
+  train: bool,
+  dtype=jnp.float32,
+  axis_name: str | None = None,
+  groups: int = 32,
+):
   """Returns a constructor of the normalisation layer named by `kind`.
 
   Args:
@@ -19,18 +25,25 @@ def norm_layer(kind: str, *, train: bool, dtype=jnp.float32,
     groups: the GroupNorm group count (reduced to divide the channels).
   """
   if kind == "batch":
-    return functools.partial(nn.BatchNorm, use_running_average=not train,
-                             momentum=0.9, epsilon=1e-5, dtype=dtype,
-                             axis_name=axis_name)
+    return functools.partial(
+      nn.BatchNorm,
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      dtype=dtype,
+      axis_name=axis_name,
+    )
   if kind == "group":
     return lambda **kw: _GroupNorm(groups=groups, dtype=dtype, **kw)
   if kind == "instance":
-    return lambda **kw: nn.GroupNorm(num_groups=None, group_size=1,
-                                     dtype=dtype, **kw)
+    return lambda **kw: nn.GroupNorm(
+      num_groups=None, group_size=1, dtype=dtype, **kw
+    )
   if kind == "none":
-    return lambda **kw: (lambda x: x)
-  raise ValueError(f"config.model.norm must be batch, group, instance or "
-                   f"none, got {kind!r}")
+    return lambda **kw: lambda x: x
+  raise ValueError(
+    f"config.model.norm must be batch, group, instance or none, got {kind!r}"
+  )
 
 
 def out_dtype(dtype):
@@ -41,6 +54,7 @@ def out_dtype(dtype):
 
 class _GroupNorm(nn.Module):
   """GroupNorm whose group count divides the channel count."""
+
   groups: int = 32
   dtype: jnp.dtype = jnp.float32
   scale_init: object = nn.initializers.ones
@@ -51,5 +65,6 @@ class _GroupNorm(nn.Module):
     g = min(self.groups, c)
     while c % g:
       g -= 1
-    return nn.GroupNorm(num_groups=g, dtype=self.dtype,
-                        scale_init=self.scale_init)(x)
+    return nn.GroupNorm(
+      num_groups=g, dtype=self.dtype, scale_init=self.scale_init
+    )(x)

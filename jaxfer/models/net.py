@@ -22,6 +22,7 @@ class Net:
   Arrays only (jit-, donate- and Orbax-friendly). `batch_stats` is an empty
   dict for models without BatchNorm; `ema` is None without EMA.
   """
+
   params: Any
   batch_stats: Any
   opt_state: Any
@@ -30,16 +31,19 @@ class Net:
 
 def variables(params, batch_stats) -> dict:
   """Flax variables from parameters and (possibly empty) BatchNorm stats."""
-  return {"params": params, **({"batch_stats": batch_stats}
-                               if batch_stats else {})}
+  return {
+    "params": params,
+    **({"batch_stats": batch_stats} if batch_stats else {}),
+  }
 
 
 def forward(apply_fn, params, batch_stats, images, *, train: bool):
   """(logits, features, new batch_stats) of a model on images."""
   v = variables(params, batch_stats)
   if train and batch_stats:
-    (logits, features), new = apply_fn(v, images, train=True,
-                                       mutable=["batch_stats"])
+    (logits, features), new = apply_fn(
+      v, images, train=True, mutable=["batch_stats"]
+    )
     return logits, features, new["batch_stats"]
   logits, features = apply_fn(v, images, train=train)
   return logits, features, batch_stats
@@ -53,8 +57,9 @@ def init_net(rng, model, images, tx, *, ema: bool) -> Net:
   return Net(params, batch_stats, tx.init(params), ema_v)
 
 
-def apply_updates(net: Net, grads, batch_stats, tx, *, ema_decay: float,
-                  step) -> Net:
+def apply_updates(
+  net: Net, grads, batch_stats, tx, *, ema_decay: float, step
+) -> Net:
   """One optimizer step, and the EMA's update (`optim.ema_variables`) at
   the state's step `step`."""
   updates, opt_state = tx.update(grads, net.opt_state, net.params)

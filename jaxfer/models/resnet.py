@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer, out_dtype
+from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import out_dtype
 
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
@@ -15,8 +16,14 @@ def _conv(features: int, kernel: int, strides: int, dtype):
   # convolution of an even input on the far side only, which shifts every
   # window by one pixel against imported PyTorch weights.
   pad = [(kernel // 2, kernel // 2)] * 2
-  return nn.Conv(features, (kernel, kernel), strides, padding=pad,
-                 use_bias=False, dtype=dtype)
+  return nn.Conv(
+    features,
+    (kernel, kernel),
+    strides,
+    padding=pad,
+    use_bias=False,
+    dtype=dtype,
+  )
 
 
 def _last_scale(zero: bool):
@@ -25,6 +32,7 @@ def _last_scale(zero: bool):
 
 class BasicBlock(nn.Module):
   """Two 3x3 convolutions with a residual connection."""
+
   filters: int
   strides: int
   norm: object
@@ -36,7 +44,8 @@ class BasicBlock(nn.Module):
     conv = lambda f, k, s: _conv(f, k, s, self.dtype)
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(x)))
     y = self.norm(scale_init=_last_scale(self.zero_init))(
-        conv(self.filters, 3, 1)(y))
+      conv(self.filters, 3, 1)(y)
+    )
     if x.shape[-1] != self.filters or self.strides != 1:
       x = self.norm()(conv(self.filters, 1, self.strides)(x))
     return nn.relu(x + y)
@@ -44,6 +53,7 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
   """1x1, 3x3, 1x1 convolutions (4x expansion) with a residual connection."""
+
   filters: int
   strides: int
   norm: object
@@ -56,7 +66,8 @@ class Bottleneck(nn.Module):
     y = nn.relu(self.norm()(conv(self.filters, 1, 1)(x)))
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(y)))
     y = self.norm(scale_init=_last_scale(self.zero_init))(
-        conv(4 * self.filters, 1, 1)(y))
+      conv(4 * self.filters, 1, 1)(y)
+    )
     if x.shape[-1] != 4 * self.filters or self.strides != 1:
       x = self.norm()(conv(4 * self.filters, 1, self.strides)(x))
     return nn.relu(x + y)
@@ -78,6 +89,7 @@ class ResNet(nn.Module):
     zero_init_residual: start each block's last norm scale at zero (Goyal
       et al.); measured here to slow the first FER2013 epochs a lot.
   """
+
   num_classes: int
   depth: int = 18
   stages: Sequence[int] | None = None
@@ -91,28 +103,43 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     if self.depth not in STAGES:
-      raise ValueError(f"ResNet depth must be one of {sorted(STAGES)}, got "
-                       f"{self.depth}")
-    norm = norm_layer(self.norm, train=train, dtype=self.dtype,
-                      axis_name=self.bn_axis_name)
+      raise ValueError(
+        f"ResNet depth must be one of {sorted(STAGES)}, got {self.depth}"
+      )
+    norm = norm_layer(
+      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
+    )
     block = Bottleneck if self.depth == 50 else BasicBlock
     x = x.astype(self.dtype)
     if self.stem == "imagenet":
-      x = nn.Conv(self.width, (7, 7), 2, padding=[(3, 3), (3, 3)],
-                  use_bias=False, dtype=self.dtype)(x)
+      x = nn.Conv(
+        self.width,
+        (7, 7),
+        2,
+        padding=[(3, 3), (3, 3)],
+        use_bias=False,
+        dtype=self.dtype,
+      )(x)
       x = nn.relu(norm()(x))
       x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
     elif self.stem == "small":
-      x = nn.Conv(self.width, (3, 3), 1, padding="SAME", use_bias=False,
-                  dtype=self.dtype)(x)
+      x = nn.Conv(
+        self.width, (3, 3), 1, padding="SAME", use_bias=False, dtype=self.dtype
+      )(x)
       x = nn.relu(norm()(x))
     else:
-      raise ValueError(f"config.model.stem must be imagenet or small, got "
-                       f"{self.stem!r}")
+      raise ValueError(
+        f"config.model.stem must be imagenet or small, got {self.stem!r}"
+      )
     for i, n in enumerate(self.stages or STAGES[self.depth]):
       for j in range(n):
-        x = block(self.width * 2**i, 2 if i and not j else 1, norm,
-                  self.dtype, self.zero_init_residual)(x)
+        x = block(
+          self.width * 2**i,
+          2 if i and not j else 1,
+          norm,
+          self.dtype,
+          self.zero_init_residual,
+        )(x)
     features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
     return logits.astype(out_dtype(self.dtype)), features

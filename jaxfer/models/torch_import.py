@@ -23,14 +23,25 @@ import re
 
 import numpy as np
 
-_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
-           "BF16": None, "I64": np.int64, "I32": np.int32, "I16": np.int16,
-           "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_DTYPES = {
+  "F64": np.float64,
+  "F32": np.float32,
+  "F16": np.float16,
+  "BF16": None,
+  "I64": np.int64,
+  "I32": np.int32,
+  "I16": np.int16,
+  "I8": np.int8,
+  "U8": np.uint8,
+  "BOOL": np.bool_,
+}
 
 # The Meta-Face2Exp (MPL-pytorch) checkpoint: torch.save of a dict.
-FACE2EXP_KEYS = {"teacher_state_dict": "teacher",
-                 "student_state_dict": "student",
-                 "avg_state_dict": "student_ema"}
+FACE2EXP_KEYS = {
+  "teacher_state_dict": "teacher",
+  "student_state_dict": "student",
+  "avg_state_dict": "student_ema",
+}
 
 
 def read_safetensors(path) -> dict:
@@ -40,7 +51,7 @@ def read_safetensors(path) -> dict:
     raise ValueError(f"{path}: not a safetensors file (too short)")
   n = int.from_bytes(data[:8], "little")
   try:
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
   except ValueError as e:
     raise ValueError(f"{path}: not a safetensors file ({e})") from e
   out, base = {}, 8 + n
@@ -48,13 +59,16 @@ def read_safetensors(path) -> dict:
     if name == "__metadata__":
       continue
     start, end = info["data_offsets"]
-    raw = data[base + start:base + end]
+    raw = data[base + start : base + end]
     if info["dtype"] == "BF16":
       a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(
-          np.float32)
+        np.float32
+      )
     elif _DTYPES.get(info["dtype"]) is None:
-      raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, "
-                       "which jaxfer does not read")
+      raise ValueError(
+        f"{path}: tensor {name!r} has dtype {info['dtype']}, "
+        "which jaxfer does not read"
+      )
     else:
       a = np.frombuffer(raw, _DTYPES[info["dtype"]])
     out[name] = a.reshape(info["shape"]).copy()
@@ -65,22 +79,33 @@ def _read_torch(path):
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ValueError(f"{path}: reading a PyTorch pickle needs torch (pip "
-                     "install -e '.[torch]'), or save the state dict as "
-                     ".safetensors, which jaxfer reads without it") from e
+    raise ValueError(
+      f"{path}: reading a PyTorch pickle needs torch (pip "
+      "install -e '.[torch]'), or save the state dict as "
+      ".safetensors, which jaxfer reads without it"
+    ) from e
   obj = torch.load(path, map_location="cpu", weights_only=True)
 
   def arrays(sd):
-    return {k: v.detach().float().numpy() if v.is_floating_point()
-            else v.numpy() for k, v in sd.items() if hasattr(v, "numpy")}
+    return {
+      k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+      for k, v in sd.items()
+      if hasattr(v, "numpy")
+    }
+
   if isinstance(obj, dict) and any(k in obj for k in FACE2EXP_KEYS):
-    return {role: arrays(obj[k]) for k, role in FACE2EXP_KEYS.items()
-            if obj.get(k) is not None}
+    return {
+      role: arrays(obj[k])
+      for k, role in FACE2EXP_KEYS.items()
+      if obj.get(k) is not None
+    }
   if isinstance(obj, dict) and "state_dict" in obj:
     obj = obj["state_dict"]
   if not isinstance(obj, dict):
-    raise ValueError(f"{path}: holds a {type(obj).__name__}, not a state "
-                     "dict or a Meta-Face2Exp checkpoint")
+    raise ValueError(
+      f"{path}: holds a {type(obj).__name__}, not a state "
+      "dict or a Meta-Face2Exp checkpoint"
+    )
   return {"model": arrays(obj)}
 
 
@@ -95,8 +120,10 @@ def read(path) -> dict:
     roles = {"model": read_safetensors(path)}
   else:
     roles = _read_torch(path)
-  return {role: {k.removeprefix("module."): v for k, v in sd.items()}
-          for role, sd in roles.items()}
+  return {
+    role: {k.removeprefix("module."): v for k, v in sd.items()}
+    for role, sd in roles.items()
+  }
 
 
 def _flax_name(key: str, block: str, blocks_before: dict) -> str | None:
@@ -119,27 +146,37 @@ def _flax_name(key: str, block: str, blocks_before: dict) -> str | None:
   return None
 
 
-_LEAF = {"Conv": {"weight": ("params", "kernel")},
-         "Dense": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
-         "BatchNorm": {"weight": ("params", "scale"),
-                       "bias": ("params", "bias"),
-                       "running_mean": ("batch_stats", "mean"),
-                       "running_var": ("batch_stats", "var")}}
+_LEAF = {
+  "Conv": {"weight": ("params", "kernel")},
+  "Dense": {"weight": ("params", "kernel"), "bias": ("params", "bias")},
+  "BatchNorm": {
+    "weight": ("params", "scale"),
+    "bias": ("params", "bias"),
+    "running_mean": ("batch_stats", "mean"),
+    "running_var": ("batch_stats", "var"),
+  },
+}
 
 
 def _convert(leaf: str, a: np.ndarray, want: tuple) -> np.ndarray:
-  if leaf == "kernel" and a.ndim == 4:               # OIHW -> HWIO
+  if leaf == "kernel" and a.ndim == 4:  # OIHW -> HWIO
     a = a.transpose(2, 3, 1, 0)
-    if want[2] == 1 and a.shape[2] == 3:             # RGB stem, grey model
+    if want[2] == 1 and a.shape[2] == 3:  # RGB stem, grey model
       a = a.sum(axis=2, keepdims=True)
-  elif leaf == "kernel" and a.ndim == 2:             # (out, in) -> (in, out)
+  elif leaf == "kernel" and a.ndim == 2:  # (out, in) -> (in, out)
     a = a.T
   return a
 
 
-def resnet_variables(state_dict: dict, template: dict, *, stages,
-                     bottleneck: bool, allow_missing_head: bool = False,
-                     source: str = "") -> tuple[dict, list[str]]:
+def resnet_variables(
+  state_dict: dict,
+  template: dict,
+  *,
+  stages,
+  bottleneck: bool,
+  allow_missing_head: bool = False,
+  source: str = "",
+) -> tuple[dict, list[str]]:
   """A torchvision ResNet state dict as flax variables shaped like
   `template` ({"params", "batch_stats"} of jaxfer's ResNet, imagenet stem).
 
@@ -174,13 +211,20 @@ def resnet_variables(state_dict: dict, template: dict, *, stages,
     if tuple(got.shape) != want:
       if path.startswith("Dense_0/"):
         if not any("re-initialised" in n for n in notes):
-          notes.append(f"{source}head {key} {tuple(a.shape)} does not fit "
-                       f"{want}: the head is re-initialised")
+          notes.append(
+            f"{source}head {key} {tuple(a.shape)} does not fit "
+            f"{want}: the head is re-initialised"
+          )
         continue
-      hint = (" (a 7x7 stem: config.model.stem='imagenet')"
-              if key == "conv1.weight" else "")
-      mismatched.append(f"{key}: file {tuple(a.shape)} -> {tuple(got.shape)}"
-                        f", jaxfer {path} wants {want}{hint}")
+      hint = (
+        " (a 7x7 stem: config.model.stem='imagenet')"
+        if key == "conv1.weight"
+        else ""
+      )
+      mismatched.append(
+        f"{key}: file {tuple(a.shape)} -> {tuple(got.shape)}"
+        f", jaxfer {path} wants {want}{hint}"
+      )
       continue
     filled[(col, path)] = got
   missing = [f"{c}/{p}" for (c, p) in flat if (c, p) not in filled]
@@ -189,23 +233,41 @@ def resnet_variables(state_dict: dict, template: dict, *, stages,
   if head_missing and (allow_missing_head or head_refit):
     missing = [m for m in missing if m not in head_missing]
     if not head_refit:
-      notes.append(f"{source}no head (fc) in the file: the head is "
-                   "initialised afresh (allow_missing_head)")
+      notes.append(
+        f"{source}no head (fc) in the file: the head is "
+        "initialised afresh (allow_missing_head)"
+      )
   problems = []
   if unmapped:
     problems.append(f"keys that map to no jaxfer parameter: {unmapped}")
   if mismatched:
     problems.append("shape mismatches: " + "; ".join(mismatched))
   if missing:
-    problems.append(f"jaxfer parameters nothing fills: {missing}"
-                    + (" (config.model.init_allow_missing_head=True "
-                       "initialises a missing head)" if head_missing else ""))
+    problems.append(
+      f"jaxfer parameters nothing fills: {missing}"
+      + (
+        " (config.model.init_allow_missing_head=True "
+        "initialises a missing head)"
+        if head_missing
+        else ""
+      )
+    )
   if problems:
-    raise ValueError(f"{source}the state dict does not fit jaxfer's "
-                     f"ResNet (imagenet stem): " + "; ".join(problems))
-  out = {col: _unflatten({p: (filled.get((c, p), np.asarray(leaf)))
-                          for (c, p), leaf in flat.items() if c == col})
-         for col in ("params", "batch_stats") if template.get(col)}
+    raise ValueError(
+      f"{source}the state dict does not fit jaxfer's "
+      f"ResNet (imagenet stem): " + "; ".join(problems)
+    )
+  out = {
+    col: _unflatten(
+      {
+        p: (filled.get((c, p), np.asarray(leaf)))
+        for (c, p), leaf in flat.items()
+        if c == col
+      }
+    )
+    for col in ("params", "batch_stats")
+    if template.get(col)
+  }
   return out, notes
 
 

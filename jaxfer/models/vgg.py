@@ -3,7 +3,8 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer, out_dtype
+from jaxfer.models.layers import norm_layer
+from jaxfer.models.layers import out_dtype
 
 
 class VGG(nn.Module):
@@ -14,6 +15,7 @@ class VGG(nn.Module):
   pixels: about 1.2 M parameters and 0.12 GMAC a face. Returns (logits,
   pooled features).
   """
+
   num_classes: int
   stages: tuple = (32, 64, 128, 256)
   convs: int = 2
@@ -23,15 +25,17 @@ class VGG(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    norm = norm_layer(self.norm, train=train, dtype=self.dtype,
-                      axis_name=self.bn_axis_name)
+    norm = norm_layer(
+      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
+    )
     x = x.astype(self.dtype)
     for i, width in enumerate(self.stages):
       if i:
         x = nn.max_pool(x, (2, 2), (2, 2))
       for _ in range(self.convs):
-        x = nn.Conv(width, (3, 3), padding="SAME", use_bias=False,
-                    dtype=self.dtype)(x)
+        x = nn.Conv(
+          width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype
+        )(x)
         x = nn.relu(norm()(x))
     features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)

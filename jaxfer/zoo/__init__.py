@@ -37,10 +37,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 DEFAULT = "fer2013_vgg"
 # The digests of the shipped files; a file that does not match is refused.
 SHA256 = {
-    "fer2013_vgg.json":
-        "b2aaff8dbcc7e2d92fdd5c6efe07bd23c6039a21ae3789549fbe969bc18d3a3c",
-    "fer2013_vgg.msgpack":
-        "aa004a1c5e166bfd97072b9df444a8691b92ef4360aaf9f3072f64ece93c1f24",
+  "fer2013_vgg.json": "b2aaff8dbcc7e2d92fdd5c6efe07bd23c6039a21ae3789549fbe969bc18d3a3c",
+  "fer2013_vgg.msgpack": "aa004a1c5e166bfd97072b9df444a8691b92ef4360aaf9f3072f64ece93c1f24",
 }
 
 
@@ -59,6 +57,7 @@ class Model:
   card: what is known of it (the shipped model's metrics and command; a
   workdir's run metadata).
   """
+
   name: str
   config: ml_collections.ConfigDict
   class_names: tuple[str, ...]
@@ -77,26 +76,30 @@ class Model:
   def preprocess(self, image: np.ndarray) -> np.ndarray:
     """float32 [h, w, C] model input of one uint8 HWC image (any size)."""
     d = self.config.data
-    return views.eval_view({"image": image}, size=d.image_size,
-                           channels=d.channels, mean=tuple(d.mean),
-                           std=tuple(d.std))["image"]
+    return views.eval_view(
+      {"image": image},
+      size=d.image_size,
+      channels=d.channels,
+      mean=tuple(d.mean),
+      std=tuple(d.std),
+    )["image"]
 
   @functools.cached_property
   def _probs(self):
     apply = self.apply
     return jax.jit(lambda v, x: jax.nn.softmax(apply(v, x)[0]))
 
-  def probabilities(self, images: list[np.ndarray],
-                    batch_size: int = 64) -> np.ndarray:
+  def probabilities(
+    self, images: list[np.ndarray], batch_size: int = 64
+  ) -> np.ndarray:
     """float [N, C] class probabilities of uint8 HWC face crops, in
     fixed-size batches (the last padded: one compilation)."""
     variables = next(iter(self.variables.values()))
     out = []
     for i in range(0, len(images), batch_size):
-      x = np.stack([self.preprocess(im) for im in images[i:i + batch_size]])
+      x = np.stack([self.preprocess(im) for im in images[i : i + batch_size]])
       n = len(x)
-      x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]),
-                                      x.dtype)])
+      x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
       out.append(np.asarray(self._probs(variables, x))[:n])
     if not out:
       return np.zeros((0, len(self.class_names)), np.float32)
@@ -109,18 +112,22 @@ def sha256(path: pathlib.Path) -> str:
 
 def _verified(path: pathlib.Path, digests: dict) -> bytes:
   if not path.exists():
-    raise FileNotFoundError(f"{path}: a shipped model file is missing "
-                            "(reinstall jaxfer)")
+    raise FileNotFoundError(
+      f"{path}: a shipped model file is missing (reinstall jaxfer)"
+    )
   data = path.read_bytes()
   want = digests.get(path.name)
   got = hashlib.sha256(data).hexdigest()
   if want is None:
-    raise IntegrityError(f"{path}: no released SHA-256 for this file in "
-                         "jaxfer.zoo.SHA256")
+    raise IntegrityError(
+      f"{path}: no released SHA-256 for this file in jaxfer.zoo.SHA256"
+    )
   if got != want:
-    raise IntegrityError(f"{path}: SHA-256 {got[:16]}... is not the "
-                         f"released {want[:16]}...: the file is damaged or "
-                         "altered (reinstall jaxfer)")
+    raise IntegrityError(
+      f"{path}: SHA-256 {got[:16]}... is not the "
+      f"released {want[:16]}...: the file is damaged or "
+      "altered (reinstall jaxfer)"
+    )
   return data
 
 
@@ -131,31 +138,50 @@ def _apply(config):
   return method.apply
 
 
-def load_shipped(name: str = DEFAULT, *, folder: pathlib.Path = HERE,
-                 digests: dict | None = None) -> Model:
+def load_shipped(
+  name: str = DEFAULT,
+  *,
+  folder: pathlib.Path = HERE,
+  digests: dict | None = None,
+) -> Model:
   """The shipped model `name`, its files checked against `digests`
   (default: `SHA256`)."""
   digests = SHA256 if digests is None else digests
   folder = pathlib.Path(folder)
   if not (folder / f"{name}.json").exists() and folder == HERE:
     known = sorted(p.stem for p in HERE.glob("*.json"))
-    raise FileNotFoundError(f"no shipped model {name!r} in {HERE} (shipped: "
-                            f"{', '.join(known) or 'none'})")
+    raise FileNotFoundError(
+      f"no shipped model {name!r} in {HERE} (shipped: "
+      f"{', '.join(known) or 'none'})"
+    )
   card = json.loads(_verified(folder / f"{name}.json", digests))
   raw = serialization.msgpack_restore(
-      _verified(folder / f"{name}.msgpack", digests))
+    _verified(folder / f"{name}.msgpack", digests)
+  )
   config = defaults.from_json(card.pop("config"))
   variables = jax.tree.map(jnp.asarray, raw)
-  return Model(name, config, tuple(card["class_names"]),
-               {card["model"]: variables}, _apply(config), card)
+  return Model(
+    name,
+    config,
+    tuple(card["class_names"]),
+    {card["model"]: variables},
+    _apply(config),
+    card,
+  )
 
 
 def load_workdir(workdir: str, *, best: bool = True) -> Model:
   """The evaluated models of a jaxfer.main workdir (best checkpoint, or
   the latest)."""
   config, meta, method, state = restore.load(workdir, best=best)
-  return Model(str(workdir), config, tuple(meta["class_names"]),
-               method.eval_variables(state), method.apply, dict(meta))
+  return Model(
+    str(workdir),
+    config,
+    tuple(meta["class_names"]),
+    method.eval_variables(state),
+    method.apply,
+    dict(meta),
+  )
 
 
 def load(workdir: str = "", *, best: bool = True, model: str = "") -> Model:
@@ -168,17 +194,32 @@ def load(workdir: str = "", *, best: bool = True, model: str = "") -> Model:
 def preprocessing(config) -> dict:
   """The input a model expects, in words and numbers (for the card)."""
   d = config.data
-  return {"channels": d.channels, "size": d.image_size,
-          "resize": "Pillow bilinear (antialiased) to size x size",
-          "colour": ("grey: ITU-R 601-2 integer luma of RGB (Pillow's 'L')"
-                     if d.channels == 1 else "RGB (grey repeated)"),
-          "scale": "x / 255", "mean": list(d.mean), "std": list(d.std),
-          "input": "(x / 255 - mean) / std, float32 [N, size, size, "
-                   "channels]"}
+  return {
+    "channels": d.channels,
+    "size": d.image_size,
+    "resize": "Pillow bilinear (antialiased) to size x size",
+    "colour": (
+      "grey: ITU-R 601-2 integer luma of RGB (Pillow's 'L')"
+      if d.channels == 1
+      else "RGB (grey repeated)"
+    ),
+    "scale": "x / 255",
+    "mean": list(d.mean),
+    "std": list(d.std),
+    "input": "(x / 255 - mean) / std, float32 [N, size, size, channels]",
+  }
 
 
-def write(workdir: str, name: str, *, model: str, folder: pathlib.Path,
-          metrics: dict, command: str, best: bool = True) -> dict:
+def write(
+  workdir: str,
+  name: str,
+  *,
+  model: str,
+  folder: pathlib.Path,
+  metrics: dict,
+  command: str,
+  best: bool = True,
+) -> dict:
   """Writes `<name>.msgpack` and `<name>.json` of one evaluated model of
   a workdir into `folder`; returns their SHA-256 digests."""
   config, meta, method, state = restore.load(workdir, best=best)
@@ -189,13 +230,20 @@ def write(workdir: str, name: str, *, model: str, folder: pathlib.Path,
   folder.mkdir(parents=True, exist_ok=True)
   weights = jax.tree.map(np.asarray, variables[model])
   (folder / f"{name}.msgpack").write_bytes(
-      serialization.msgpack_serialize(weights))
-  n_params = sum(int(np.size(p)) for p in
-                 jax.tree.leaves(weights.get("params", weights)))
-  card = {"name": name, "model": model,
-          "class_names": list(meta["class_names"]),
-          "parameters": n_params, "preprocessing": preprocessing(config),
-          "metrics": metrics, "command": command,
-          "config": config.to_dict()}
+    serialization.msgpack_serialize(weights)
+  )
+  n_params = sum(
+    int(np.size(p)) for p in jax.tree.leaves(weights.get("params", weights))
+  )
+  card = {
+    "name": name,
+    "model": model,
+    "class_names": list(meta["class_names"]),
+    "parameters": n_params,
+    "preprocessing": preprocessing(config),
+    "metrics": metrics,
+    "command": command,
+    "config": config.to_dict(),
+  }
   (folder / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
   return {p: sha256(folder / p) for p in (f"{name}.json", f"{name}.msgpack")}

@@ -27,11 +27,13 @@ def _define_flags():
   flags.DEFINE_string("model", "model", "Which evaluated model to ship.")
   flags.DEFINE_string("name", zoo.DEFAULT, "The shipped model's name.")
   flags.DEFINE_string("folder", str(zoo.HERE), "Where to write the files.")
-  flags.DEFINE_list("splits", ["PublicTest", "PrivateTest"],
-                    "Splits to measure (the card's metrics).")
+  flags.DEFINE_list(
+    "splits",
+    ["PublicTest", "PrivateTest"],
+    "Splits to measure (the card's metrics).",
+  )
   flags.DEFINE_string("command", "", "The command that trained the workdir.")
-  flags.DEFINE_string("data_path", "", "The dataset file, if not the "
-                      "config's.")
+  flags.DEFINE_string("data_path", "", "The dataset file, if not the config's.")
 
 
 def measure(clf, splits, data_path: str = "") -> dict:
@@ -43,15 +45,24 @@ def measure(clf, splits, data_path: str = "") -> dict:
   out = {}
   for split in splits:
     for flip in (False, True):
-      r = evaluation.evaluate_split(clf.apply, clf.variables, clf.class_names,
-                                    cfg, split, flip=flip,
-                                    warmup=True)
-      (m, cm), = r.results.values()
+      r = evaluation.evaluate_split(
+        clf.apply,
+        clf.variables,
+        clf.class_names,
+        cfg,
+        split,
+        flip=flip,
+        warmup=True,
+      )
+      ((m, cm),) = r.results.values()
       out.setdefault(split, {})["flip" if flip else "plain"] = {
-          **{k: round(float(v), 5) for k, v in m.items()},
-          "recall": {c: round(v["recall"], 4) for c, v in
-                     evaluation.per_class(cm, clf.class_names).items()},
-          "faces_per_s": round(len(r.source) / r.seconds, 1)}
+        **{k: round(float(v), 5) for k, v in m.items()},
+        "recall": {
+          c: round(v["recall"], 4)
+          for c, v in evaluation.per_class(cm, clf.class_names).items()
+        },
+        "faces_per_s": round(len(r.source) / r.seconds, 1),
+      }
   return out
 
 
@@ -62,8 +73,14 @@ def main(argv):
   clf = zoo.load(f.workdir, model=f.model)
   metrics = measure(clf, f.splits, f.data_path)
   print(json.dumps(metrics, indent=1))
-  digests = zoo.write(f.workdir, f.name, model=f.model, folder=f.folder,
-                      metrics=metrics, command=f.command)
+  digests = zoo.write(
+    f.workdir,
+    f.name,
+    model=f.model,
+    folder=f.folder,
+    metrics=metrics,
+    command=f.command,
+  )
   print("SHA256 = {")
   for name, digest in digests.items():
     print(f'    "{name}":\n        "{digest}",')

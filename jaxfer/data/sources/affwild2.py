@@ -24,14 +24,22 @@ in all). A label outside -1..7 or a header that is not the 8 names is a
 
 import os
 
-from jaxfer.data.sources import files
 from jaxfer.data import images
 from jaxfer.data import labels as labels_lib
-from jaxfer.data.sources import rows
 from jaxfer.data.base import DataError
+from jaxfer.data.sources import files
+from jaxfer.data.sources import rows
 
-HEADER = ("neutral", "anger", "disgust", "fear", "happiness", "sadness",
-          "surprise", "other")
+HEADER = (
+  "neutral",
+  "anger",
+  "disgust",
+  "fear",
+  "happiness",
+  "sadness",
+  "surprise",
+  "other",
+)
 ANNOTATIONS = os.path.join("annotations", "EXPR_Classification_Challenge")
 FRAMES = "cropped_aligned"
 
@@ -39,9 +47,11 @@ FRAMES = "cropped_aligned"
 def _check_header(line: str, path: str) -> None:
   names = tuple(n.strip().lower() for n in line.strip().split(","))
   if names != HEADER:
-    raise DataError(f"{path}, line 1 (header): expected the 8 ABAW EXPR "
-                    f"classes {','.join(n.title() for n in HEADER)}, got "
-                    f"{line.strip()!r}")
+    raise DataError(
+      f"{path}, line 1 (header): expected the 8 ABAW EXPR "
+      f"classes {','.join(n.title() for n in HEADER)}, got "
+      f"{line.strip()!r}"
+    )
 
 
 def read_annotation(path: str, bad=None):
@@ -70,18 +80,27 @@ def read_annotation(path: str, bad=None):
 class AffWild2(files._FileSource):  # pylint: disable=protected-access
   """One split of Aff-Wild2 EXPR: frames and their labels (or a pool)."""
 
-  def __init__(self, root: str, *, split: str, frames: str = "annotated",
-               every: int = 1, on_bad: str = "error"):
+  def __init__(
+    self,
+    root: str,
+    *,
+    split: str,
+    frames: str = "annotated",
+    every: int = 1,
+    on_bad: str = "error",
+  ):
     if frames not in ("annotated", "unannotated"):
-      raise ValueError(f"affwild2 frames must be 'annotated' or "
-                       f"'unannotated', got {frames!r}")
+      raise ValueError(
+        f"affwild2 frames must be 'annotated' or 'unannotated', got {frames!r}"
+      )
     if every < 1:
-      raise ValueError(f"config.data.affwild2.every must be >= 1, got "
-                       f"{every}")
+      raise ValueError(f"config.data.affwild2.every must be >= 1, got {every}")
     folder = os.path.join(root, ANNOTATIONS, split)
     if not os.path.isdir(folder):
-      raise DataError(f"Aff-Wild2 annotation folder not found: {folder} "
-                      f"(expected <root>/{ANNOTATIONS}/<split>/)")
+      raise DataError(
+        f"Aff-Wild2 annotation folder not found: {folder} "
+        f"(expected <root>/{ANNOTATIONS}/<split>/)"
+      )
     bad = rows.BadInput(on_bad)
     self.dropped = {"not annotated (-1)": 0, "no face image": 0}
     if frames == "unannotated":
@@ -106,10 +125,14 @@ class AffWild2(files._FileSource):  # pylint: disable=protected-access
     frame_labels = [frame_labels[i] for i in keep]
     label = f"every {every}th frame" if every > 1 else "all frames"
     self._finish(
-        f"affwild2[{split}, {frames}, {label}]", paths,
-        frame_labels if frames == "annotated" else None,
-        labels_lib.ABAW_EXPR if frames == "annotated" else None, bad,
-        wheres=wheres, listed=True)
+      f"affwild2[{split}, {frames}, {label}]",
+      paths,
+      frame_labels if frames == "annotated" else None,
+      labels_lib.ABAW_EXPR if frames == "annotated" else None,
+      bad,
+      wheres=wheres,
+      listed=True,
+    )
     self.videos = len(videos)
 
   def _read_video(self, path, video, root, frames, every, bad):
@@ -117,14 +140,14 @@ class AffWild2(files._FileSource):  # pylint: disable=protected-access
     try:
       for line, frame, label in read_annotation(path, bad):
         if (label == -1) != (frames == "unannotated"):
-          key = ("not annotated (-1)" if frames == "annotated"
-                 else "annotated")
+          key = "not annotated (-1)" if frames == "annotated" else "annotated"
           self.dropped[key] += 1
           continue
         if (frame - 1) % every:
           continue
-        out.append((line, os.path.join(root, FRAMES, video,
-                                       f"{frame:05d}.jpg"), label))
+        out.append(
+          (line, os.path.join(root, FRAMES, video, f"{frame:05d}.jpg"), label)
+        )
     except DataError as e:
       bad(path, e)
     return out

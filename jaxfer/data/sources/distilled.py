@@ -23,39 +23,62 @@ import numpy as np
 from PIL import Image
 
 from jaxfer.data import transforms
-from jaxfer.data.base import ArraySource, DataError
+from jaxfer.data.base import ArraySource
+from jaxfer.data.base import DataError
 
 _ARRAYS = "distilled.npz"
 _META = "distilled.json"
 
 
-def save(directory, *, images, labels, soft_labels, class_names, mean, std,
-         lrs=None, learned_labels: bool = False, **facts) -> pathlib.Path:
+def save(
+  directory,
+  *,
+  images,
+  labels,
+  soft_labels,
+  class_names,
+  mean,
+  std,
+  lrs=None,
+  learned_labels: bool = False,
+  **facts,
+) -> pathlib.Path:
   """Writes a distilled set (see the module doc); returns the directory."""
   d = pathlib.Path(directory)
   d.mkdir(parents=True, exist_ok=True)
   images = np.asarray(images, np.float32)
   pixels = transforms.denormalize(images, mean, std)
   labels = np.asarray(labels, np.int32)
-  arrays = dict(images=images, images_uint8=pixels, labels=labels,
-                soft_labels=np.asarray(soft_labels, np.float32))
+  arrays = dict(
+    images=images,
+    images_uint8=pixels,
+    labels=labels,
+    soft_labels=np.asarray(soft_labels, np.float32),
+  )
   if lrs is not None:
     arrays["lrs"] = np.asarray(lrs, np.float32)
   tmp = d / (_ARRAYS + ".tmp.npz")
   np.savez(tmp, **arrays)
   tmp.replace(d / _ARRAYS)
-  meta = dict(class_names=list(class_names), image_size=images.shape[1],
-              channels=images.shape[-1], mean=list(mean), std=list(std),
-              images_per_class=int(np.bincount(labels).max()),
-              learned_labels=bool(learned_labels), **facts)
+  meta = dict(
+    class_names=list(class_names),
+    image_size=images.shape[1],
+    channels=images.shape[-1],
+    mean=list(mean),
+    std=list(std),
+    images_per_class=int(np.bincount(labels).max()),
+    learned_labels=bool(learned_labels),
+    **facts,
+  )
   (d / _META).write_text(json.dumps(meta, indent=2))
   for c, name in enumerate(class_names):
     row = pixels[labels == c]
     if len(row):
       grid = np.concatenate(list(row), axis=1)
-      grid = np.kron(grid, np.ones((2, 2, 1), np.uint8))   # 2x for viewing
+      grid = np.kron(grid, np.ones((2, 2, 1), np.uint8))  # 2x for viewing
       Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(
-          d / f"distilled_{name}.png")
+        d / f"distilled_{name}.png"
+      )
   return d
 
 
@@ -64,8 +87,9 @@ def load_arrays(directory) -> tuple[dict, dict]:
   d = pathlib.Path(directory)
   for name in (_ARRAYS, _META):
     if not (d / name).exists():
-      raise DataError(f"{d}: no {name}; is it a distilled set written by "
-                      "method 'distill'?")
+      raise DataError(
+        f"{d}: no {name}; is it a distilled set written by method 'distill'?"
+      )
   with np.load(d / _ARRAYS) as f:
     arrays = {k: f[k] for k in f.files}
   return arrays, json.loads((d / _META).read_text())
@@ -74,11 +98,13 @@ def load_arrays(directory) -> tuple[dict, dict]:
 def load(directory) -> ArraySource:
   """The distilled set as a labeled source of pixel images."""
   arrays, meta = load_arrays(directory)
-  return ArraySource(arrays["images_uint8"], arrays["labels"],
-                     tuple(meta["class_names"]),
-                     name=f"distilled({directory})",
-                     soft_labels=(arrays["soft_labels"]
-                                  if meta["learned_labels"] else None))
+  return ArraySource(
+    arrays["images_uint8"],
+    arrays["labels"],
+    tuple(meta["class_names"]),
+    name=f"distilled({directory})",
+    soft_labels=(arrays["soft_labels"] if meta["learned_labels"] else None),
+  )
 
 
 class Mixed:
@@ -92,22 +118,29 @@ class Mixed:
 
   def __init__(self, base, extra, ratio: float):
     if not 0 < ratio < 1:
-      raise ValueError(f"config.data.distilled.ratio must be in (0, 1), got "
-                       f"{ratio}")
+      raise ValueError(
+        f"config.data.distilled.ratio must be in (0, 1), got {ratio}"
+      )
     if tuple(base.class_names) != tuple(extra.class_names):
       raise DataError(
-          f"{extra.name} has classes {tuple(map(str, extra.class_names))}, "
-          f"{base.name} has {tuple(map(str, base.class_names))}")
+        f"{extra.name} has classes {tuple(map(str, extra.class_names))}, "
+        f"{base.name} has {tuple(map(str, base.class_names))}"
+      )
     self.base, self.extra = base, extra
     self.repeat = max(1, round(ratio / (1 - ratio) * len(base)))
     self.class_names = base.class_names
-    self.labels = np.concatenate([
+    self.labels = np.concatenate(
+      [
         np.asarray(base.labels),
-        np.resize(np.asarray(extra.labels), self.repeat)])
+        np.resize(np.asarray(extra.labels), self.repeat),
+      ]
+    )
     self.name = f"{base.name}+{extra.name}[{ratio:.0%}]"
     self.skipped = getattr(base, "skipped", [])
-    self._soft = (getattr(base, "soft_labels", None) is not None
-                  or getattr(extra, "soft_labels", None) is not None)
+    self._soft = (
+      getattr(base, "soft_labels", None) is not None
+      or getattr(extra, "soft_labels", None) is not None
+    )
 
   def __len__(self) -> int:
     return len(self.base) + self.repeat
@@ -115,9 +148,11 @@ class Mixed:
   def __getitem__(self, i):
     i = int(i)
     n = len(self.base)
-    item = dict(self.base[i] if i < n else
-                self.extra[(i - n) % len(self.extra)])
+    item = dict(
+      self.base[i] if i < n else self.extra[(i - n) % len(self.extra)]
+    )
     if self._soft and "soft_label" not in item:
       item["soft_label"] = np.eye(len(self.class_names), dtype=np.float32)[
-          item["label"]]
+        item["label"]
+      ]
     return item

@@ -26,7 +26,8 @@ import zlib
 import numpy as np
 
 from jaxfer.data import labels as labels_lib
-from jaxfer.data.base import ArraySource, DataError
+from jaxfer.data.base import ArraySource
+from jaxfer.data.base import DataError
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 NUM_PIXELS = 48 * 48
@@ -37,7 +38,7 @@ def _open_text(path: str):
     return bz2.open(path, "rt", newline="")
   if path.endswith(".gz"):
     return gzip.open(path, "rt", newline="")
-  return open(path, "rt", newline="")
+  return open(path, newline="")
 
 
 def _bad_pixels(path: str, row: int, text: str) -> DataError:
@@ -76,11 +77,15 @@ def parse_csv(path: str, *, on_bad: str = "error"):
       reader = csv.reader(f)
       header = next(reader, None)
       if header is None or [h.strip() for h in header] != [
-          "emotion", "pixels", "Usage"]:
-        raise DataError(f"{path}: header is {header}, expected "
-                        "['emotion', 'pixels', 'Usage']" + (
-                            " (the file is empty)" if header is None
-                            else ""))
+        "emotion",
+        "pixels",
+        "Usage",
+      ]:
+        raise DataError(
+          f"{path}: header is {header}, expected "
+          "['emotion', 'pixels', 'Usage']"
+          + (" (the file is empty)" if header is None else "")
+        )
       for row, fields in enumerate(reader):
         try:
           images.append(_parse_row(path, row, fields))
@@ -94,14 +99,24 @@ def parse_csv(path: str, *, on_bad: str = "error"):
   except (EOFError, OSError, zlib.error, UnicodeDecodeError, csv.Error) as e:
     # A truncated or corrupt file: never a silently shorter dataset, even
     # with on_bad="skip" (what follows the damage cannot be read).
-    after = (f"after data row {row} (line {row + 2})" if row >= 0
-             else "before its first data row")
-    raise DataError(f"{path}: cannot be read {after}: {type(e).__name__}: "
-                    f"{e}; the file is truncated or corrupt") from e
+    after = (
+      f"after data row {row} (line {row + 2})"
+      if row >= 0
+      else "before its first data row"
+    )
+    raise DataError(
+      f"{path}: cannot be read {after}: {type(e).__name__}: "
+      f"{e}; the file is truncated or corrupt"
+    ) from e
   if not images:
     raise DataError(f"{path}: no rows")
-  return (np.stack(images)[..., None], np.array(labels, np.int32),
-          np.array(usage, np.int8), np.array(rows, np.int64), skipped)
+  return (
+    np.stack(images)[..., None],
+    np.array(labels, np.int32),
+    np.array(usage, np.int8),
+    np.array(rows, np.int64),
+    skipped,
+  )
 
 
 def _parse_row(path, row, fields):
@@ -110,19 +125,23 @@ def _parse_row(path, row, fields):
     raise DataError(f"{where}: {len(fields)} fields, expected 3")
   emotion, pixels, usage = fields
   if not emotion.strip().isdigit() or not 0 <= int(emotion) < 7:
-    raise DataError(f"{where}, field 'emotion': {emotion!r} is not a label "
-                    "in 0..6")
+    raise DataError(
+      f"{where}, field 'emotion': {emotion!r} is not a label in 0..6"
+    )
   if usage.strip() not in SPLITS:
-    raise DataError(f"{where}, field 'Usage': {usage!r} is not one of "
-                    f"{SPLITS}")
+    raise DataError(f"{where}, field 'Usage': {usage!r} is not one of {SPLITS}")
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       values = np.fromstring(pixels, dtype=np.int64, sep=" ")
   except ValueError:
     raise _bad_pixels(path, row, pixels) from None
-  if (values.size != NUM_PIXELS or values.min() < 0 or values.max() > 255
-      or len(pixels.split()) != NUM_PIXELS):
+  if (
+    values.size != NUM_PIXELS
+    or values.min() < 0
+    or values.max() > 255
+    or len(pixels.split()) != NUM_PIXELS
+  ):
     raise _bad_pixels(path, row, pixels)
   return values.astype(np.uint8).reshape(48, 48)
 
@@ -170,28 +189,42 @@ def ferplus_votes(path: str, num_rows: int) -> np.ndarray:
     reader = csv.reader(f)
     header = next(reader, None)
     if not header or header[0] != "Usage" or len(header) != 12:
-      raise DataError(f"{path}: header {header} is not FER+'s "
-                      "'Usage,Image name,<10 vote columns>'")
+      raise DataError(
+        f"{path}: header {header} is not FER+'s "
+        "'Usage,Image name,<10 vote columns>'"
+      )
     votes = []
     for row, fields in enumerate(reader):
       try:
         votes.append([int(v) for v in fields[2:12]])
       except ValueError:
-        raise DataError(f"{path}, data row {row} (line {row + 2}): votes "
-                        f"{fields[2:]} are not integers") from None
+        raise DataError(
+          f"{path}, data row {row} (line {row + 2}): votes "
+          f"{fields[2:]} are not integers"
+        ) from None
       if len(votes[-1]) != 10:
-        raise DataError(f"{path}, data row {row} (line {row + 2}): "
-                        f"{len(votes[-1])} vote columns, expected 10")
+        raise DataError(
+          f"{path}, data row {row} (line {row + 2}): "
+          f"{len(votes[-1])} vote columns, expected 10"
+        )
   if len(votes) != num_rows:
-    raise DataError(f"{path}: {len(votes)} rows but the FER2013 file has "
-                    f"{num_rows}; FER+ must have the same rows in order")
+    raise DataError(
+      f"{path}: {len(votes)} rows but the FER2013 file has "
+      f"{num_rows}; FER+ must have the same rows in order"
+    )
   return np.array(votes, np.int32)
 
 
-def fer2013(path: str, *, split: str | tuple[str, ...] = "Training",
-            ferplus: str | None = None, ferplus_path: str | None = None,
-            on_bad: str = "error", drop_blank: bool = False,
-            cache_dir: str | None = None) -> ArraySource:
+def fer2013(
+  path: str,
+  *,
+  split: str | tuple[str, ...] = "Training",
+  ferplus: str | None = None,
+  ferplus_path: str | None = None,
+  on_bad: str = "error",
+  drop_blank: bool = False,
+  cache_dir: str | None = None,
+) -> ArraySource:
   """The rows of one or more Usage splits of FER2013 as an ArraySource.
 
   Args:
@@ -219,7 +252,8 @@ def fer2013(path: str, *, split: str | tuple[str, ...] = "Training",
     if on_bad != "error":
       raise ValueError("ferplus labels need every FER2013 row: on_bad='error'")
     ferplus_path = ferplus_path or os.path.join(
-        os.path.dirname(path), "ferplus", "fer2013new.csv")
+      os.path.dirname(path), "ferplus", "fer2013new.csv"
+    )
     votes = ferplus_votes(ferplus_path, len(labels))
     emotions = votes[:, :8]
     not_emotion = votes[:, 8:].max(axis=1) >= emotions.max(axis=1)
@@ -228,17 +262,23 @@ def fer2013(path: str, *, split: str | tuple[str, ...] = "Training",
     names, labels = labels_lib.FERPLUS, emotions.argmax(axis=1).astype(np.int32)
     if ferplus == "soft":
       total = emotions.sum(axis=1, keepdims=True)
-      soft = np.divide(emotions, total, out=np.zeros(emotions.shape),
-                       where=total > 0).astype(np.float32)
+      soft = np.divide(
+        emotions, total, out=np.zeros(emotions.shape), where=total > 0
+      ).astype(np.float32)
     elif ferplus != "majority":
-      raise ValueError(f"ferplus must be None, 'majority' or 'soft', got "
-                       f"{ferplus!r}")
+      raise ValueError(
+        f"ferplus must be None, 'majority' or 'soft', got {ferplus!r}"
+      )
   idx = np.flatnonzero(keep)
   if idx.size == 0:
     raise DataError(f"{path}: no rows in split {splits}")
-  src = ArraySource(images[idx], labels[idx], names,
-                    name=f"fer2013[{'+'.join(splits)}]",
-                    soft_labels=None if soft is None else soft[idx],
-                    skipped=list(skipped))
+  src = ArraySource(
+    images[idx],
+    labels[idx],
+    names,
+    name=f"fer2013[{'+'.join(splits)}]",
+    soft_labels=None if soft is None else soft[idx],
+    skipped=list(skipped),
+  )
   src.rows, src.dropped = rows[idx], dropped
   return src

@@ -18,20 +18,31 @@ import numpy as np
 
 from jaxfer.data import images
 from jaxfer.data import labels as labels_lib
+from jaxfer.data.base import DataError
+from jaxfer.data.base import check_labels
 from jaxfer.data.sources import rows
-from jaxfer.data.base import DataError, check_labels
 
-_AFFECTNET_NOT_BASIC = {7: "contempt", 8: "none", 9: "uncertain",
-                        10: "no_face"}
+_AFFECTNET_NOT_BASIC = {7: "contempt", 8: "none", 9: "uncertain", 10: "no_face"}
 _IMAGES = "Manually_Annotated_Images"
 
 
 class _FileSource:
   """Shared storage and decoding: image paths, labels and crop boxes."""
+
   boxes = None
 
-  def _finish(self, name, paths, labels, class_names, bad, *,
-              wheres=None, listed=False, boxes=None):
+  def _finish(
+    self,
+    name,
+    paths,
+    labels,
+    class_names,
+    bad,
+    *,
+    wheres=None,
+    listed=False,
+    boxes=None,
+  ):
     """Checks the files (see the module doc) and stores those kept.
 
     `labels` is None for an unlabeled pool, `wheres` names the row of each
@@ -42,8 +53,10 @@ class _FileSource:
     wheres = wheres or paths
     missing = [] if listed else list(images.missing_files(paths))
     for i in missing:
-      bad(wheres[i], rows.row_error(wheres[i], "path",
-                                f"image file not found: {paths[i]}"))
+      bad(
+        wheres[i],
+        rows.row_error(wheres[i], "path", f"image file not found: {paths[i]}"),
+      )
     bad_rows = set(missing)
     for i, path in enumerate(paths if bad.skip else ()):
       why = None if i in bad_rows else images.verify_image(path)
@@ -52,8 +65,10 @@ class _FileSource:
         bad(wheres[i], DataError(why))
     keep = [i for i in range(len(paths)) if i not in bad_rows]
     if not keep:
-      raise DataError(f"{name}: no images" + (
-          f" ({len(paths)} skipped as bad)" if paths else ""))
+      raise DataError(
+        f"{name}: no images"
+        + (f" ({len(paths)} skipped as bad)" if paths else "")
+      )
     self.name, self.class_names = name, class_names
     self.paths = [paths[i] for i in keep]
     self.labels = self.boxes = None
@@ -65,8 +80,7 @@ class _FileSource:
     self.skipped = bad.skipped
     return keep
 
-  def _from_rows(self, name, items, parse, class_names, bad, *,
-                 crop=False):
+  def _from_rows(self, name, items, parse, class_names, bad, *, crop=False):
     """Parses ``(where, row)`` pairs with `parse`, then `_finish`es.
 
     `parse(where, row)` returns ``(path, label, box)``, or None for a row
@@ -82,10 +96,18 @@ class _FileSource:
       if item is not None:
         parsed.append(item)
         wheres.append(where)
-    paths, labels, boxes = (list(c) for c in zip(*parsed)) if parsed else (
-        [], [], [])
-    self._finish(name, paths, labels, class_names, bad, wheres=wheres,
-                 boxes=boxes if crop else None)
+    paths, labels, boxes = (
+      (list(c) for c in zip(*parsed)) if parsed else ([], [], [])
+    )
+    self._finish(
+      name,
+      paths,
+      labels,
+      class_names,
+      bad,
+      wheres=wheres,
+      boxes=boxes if crop else None,
+    )
 
   def __len__(self) -> int:
     return len(self.paths)
@@ -117,8 +139,9 @@ class ImageFolder(_FileSource):
       else:
         loose.append(rel)
     with os.scandir(path) as entries:
-      folders = sorted(e.name for e in entries
-                       if e.is_dir() and not e.name.startswith("."))
+      folders = sorted(
+        e.name for e in entries if e.is_dir() and not e.name.startswith(".")
+      )
     class_names = _check_classes(path, folders, class_names)
     for rel in loose:
       where = os.path.join(path, rel)
@@ -130,8 +153,9 @@ class ImageFolder(_FileSource):
     for label, name in enumerate(class_names):
       paths += [os.path.join(path, rel) for rel in by_class[name]]
       labels += [label] * len(by_class[name])
-    self._finish(f"ImageFolder({path})", paths, labels, class_names, bad,
-                 listed=True)
+    self._finish(
+      f"ImageFolder({path})", paths, labels, class_names, bad, listed=True
+    )
 
 
 def _check_classes(path, folders, class_names):
@@ -144,9 +168,11 @@ def _check_classes(path, folders, class_names):
   extra = [f for f in folders if f not in class_names]
   absent = [c for c in class_names if c not in folders]
   if extra or absent:
-    raise DataError(f"{path}: class folders do not match class_names "
-                    f"{class_names}: folders not in the list {extra}, "
-                    f"listed classes without a folder {absent}")
+    raise DataError(
+      f"{path}: class folders do not match class_names "
+      f"{class_names}: folders not in the list {extra}, "
+      f"listed classes without a folder {absent}"
+    )
   return class_names
 
 
@@ -162,14 +188,20 @@ class UnlabeledFolder(_FileSource):
   def __init__(self, path: str, *, on_bad: str = "error"):
     bad = rows.BadInput(on_bad)
     rels = images.find_images(path)
-    keep = self._finish(f"UnlabeledFolder({path})",
-                        [os.path.join(path, r) for r in rels], None, None,
-                        bad, listed=True)
+    keep = self._finish(
+      f"UnlabeledFolder({path})",
+      [os.path.join(path, r) for r in rels],
+      None,
+      None,
+      bad,
+      listed=True,
+    )
     tops = [rels[i].partition(os.sep) for i in keep]
     self.identity_names = tuple(sorted({h for h, sep, _ in tops if sep}))
     index = {name: i for i, name in enumerate(self.identity_names)}
-    self.identities = np.array([index[h] if sep else -1 for h, sep, _ in tops],
-                               np.int32)
+    self.identities = np.array(
+      [index[h] if sep else -1 for h, sep, _ in tops], np.int32
+    )
 
 
 class LabeledCSV(_FileSource):
@@ -179,8 +211,9 @@ class LabeledCSV(_FileSource):
   Relative paths resolve against `image_root` (default: the CSV's folder).
   """
 
-  def __init__(self, path: str, *, class_names, image_root=None,
-               on_bad: str = "error"):
+  def __init__(
+    self, path: str, *, class_names, image_root=None, on_bad: str = "error"
+  ):
     class_names = tuple(class_names)
     root = os.path.dirname(path) if image_root is None else image_root
 
@@ -188,9 +221,13 @@ class LabeledCSV(_FileSource):
       label = _class_index(rows.field(row, "label", where), class_names, where)
       return os.path.join(root, rows.field(row, "path", where)), label, None
 
-    self._from_rows(f"LabeledCSV({path})",
-                    rows.read_csv(path, ("path", "label")), parse,
-                    class_names, rows.BadInput(on_bad))
+    self._from_rows(
+      f"LabeledCSV({path})",
+      rows.read_csv(path, ("path", "label")),
+      parse,
+      class_names,
+      rows.BadInput(on_bad),
+    )
 
 
 def _class_index(text: str, class_names, where: str) -> int:
@@ -198,15 +235,25 @@ def _class_index(text: str, class_names, where: str) -> int:
     return class_names.index(text)
   if text.lstrip("+-").isdigit():
     return rows.parse_int(text, where, "label", 0, len(class_names) - 1)
-  raise rows.row_error(where, "label", f"{text!r} is neither an index in "
-                   f"0..{len(class_names) - 1} nor one of {class_names}")
+  raise rows.row_error(
+    where,
+    "label",
+    f"{text!r} is neither an index in "
+    f"0..{len(class_names) - 1} nor one of {class_names}",
+  )
 
 
 class RafDB(_FileSource):
   """RAF-DB basic emotions (labels 1..7 in the file are stored as 0..6)."""
 
-  def __init__(self, path: str, *, split: str = "train", aligned: bool = True,
-               on_bad: str = "error"):
+  def __init__(
+    self,
+    path: str,
+    *,
+    split: str = "train",
+    aligned: bool = True,
+    on_bad: str = "error",
+  ):
     if split not in ("train", "test"):
       raise ValueError(f"RAF-DB split must be 'train' or 'test', got {split!r}")
     list_file = os.path.join(path, "EmoLabel", "list_patition_label.txt")
@@ -215,12 +262,16 @@ class RafDB(_FileSource):
     def parse(where, line):
       parts = line.split()
       if len(parts) != 2:
-        raise DataError(f"{where}: {len(parts)} fields, expected "
-                        "'<file name> <label 1..7>'")
+        raise DataError(
+          f"{where}: {len(parts)} fields, expected '<file name> <label 1..7>'"
+        )
       name, label = parts
       if not name.startswith(("train_", "test_")):
-        raise rows.row_error(where, "filename",
-                         f"{name!r} starts with neither 'train_' nor 'test_'")
+        raise rows.row_error(
+          where,
+          "filename",
+          f"{name!r} starts with neither 'train_' nor 'test_'",
+        )
       label = rows.parse_int(label, where, "label", 1, 7) - 1
       if not name.startswith(split + "_"):
         return None
@@ -228,9 +279,13 @@ class RafDB(_FileSource):
         name = "{}_aligned{}".format(*os.path.splitext(name))
       return os.path.join(folder, name), label, None
 
-    self._from_rows(f"rafdb-{split}" + ("-aligned" if aligned else ""),
-                    _read_lines(list_file), parse, labels_lib.RAFDB,
-                    rows.BadInput(on_bad))
+    self._from_rows(
+      f"rafdb-{split}" + ("-aligned" if aligned else ""),
+      _read_lines(list_file),
+      parse,
+      labels_lib.RAFDB,
+      rows.BadInput(on_bad),
+    )
 
 
 def _read_lines(path: str):
@@ -252,26 +307,43 @@ class AffectNet(_FileSource):
   folder exists, else `path`.
   """
 
-  COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width",
-             "face_height", "expression")
+  COLUMNS = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "expression",
+  )
 
-  def __init__(self, path: str, *, split: str = "train", num_classes: int = 7,
-               image_root=None, crop: bool = True, on_bad: str = "error"):
+  def __init__(
+    self,
+    path: str,
+    *,
+    split: str = "train",
+    num_classes: int = 7,
+    image_root=None,
+    crop: bool = True,
+    on_bad: str = "error",
+  ):
     if split not in ("train", "val"):
-      raise ValueError(f"AffectNet split must be 'train' or 'val', got "
-                       f"{split!r}")
+      raise ValueError(
+        f"AffectNet split must be 'train' or 'val', got {split!r}"
+      )
     if num_classes not in (7, 8):
       raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
     csv_path = os.path.join(
-        path, "training.csv" if split == "train" else "validation.csv")
+      path, "training.csv" if split == "train" else "validation.csv"
+    )
     root = image_root or path
     if image_root is None and os.path.isdir(os.path.join(path, _IMAGES)):
       root = os.path.join(path, _IMAGES)
     self.dropped = {_AFFECTNET_NOT_BASIC[e]: 0 for e in range(num_classes, 11)}
 
     def parse(where, row):
-      label = rows.parse_int(rows.field(row, "expression", where), where,
-                         "expression", 0, 10)
+      label = rows.parse_int(
+        rows.field(row, "expression", where), where, "expression", 0, 10
+      )
       box = _affectnet_box(row, where)
       rel = rows.field(row, "subDirectory_filePath", where)
       if label >= num_classes:
@@ -280,14 +352,20 @@ class AffectNet(_FileSource):
       return os.path.join(root, rel), label, box
 
     names = labels_lib.AFFECTNET7 if num_classes == 7 else labels_lib.AFFECTNET8
-    self._from_rows(f"affectnet{num_classes}-{split}",
-                    rows.read_csv(csv_path, self.COLUMNS), parse, names,
-                    rows.BadInput(on_bad), crop=crop)
+    self._from_rows(
+      f"affectnet{num_classes}-{split}",
+      rows.read_csv(csv_path, self.COLUMNS),
+      parse,
+      names,
+      rows.BadInput(on_bad),
+      crop=crop,
+    )
 
 
 def _affectnet_box(row, where: str):
   """The face box as integer ``(x0, y0, x1, y1)``."""
   x, y, width, height = (
-      rows.parse_int(rows.field(row, name, where), where, name, low, 10**6)
-      for name, low in zip(AffectNet.COLUMNS[1:5], (0, 0, 1, 1)))
+    rows.parse_int(rows.field(row, name, where), where, name, low, 10**6)
+    for name, low in zip(AffectNet.COLUMNS[1:5], (0, 0, 1, 1))
+  )
   return x, y, x + width, y + height

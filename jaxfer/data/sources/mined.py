@@ -25,15 +25,33 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxfer.data.base import ArraySource, DataError
+from jaxfer.data.base import ArraySource
+from jaxfer.data.base import DataError
 
 _ARRAYS, _MANIFEST, _META = "mined.npz", "manifest.csv", "mined.json"
-COLUMNS = ("row", "pool_index", "source_id", "identity", "label", "class",
-           "confidence", "similarity", "score")
+COLUMNS = (
+  "row",
+  "pool_index",
+  "source_id",
+  "identity",
+  "label",
+  "class",
+  "confidence",
+  "similarity",
+  "score",
+)
 
 
-def save(directory, *, images, labels, class_names, manifest: dict,
-         sheet_per_class: int = 16, **facts) -> pathlib.Path:
+def save(
+  directory,
+  *,
+  images,
+  labels,
+  class_names,
+  manifest: dict,
+  sheet_per_class: int = 16,
+  **facts,
+) -> pathlib.Path:
   """Writes a mined set (see the module doc); returns the directory.
 
   `manifest` maps the COLUMNS after "row" (and optionally "true_label") to
@@ -44,47 +62,57 @@ def save(directory, *, images, labels, class_names, manifest: dict,
   images = np.asarray(images, np.uint8)
   labels = np.asarray(labels, np.int32)
   if images.ndim != 4 or len(images) != len(labels):
-    raise ValueError(f"mined images {images.shape} and labels "
-                     f"{labels.shape} do not agree")
+    raise ValueError(
+      f"mined images {images.shape} and labels {labels.shape} do not agree"
+    )
   tmp = d / (_ARRAYS + ".tmp.npz")
   np.savez(tmp, images=images, labels=labels)
   tmp.replace(d / _ARRAYS)
-  columns = list(COLUMNS) + (["true_label"] if "true_label" in manifest
-                             else [])
+  columns = list(COLUMNS) + (["true_label"] if "true_label" in manifest else [])
   with open(d / _MANIFEST, "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
     w.writerow(columns)
     for i in range(len(labels)):
-      row = {"row": i, "label": int(labels[i]),
-             "class": class_names[labels[i]]}
+      row = {"row": i, "label": int(labels[i]), "class": class_names[labels[i]]}
       for k in columns:
         if k not in row:
           v = manifest[k][i]
           row[k] = f"{v:.6f}" if isinstance(v, (float, np.floating)) else v
       w.writerow([row[k] for k in columns])
   counts = np.bincount(labels, minlength=len(class_names))
-  meta = dict(class_names=list(class_names), size=int(len(labels)),
-              counts={n: int(c) for n, c in zip(class_names, counts)},
-              image_shape=list(images.shape[1:]), **facts)
+  meta = dict(
+    class_names=list(class_names),
+    size=int(len(labels)),
+    counts={n: int(c) for n, c in zip(class_names, counts)},
+    image_shape=list(images.shape[1:]),
+    **facts,
+  )
   (d / _META).write_text(json.dumps(meta, indent=2, default=str))
-  contact_sheet(images, labels, np.asarray(manifest["score"], np.float64),
-                len(class_names), d / "contact_sheet.png",
-                per_class=sheet_per_class)
+  contact_sheet(
+    images,
+    labels,
+    np.asarray(manifest["score"], np.float64),
+    len(class_names),
+    d / "contact_sheet.png",
+    per_class=sheet_per_class,
+  )
   return d
 
 
-def contact_sheet(images, labels, scores, num_classes: int, path, *,
-                  per_class: int = 16) -> None:
+def contact_sheet(
+  images, labels, scores, num_classes: int, path, *, per_class: int = 16
+) -> None:
   """A PNG with a row per class of its `per_class` best-scored faces."""
   h, w, c = images.shape[1:]
-  sheet = np.full((num_classes * (h + 2), per_class * (w + 2), c), 255,
-                  np.uint8)
+  sheet = np.full(
+    (num_classes * (h + 2), per_class * (w + 2), c), 255, np.uint8
+  )
   for k in range(num_classes):
     rows = np.flatnonzero(labels == k)
     rows = rows[np.argsort(-scores[rows], kind="stable")][:per_class]
     for j, r in enumerate(rows):
       y, x = k * (h + 2) + 1, j * (w + 2) + 1
-      sheet[y:y + h, x:x + w] = images[r]
+      sheet[y : y + h, x : x + w] = images[r]
   Image.fromarray(sheet[..., 0] if c == 1 else sheet).save(path)
 
 
@@ -99,21 +127,27 @@ def load(directory) -> ArraySource:
   d = pathlib.Path(directory)
   for name in (_ARRAYS, _MANIFEST, _META):
     if not (d / name).exists():
-      raise DataError(f"{d}: no {name}; is it a mined set written by "
-                      "jaxfer.select?")
+      raise DataError(
+        f"{d}: no {name}; is it a mined set written by jaxfer.select?"
+      )
   meta = json.loads((d / _META).read_text())
   with np.load(d / _ARRAYS) as z:
     images, labels = z["images"], z["labels"]
   manifest = read_manifest(d)
   if len(manifest) != len(labels):
-    raise DataError(f"{d / _MANIFEST}: {len(manifest)} rows but "
-                    f"{d / _ARRAYS} holds {len(labels)} faces")
+    raise DataError(
+      f"{d / _MANIFEST}: {len(manifest)} rows but "
+      f"{d / _ARRAYS} holds {len(labels)} faces"
+    )
   for i, row in enumerate(manifest):
     if int(row["label"]) != labels[i]:
-      raise DataError(f"{d / _MANIFEST}, line {i + 2}: label {row['label']} "
-                      f"but {_ARRAYS} has {labels[i]} for row {i}")
-  return ArraySource(images, labels, tuple(meta["class_names"]),
-                     name=f"mined({d})")
+      raise DataError(
+        f"{d / _MANIFEST}, line {i + 2}: label {row['label']} "
+        f"but {_ARRAYS} has {labels[i]} for row {i}"
+      )
+  return ArraySource(
+    images, labels, tuple(meta["class_names"]), name=f"mined({d})"
+  )
 
 
 class Concat:
@@ -121,13 +155,16 @@ class Concat:
 
   def __init__(self, first, second):
     if tuple(first.class_names) != tuple(second.class_names):
-      raise DataError(f"{second.name} has classes "
-                      f"{tuple(second.class_names)}, {first.name} has "
-                      f"{tuple(first.class_names)}")
+      raise DataError(
+        f"{second.name} has classes "
+        f"{tuple(second.class_names)}, {first.name} has "
+        f"{tuple(first.class_names)}"
+      )
     self.first, self.second = first, second
     self.class_names = first.class_names
-    self.labels = np.concatenate([np.asarray(first.labels),
-                                  np.asarray(second.labels)])
+    self.labels = np.concatenate(
+      [np.asarray(first.labels), np.asarray(second.labels)]
+    )
     self.name = f"{first.name}+{second.name}"
     self.skipped = getattr(first, "skipped", [])
 

@@ -29,11 +29,18 @@ import numpy as np
 from PIL import Image
 
 from jaxfer.data import images
-from jaxfer.data.sources import rows
 from jaxfer.data.base import DataError
+from jaxfer.data.sources import rows
 
-FIELDS = ("mid", "rank", "image_url", "page_url", "face_id", "rectangle",
-          "face_data")
+FIELDS = (
+  "mid",
+  "rank",
+  "image_url",
+  "page_url",
+  "face_id",
+  "rectangle",
+  "face_data",
+)
 _VERSION = 1
 
 
@@ -43,8 +50,7 @@ def _index_file(path: str, index_path: str | None) -> pathlib.Path:
 
 def _stamp(path: str) -> dict:
   st = os.stat(path)
-  return {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-          "version": _VERSION}
+  return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "version": _VERSION}
 
 
 def build_index(path: str, bad: rows.BadInput, *, block: int = 1 << 24):
@@ -55,7 +61,7 @@ def build_index(path: str, bad: rows.BadInput, *, block: int = 1 << 24):
   over, a line without 7 fields goes to `bad`.
   """
   starts, ends, line_nos, mids = [], [], [], []
-  data_start, line_no, tail = 0, 0, b""   # tail: a line not yet ended
+  data_start, line_no, tail = 0, 0, b""  # tail: a line not yet ended
   with open(path, "rb") as f:
     while True:
       chunk = f.read(block)
@@ -71,17 +77,25 @@ def build_index(path: str, bad: rows.BadInput, *, block: int = 1 << 24):
             starts.append(off)
             ends.append(off + len(text))
             line_nos.append(line_no)
-            mids.append(text[:text.index(b"\t")].decode("utf-8", "replace"))
+            mids.append(text[: text.index(b"\t")].decode("utf-8", "replace"))
           else:
-            bad(f"{path}, line {line_no}", DataError(
+            bad(
+              f"{path}, line {line_no}",
+              DataError(
                 f"{path}, line {line_no}: {fields} tab-separated fields, "
-                f"expected {len(FIELDS)} ({', '.join(FIELDS)})"))
+                f"expected {len(FIELDS)} ({', '.join(FIELDS)})"
+              ),
+            )
         off += len(line) + 1
       data_start = off
       if not chunk:
         break
-  return (np.array(starts, np.int64), np.array(ends, np.int64),
-          np.array(line_nos, np.int64), mids)
+  return (
+    np.array(starts, np.int64),
+    np.array(ends, np.int64),
+    np.array(line_nos, np.int64),
+    mids,
+  )
 
 
 class MsCelebTSV:
@@ -93,11 +107,13 @@ class MsCelebTSV:
     line_numbers: int64 per face, its line in the file (from 1).
     skipped: (where, why) of the lines left out (``on_bad="skip"``).
   """
+
   class_names = None
   labels = None
 
-  def __init__(self, path: str, *, on_bad: str = "error",
-               index_path: str | None = None):
+  def __init__(
+    self, path: str, *, on_bad: str = "error", index_path: str | None = None
+  ):
     if not os.path.isfile(path):
       raise DataError(f"MS-Celeb TSV file not found: {path}")
     self.path, self.name = path, f"MsCelebTSV({path})"
@@ -108,15 +124,23 @@ class MsCelebTSV:
     if loaded is None:
       starts, ends, line_nos, mids = build_index(path, bad)
       if not len(starts):
-        raise DataError(f"{path}: no faces" + (
-            f" ({len(bad.skipped)} lines skipped as bad)" if bad.skipped
-            else ""))
-      names, ids = np.unique(np.array(mids, dtype=object).astype(str),
-                             return_inverse=True)
-      loaded = dict(starts=starts, ends=ends, line_numbers=line_nos,
-                    identities=ids.astype(np.int32), identity_names=names,
-                    skipped=np.array([json.dumps(s) for s in bad.skipped],
-                                     dtype=str))
+        raise DataError(
+          f"{path}: no faces"
+          + (
+            f" ({len(bad.skipped)} lines skipped as bad)" if bad.skipped else ""
+          )
+        )
+      names, ids = np.unique(
+        np.array(mids, dtype=object).astype(str), return_inverse=True
+      )
+      loaded = dict(
+        starts=starts,
+        ends=ends,
+        line_numbers=line_nos,
+        identities=ids.astype(np.int32),
+        identity_names=names,
+        skipped=np.array([json.dumps(s) for s in bad.skipped], dtype=str),
+      )
       _save_index(cache, path, on_bad, loaded)
     self.starts, self.ends = loaded["starts"], loaded["ends"]
     self.line_numbers = loaded["line_numbers"]
@@ -128,7 +152,7 @@ class MsCelebTSV:
   def __len__(self) -> int:
     return len(self.starts)
 
-  def __getstate__(self):            # file descriptors do not pickle
+  def __getstate__(self):  # file descriptors do not pickle
     return {**self.__dict__, "_fd": None}
 
   def row(self, i: int) -> list[str]:
@@ -136,8 +160,9 @@ class MsCelebTSV:
     if self._fd is None:
       self._fd = os.open(self.path, os.O_RDONLY)
     i = int(i)
-    raw = os.pread(self._fd, int(self.ends[i] - self.starts[i]),
-                   int(self.starts[i]))
+    raw = os.pread(
+      self._fd, int(self.ends[i] - self.starts[i]), int(self.starts[i])
+    )
     return raw.decode("utf-8", "replace").split("\t")
 
   def where(self, i: int) -> str:
@@ -149,10 +174,16 @@ class MsCelebTSV:
       data = base64.b64decode(fields[-1], validate=True)
       with Image.open(io.BytesIO(data)) as im:
         image = images.to_array(im)
-    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError
-            ) as e:
-      raise DataError(f"{self.where(i)}, field 'face_data': cannot decode "
-                      f"the face ({type(e).__name__}: {e})") from e
+    except (
+      binascii.Error,
+      ValueError,
+      OSError,
+      Image.DecompressionBombError,
+    ) as e:
+      raise DataError(
+        f"{self.where(i)}, field 'face_data': cannot decode "
+        f"the face ({type(e).__name__}: {e})"
+      ) from e
     return {"image": image}
 
   def source_id(self, i: int) -> str:
@@ -171,17 +202,18 @@ def _load_index(cache: pathlib.Path, path: str, on_bad: str):
         return None
       return {k: z[k] for k in z.files if k != "stamp"}
   except (OSError, ValueError, KeyError):
-    return None                      # unreadable cache: rebuild it
+    return None  # unreadable cache: rebuild it
 
 
 def _save_index(cache: pathlib.Path, path: str, on_bad: str, arrays) -> None:
   tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")
   try:
-    np.savez(tmp, stamp=json.dumps({**_stamp(path), "on_bad": on_bad}),
-             **arrays)
+    np.savez(
+      tmp, stamp=json.dumps({**_stamp(path), "on_bad": on_bad}), **arrays
+    )
     os.replace(tmp, cache)
   except OSError:
-    tmp.unlink(missing_ok=True)      # a read-only folder: no cache, still fine
+    tmp.unlink(missing_ok=True)  # a read-only folder: no cache, still fine
 
 
 def write_tsv(path, faces, *, mids, face_ids=None, quality: int = 95) -> None:
@@ -194,8 +226,20 @@ def write_tsv(path, faces, *, mids, face_ids=None, quality: int = 95) -> None:
       buf = io.BytesIO()
       arr = np.asarray(face, np.uint8)
       Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(
-          buf, "JPEG", quality=quality)
+        buf, "JPEG", quality=quality
+      )
       fid = face_ids[k] if face_ids is not None else f"face{k}"
-      f.write("\t".join([mid, str(k % 100), f"http://example.org/{k}.jpg",
-                         f"http://example.org/{k}.html", fid, "AAAAAAAA",
-                         base64.b64encode(buf.getvalue()).decode()]) + "\n")
+      f.write(
+        "\t".join(
+          [
+            mid,
+            str(k % 100),
+            f"http://example.org/{k}.jpg",
+            f"http://example.org/{k}.html",
+            fid,
+            "AAAAAAAA",
+            base64.b64encode(buf.getvalue()).decode(),
+          ]
+        )
+        + "\n"
+      )

@@ -32,8 +32,9 @@ def parse_int(text, where, field, low, high) -> int:
   try:
     value = int(text)
   except (TypeError, ValueError):
-    raise row_error(where, field,
-                     f"{text!r} is not an integer in {low}..{high}") from None
+    raise row_error(
+      where, field, f"{text!r} is not an integer in {low}..{high}"
+    ) from None
   if not low <= value <= high:
     raise row_error(where, field, f"{value} is outside {low}..{high}")
   return value
@@ -53,18 +54,23 @@ def read_csv(path: str, required):
       header = [h.strip() for h in reader.fieldnames or ()]
       missing = [c for c in required if c not in header]
       if missing:
-        raise DataError(f"{path}, line 1 (header): missing column(s) "
-                        f"{missing}; header is {header}")
+        raise DataError(
+          f"{path}, line 1 (header): missing column(s) "
+          f"{missing}; header is {header}"
+        )
       reader.fieldnames = header
       for row in reader:
         where = f"{path}, line {reader.line_num}"
         if None in row:
-          raise DataError(f"{where}: {len(header) + len(row[None])} fields, "
-                          f"the header has {len(header)}")
+          raise DataError(
+            f"{where}: {len(header) + len(row[None])} fields, "
+            f"the header has {len(header)}"
+          )
         yield where, row
     except (csv.Error, UnicodeDecodeError) as e:
-      raise DataError(f"{path}, line {reader.line_num + 1}: not readable as "
-                      f"UTF-8 CSV ({e})") from e
+      raise DataError(
+        f"{path}, line {reader.line_num + 1}: not readable as UTF-8 CSV ({e})"
+      ) from e
 
 
 def field(row, name: str, where: str) -> str:

@@ -37,21 +37,24 @@ import numpy as np
 
 from jaxfer.data import labels as labels_lib
 
-_LABELS, _RENDER = 1, 2   # stream tags, so label and pixel streams differ
-_VIEW = 1.1               # half-width of the image in face units at scale 1
+_LABELS, _RENDER = 1, 2  # stream tags, so label and pixel streams differ
+_VIEW = 1.1  # half-width of the image in face units at scale 1
 # Expression parameters per class, FER2013 order, as offsets from neutral:
 # brow raise, brow tilt (inner end up > 0), eye openness, mouth width,
 # corner lift (up > 0), mouth opening, upper-lip raise (one side), wrinkle.
 _PARAMS = ("brow", "tilt", "eye", "width", "lift", "open", "sneer", "wrinkle")
-_EXPRESSIONS = np.array([
-    [-0.08, -0.14, -0.45, -0.10, -0.04, 0.00, 0.00, 0.0],   # angry
-    [-0.06, -0.08, -0.30, -0.05, -0.06, 0.00, 0.12, 1.0],   # disgust
-    [0.08, 0.11, 0.50, 0.10, -0.04, 0.12, 0.00, 0.0],       # fear
-    [0.00, 0.00, -0.35, 0.18, 0.14, 0.03, 0.00, 0.0],       # happy
-    [0.02, 0.12, -0.15, -0.05, -0.12, 0.00, 0.00, 0.0],     # sad
-    [0.15, -0.02, 0.60, -0.20, 0.00, 0.20, 0.00, 0.0],      # surprise
-    [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.0],        # neutral
-], np.float32)
+_EXPRESSIONS = np.array(
+  [
+    [-0.08, -0.14, -0.45, -0.10, -0.04, 0.00, 0.00, 0.0],  # angry
+    [-0.06, -0.08, -0.30, -0.05, -0.06, 0.00, 0.12, 1.0],  # disgust
+    [0.08, 0.11, 0.50, 0.10, -0.04, 0.12, 0.00, 0.0],  # fear
+    [0.00, 0.00, -0.35, 0.18, 0.14, 0.03, 0.00, 0.0],  # happy
+    [0.02, 0.12, -0.15, -0.05, -0.12, 0.00, 0.00, 0.0],  # sad
+    [0.15, -0.02, 0.60, -0.20, 0.00, 0.20, 0.00, 0.0],  # surprise
+    [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.0],  # neutral
+  ],
+  np.float32,
+)
 _JITTER = np.array([0.025, 0.03, 0.12, 0.04, 0.025, 0.02, 0.025, 0.25])
 
 
@@ -59,7 +62,7 @@ _JITTER = np.array([0.025, 0.03, 0.12, 0.04, 0.025, 0.02, 0.025, 0.25])
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
   """Pixel-centre coordinates in [-1, 1], x to the right and y down."""
   t = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
-  t.flags.writeable = False   # shared by every call
+  t.flags.writeable = False  # shared by every call
   return t[None, :], t[:, None]
 
 
@@ -110,24 +113,38 @@ def _colours(u: _Draws, channels: int) -> dict:
   """Skin, hair, background, eye, iris, lip and occluder colours in [0, 1]."""
   tone = u(0.35, 0.85)
   if channels == 1:
-    grey = dict(skin=tone, hair=u(0.05, 0.9), back=u(0.1, 0.9),
-                white=min(tone + 0.25, 0.95), iris=u(0.05, 0.3),
-                lips=tone * 0.55, occ=u(0, 1))
+    grey = dict(
+      skin=tone,
+      hair=u(0.05, 0.9),
+      back=u(0.1, 0.9),
+      white=min(tone + 0.25, 0.95),
+      iris=u(0.05, 0.3),
+      lips=tone * 0.55,
+      occ=u(0, 1),
+    )
     return {k: np.array([v], np.float32) for k, v in grey.items()}
   skin = np.clip(tone * np.array([1.0, 0.8, 0.65]) * u.vec(0.9, 1.15), 0, 1)
-  return dict(skin=skin.astype(np.float32), hair=u(0.02, 0.8) * u.vec(0.5, 1),
-              back=u.vec(0, 1), white=np.full(3, min(tone + 0.3, 0.95),
-                                              np.float32),
-              iris=u.vec(0.02, 0.4),
-              lips=(skin * np.array([0.75, 0.45, 0.45])).astype(np.float32),
-              occ=u.vec(0, 1))
+  return dict(
+    skin=skin.astype(np.float32),
+    hair=u(0.02, 0.8) * u.vec(0.5, 1),
+    back=u.vec(0, 1),
+    white=np.full(3, min(tone + 0.3, 0.95), np.float32),
+    iris=u.vec(0.02, 0.4),
+    lips=(skin * np.array([0.75, 0.45, 0.45])).astype(np.float32),
+    occ=u.vec(0, 1),
+  )
 
 
 def _pose(u: _Draws) -> tuple:
   """Random in-plane rotation (cos, sin), scale and translation."""
   angle, scale = np.deg2rad(u(-15, 15)), u(0.85, 1.15)
-  return (float(np.cos(angle)), float(np.sin(angle)), scale,
-          u(-0.12, 0.12), u(-0.12, 0.12))
+  return (
+    float(np.cos(angle)),
+    float(np.sin(angle)),
+    scale,
+    u(-0.12, 0.12),
+    u(-0.12, 0.12),
+  )
 
 
 def _face_frame(size: int, pose: tuple):
@@ -147,8 +164,10 @@ def _window(size: int, pose: tuple, box: tuple) -> tuple:
   y = np.array([box[2], box[2], box[3], box[3]]) * scale / _VIEW
   cols = (c * x - s * y + tx + 1) * size / 2
   rows = (s * x + c * y + ty + 1) * size / 2
+
   def span(v):
     return slice(max(int(v.min()) - 1, 0), max(int(v.max()) + 2, 0))
+
   return span(rows), span(cols)
 
 
@@ -156,11 +175,10 @@ def _head(x, y, px, u: _Draws, col: dict) -> list:
   """Back hair, head ellipse and front hair (hairline with a parting)."""
   hw, hh = u(0.68, 0.86), u(0.88, 1.05)
   head = _cover(_ellipse(x, y, 0, 0.05, hw, hh), px)
-  hair = _ellipse(x, y, 0, u(-0.02, 0.06), hw + u(0.02, 0.12),
-                  hh + u(0.0, 0.1))
+  hair = _ellipse(x, y, 0, u(-0.02, 0.06), hw + u(0.02, 0.12), hh + u(0.0, 0.1))
   back = _cover(np.maximum(hair, y - u(-0.4, 1.0)), px)
   front = _cover(np.maximum(hair, y - u(-0.85, -0.45) - u(-0.3, 0.3) * x), px)
-  if u(0, 1) < 0.1:   # bald
+  if u(0, 1) < 0.1:  # bald
     back, front = back * 0, front * 0
   return [(back, col["hair"]), (head, col["skin"]), (front, col["hair"])]
 
@@ -171,9 +189,13 @@ def _eyes_and_brows(fx, y, px, e: dict, u: _Draws, col: dict) -> list:
   ex, ey, erx = u(0.24, 0.34), u(-0.22, -0.08), u(0.11, 0.15)
   ery = u(0.055, 0.075) * max(1.0 + e["eye"], 0.15)
   eye = _cover(_ellipse(ax, y, ex, ey, erx, ery), px)
-  look = u(-0.04, 0.04) * np.sign(fx)    # same gaze for both eyes
-  iris = _cover(_ellipse(ax, y, ex + look, ey + u(-0.01, 0.01), 0.6 * erx,
-                         0.6 * erx), px) * eye
+  look = u(-0.04, 0.04) * np.sign(fx)  # same gaze for both eyes
+  iris = (
+    _cover(
+      _ellipse(ax, y, ex + look, ey + u(-0.01, 0.01), 0.6 * erx, 0.6 * erx), px
+    )
+    * eye
+  )
   bx, half = ex + u(-0.02, 0.02), u(0.12, 0.17)
   by = ey - u(0.13, 0.18) - e["brow"] - max(e["eye"], 0) * 0.04
   arch = u(0.0, 0.05) + max(e["brow"], 0) * 0.3
@@ -187,11 +209,17 @@ def _nose(fx, y, px, e: dict, u: _Draws, col: dict) -> list:
   """Nostrils and, when the wrinkle parameter is on, lines by the bridge."""
   ax = np.abs(fx)
   ny = u(0.16, 0.28)
-  layers = [(_cover(_ellipse(ax, y, 0.06, ny, 0.04, 0.025), px) * 0.6,
-             col["skin"] * 0.4)]
+  layers = [
+    (
+      _cover(_ellipse(ax, y, 0.06, ny, 0.04, 0.025), px) * 0.6,
+      col["skin"] * 0.4,
+    )
+  ]
   if e["wrinkle"] > 0.1:
-    lines = np.minimum(_band(ax, y, 0.1, 0.05, ny - 0.2, 0.01),
-                       _band(ax, y, 0.1, 0.05, ny - 0.26, 0.01))
+    lines = np.minimum(
+      _band(ax, y, 0.1, 0.05, ny - 0.2, 0.01),
+      _band(ax, y, 0.1, 0.05, ny - 0.26, 0.01),
+    )
     strength = min(e["wrinkle"], 1.0) * 0.7
     layers.append((_cover(lines, px) * strength, col["skin"] * 0.5))
   return layers
@@ -219,9 +247,11 @@ def _mouth(fx, y, px, e: dict, u: _Draws, col: dict) -> list:
 
 
 # Each feature and the head-coordinate box (x0, x1, y0, y1) that holds it.
-_PARTS = ((_eyes_and_brows, (-0.85, 0.85, -1.0, 0.1)),
-          (_nose, (-0.4, 0.4, -0.25, 0.4)),
-          (_mouth, (-0.75, 0.75, 0.05, 1.0)))
+_PARTS = (
+  (_eyes_and_brows, (-0.85, 0.85, -1.0, 0.1)),
+  (_nose, (-0.4, 0.4, -0.25, 0.4)),
+  (_mouth, (-0.75, 0.75, 0.05, 1.0)),
+)
 
 
 def _paint(img, layers, win=(slice(None), slice(None))) -> None:
@@ -243,7 +273,7 @@ def _draw_features(img, x, y, px, pose, label, rng, u: _Draws, col) -> None:
 
 def _finish(img, x, y, px, u: _Draws, rng, col) -> np.ndarray:
   """Occluder, lighting gradient, gamma, contrast, noise; to uint8."""
-  if u(0, 1) < 0.15:    # an occluding blob anywhere
+  if u(0, 1) < 0.15:  # an occluding blob anywhere
     occ = _ellipse(x, y, u(-1, 1), u(-1, 1), u(0.1, 0.6), u(0.1, 0.4))
     img += _cover(occ, px)[..., None] * (col["occ"] - img)
   gx, gy = _grid(img.shape[0])
@@ -254,8 +284,9 @@ def _finish(img, x, y, px, u: _Draws, rng, col) -> np.ndarray:
   return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def render(label: int, rng: np.random.Generator, image_size: int = 48,
-           channels: int = 1) -> np.ndarray:
+def render(
+  label: int, rng: np.random.Generator, image_size: int = 48, channels: int = 1
+) -> np.ndarray:
   """Draws one face of class `label`; returns uint8 [size, size, channels]."""
   u = _Draws(rng)
   col = _colours(u, channels)
@@ -279,11 +310,17 @@ class SyntheticFaces:
     name: name used in messages.
   """
 
-  def __init__(self, num_examples: int, *, image_size: int = 48,
-               channels: int = 1, seed: int = 0, name: str = "synthetic"):
+  def __init__(
+    self,
+    num_examples: int,
+    *,
+    image_size: int = 48,
+    channels: int = 1,
+    seed: int = 0,
+    name: str = "synthetic",
+  ):
     if int(num_examples) < 1:
-      raise ValueError(f"{name}: num_examples must be >= 1, got "
-                       f"{num_examples}")
+      raise ValueError(f"{name}: num_examples must be >= 1, got {num_examples}")
     if channels not in (1, 3):
       raise ValueError(f"{name}: channels must be 1 or 3, got {channels}")
     if int(image_size) < 16:
@@ -304,8 +341,9 @@ class SyntheticFaces:
     if i < 0:
       i += self.num_examples
     if not 0 <= i < self.num_examples:
-      raise IndexError(f"{self.name}: index {i} out of range "
-                       f"[0, {self.num_examples})")
+      raise IndexError(
+        f"{self.name}: index {i} out of range [0, {self.num_examples})"
+      )
     label = self.labels[i]
     rng = np.random.default_rng([_RENDER, self.seed, i])
     image = render(int(label), rng, self.image_size, self.channels)
