@@ -24,7 +24,7 @@ FLOORS = (
   ("engines", ("jaxfer.meta", "jaxfer.mining")),
   ("methods", ("jaxfer.methods",)),
   ("the loops and their guards", ("jaxfer.loop",)),
-  ("the shipped models", ("jaxfer.zoo",)),
+  ("inference: shipped models, detectors", ("jaxfer.zoo", "jaxfer.detect")),
   (
     "entry points",
     (

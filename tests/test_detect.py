@@ -1,0 +1,125 @@
+"""MTCNN in JAX: the three networks equal their Keras definition (the
+`mtcnn` package's layers, rebuilt here on Keras 3) with the shipped
+weights; NMS equals a brute-force reference; on real LFW photos it finds
+the one face near the centre with its landmarks where a face has them, and
+nothing in blank images."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import LFW
+from conftest import need
+from jaxfer.data import images
+from jaxfer.detect import mtcnn
+
+pytest.importorskip("cv2", reason="the detect extra installs OpenCV")
+try:
+  mtcnn.weights_folder()
+except ImportError as e:  # pragma: no cover
+  pytest.skip(f"{e}", allow_module_level=True)
+
+
+def _keras_nets():
+  os.environ.setdefault("KERAS_BACKEND", "jax")
+  keras = pytest.importorskip("keras", reason="the test extra has keras")
+  L = keras.layers
+
+  def block(x, filters, k, pool=None, pad="same"):
+    x = L.Conv2D(filters, k)(x)
+    x = L.PReLU(shared_axes=[1, 2])(x)
+    return L.MaxPooling2D(pool, 2, padding=pad)(x) if pool else x
+
+  i = keras.Input((24, 30, 3))
+  x = block(i, 10, 3, 2)
+  x = block(block(x, 16, 3), 32, 3)
+  p = keras.Model(
+    i, [L.Conv2D(4, 1)(x), L.Conv2D(2, 1, activation="softmax")(x)]
+  )
+  i = keras.Input((24, 24, 3))
+  x = block(block(i, 28, 3, 3), 48, 3, 3, "valid")
+  x = L.Flatten()(L.Permute((2, 1, 3))(block(x, 64, 2)))
+  x = L.PReLU()(L.Dense(128)(x))
+  r = keras.Model(i, [L.Dense(4)(x), L.Dense(2, activation="softmax")(x)])
+  i = keras.Input((48, 48, 3))
+  x = block(block(i, 32, 3, 3), 64, 3, 3, "valid")
+  x = block(block(x, 64, 3, 2), 128, 2)
+  x = L.PReLU()(L.Dense(256)(L.Flatten()(L.Permute((2, 1, 3))(x))))
+  o = keras.Model(
+    i,
+    [L.Dense(4)(x), L.Dense(10)(x), L.Dense(2, activation="softmax")(x)],
+  )
+  w = mtcnn.load_weights()
+  for model, name in ((p, "pnet"), (r, "rnet"), (o, "onet")):
+    model.set_weights([np.asarray(a) for a in w[name]])
+  return p, r, o
+
+
+def test_the_networks_equal_their_keras_definition():
+  p, r, o = _keras_nets()
+  w = mtcnn.load_weights()
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (2, 24, 30, 3)).astype(np.float32)
+  reg, prob = mtcnn.pnet(w["pnet"], x)
+  kreg, kprob = p.predict(x, verbose=0)
+  np.testing.assert_allclose(reg, kreg, atol=1e-5)
+  np.testing.assert_allclose(prob, kprob[..., 1], atol=1e-5)
+  x = rng.uniform(-1, 1, (3, 24, 24, 3)).astype(np.float32)
+  for got, want in zip(mtcnn.rnet(w["rnet"], x), r.predict(x, verbose=0)):
+    want = want[:, 1] if want.shape[-1] == 2 else want
+    np.testing.assert_allclose(got, want, atol=1e-5)
+  x = rng.uniform(-1, 1, (3, 48, 48, 3)).astype(np.float32)
+  for got, want in zip(mtcnn.onet(w["onet"], x), o.predict(x, verbose=0)):
+    want = want[:, 1] if want.shape[-1] == 2 else want
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_nms_equals_a_brute_force_reference():
+  rng = np.random.default_rng(1)
+  xy = rng.uniform(0, 100, (60, 2))
+  boxes = np.concatenate([xy, xy + rng.uniform(10, 40, (60, 2))], -1)
+  scores = rng.uniform(size=60)
+  for method, t in (("union", 0.5), ("min", 0.7)):
+    keep, left = [], list(np.argsort(-scores))
+    while left:
+      i = left.pop(0)
+      keep.append(i)
+      a = boxes[i]
+      rest = []
+      for j in left:
+        b = boxes[j]
+        iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+        ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = iw * ih
+        area = [(c[2] - c[0]) * (c[3] - c[1]) for c in (a, b)]
+        den = min(area) if method == "min" else sum(area) - inter
+        if inter / den <= t:
+          rest.append(j)
+      left = rest
+    assert list(mtcnn.nms(boxes, scores, t, method)) == keep
+
+
+def test_lfw_faces_near_the_centre_with_their_landmarks():
+  need(LFW)
+  people = sorted(p for p in LFW.iterdir() if p.is_dir())[:40]
+  one = 0
+  for person in people:
+    img = images.load_image(str(sorted(person.glob("*.jpg"))[0]))
+    boxes, marks, scores = mtcnn.detect(img)
+    if not len(boxes):
+      continue
+    x1, y1, x2, y2 = boxes[0]
+    if abs((x1 + x2) / 2 - 125) < 25 and abs((y1 + y2) / 2 - 125) < 30:
+      one += 1
+      le, re, nose, ml, mr = marks[0]
+      assert le[0] < nose[0] < re[0] and ml[0] < mr[0]  # image left/right
+      assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])
+      assert x1 <= le[0] <= x2 and y1 <= nose[1] <= y2
+      assert scores[0] > 0.9
+  assert one >= 38, one
+  for blank in (
+    np.full((200, 300, 3), 90, np.uint8),
+    np.zeros((64, 64, 1), np.uint8),
+  ):
+    assert len(mtcnn.detect(blank)[0]) == 0
