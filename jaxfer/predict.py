@@ -6,12 +6,13 @@ in photos or face crops.
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --no-detect crop.png
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --json album/ > out
 
-Arguments are image files or folders (their images at any depth). Each
-photo goes through OpenCV's frontal-face Haar cascade (`jaxfer.data.faces`;
-`pip install 'jaxfer[detect]'`); every face found is cropped as a square
-with `--margin` around it and classified, and its box (x, y, w, h in the
-photo's pixels) is printed with its top classes; a photo with no face says
-so. `--no-detect` classifies each image whole, for images that are already
+Arguments are image files or folders (their images at any depth). Faces
+are found by MTCNN (`--detector mtcnn`, the default: boxes and five
+landmarks, each face aligned on them, `jaxfer.detect`) or OpenCV's Haar
+cascade (`--detector haar`: a square crop with `--margin`); both come with
+`pip install 'jaxfer[detect]'`. Each face's box (x, y, w, h in the photo's
+pixels) is printed with its top classes (and, in `--json`, its landmarks);
+a photo with no face says so. `--no-detect` classifies each image whole, for images that are already
 face crops. `--json` writes one JSON object per image (JSON Lines). With
 no `--workdir`, the model shipped in the package (`jaxfer.zoo`); with one,
 its best checkpoint (or the latest with --nobest) and the config saved with
@@ -31,8 +32,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from jaxfer import detect
 from jaxfer import zoo
-from jaxfer.data import faces as faces_lib
 from jaxfer.data import images as images_lib
 from jaxfer.data.base import DataError
 
@@ -66,6 +67,19 @@ def _define_flags():
     "Margin around a detected face, as a fraction of its side, on each side.",
   )
   flags.DEFINE_integer("min_face", 32, "Smallest face side to detect (px).")
+  flags.DEFINE_enum(
+    "detector",
+    "mtcnn",
+    list(detect.DETECTORS),
+    "mtcnn: boxes and five landmarks (faces aligned); haar: OpenCV's "
+    "cascade, boxes only.",
+  )
+  flags.DEFINE_bool(
+    "align",
+    True,
+    "Align faces that have landmarks (mtcnn) before classifying them; "
+    "--noalign crops a square with --margin instead.",
+  )
   flags.DEFINE_bool("json", False, "One JSON object per image on stdout.")
   flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
 
@@ -93,28 +107,28 @@ def expand_paths(args: list[str]) -> list[str]:
   return out
 
 
-def faces_of(path: str, finder, margin: float):
-  """(boxes, crops) of one image: its detected faces, or the whole image
+def faces_of(path: str, finder) -> list[detect.Face]:
+  """The faces of one image: detected by `finder`, or the whole image
   when `finder` is None."""
   image = read_image(path)
   if finder is None:
     h, w = image.shape[:2]
-    return [(0, 0, w, h)], [image]
-  boxes = [tuple(int(v) for v in b) for b in finder(image)]
-  return boxes, [faces_lib.crop(image, b, margin) for b in boxes]
+    return [detect.Face((0, 0, w, h), None, image)]
+  return finder(image)
 
 
-def record(path, boxes, probs, names, top: int) -> dict:
-  faces = []
-  for box, p in zip(boxes, probs):
+def record(path, faces, probs, names, top: int) -> dict:
+  out = []
+  for face, p in zip(faces, probs):
     best = np.argsort(-p)[:top]
-    faces.append(
-      {
-        "box": list(box),
-        "classes": {names[i]: round(float(p[i]), 4) for i in best},
-      }
-    )
-  return {"path": path, "faces": faces}
+    row = {
+      "box": list(face.box),
+      "classes": {names[i]: round(float(p[i]), 4) for i in best},
+    }
+    if face.landmarks is not None:
+      row["landmarks"] = np.round(face.landmarks, 1).tolist()
+    out.append(row)
+  return {"path": path, "faces": out}
 
 
 def text(rec: dict, detect: bool) -> list[str]:
@@ -141,21 +155,15 @@ def run(
   paths,
   clf,
   *,
-  detect=True,
-  margin=0.2,
-  min_face=32,
+  finder=None,
   top=3,
   batch_size=64,
   emit=print,
 ):
   """Classifies the faces of `paths` with `clf` (a `jaxfer.zoo.Model`) in
-  batches; `emit`s a record per image in order; returns counts and
-  timings."""
-  finder = (
-    faces_lib.FaceFinder(faces_lib.Detector(min_face=min_face))
-    if detect
-    else None
-  )
+  batches, faces found by `finder` (a `jaxfer.detect.Finder`; None: each
+  image is a face); `emit`s a record per image in order; returns counts
+  and timings."""
   classify = functools.partial(clf.probabilities, batch_size=batch_size)
   t0 = time.perf_counter()
   classify([np.zeros((8, 8, clf.config.data.channels), np.uint8)])  # compile
@@ -175,29 +183,29 @@ def run(
     probs = classify(crops) if crops else []
     stats["model_s"] += time.perf_counter() - t
     k = 0
-    for path, boxes in pending:
-      if isinstance(boxes, str):
-        emit({"path": path, "error": boxes})
+    for path, faces in pending:
+      if isinstance(faces, str):
+        emit({"path": path, "error": faces})
         continue
-      emit(record(path, boxes, probs[k : k + len(boxes)], clf.class_names, top))
-      k += len(boxes)
+      emit(record(path, faces, probs[k : k + len(faces)], clf.class_names, top))
+      k += len(faces)
     pending.clear()
     crops.clear()
 
   for path in paths:
     t = time.perf_counter()
     try:
-      boxes, cs = faces_of(path, finder, margin)
+      faces = faces_of(path, finder)
     except DataError as e:
       stats["errors"] += 1
       pending.append((path, str(e)))
       continue
     finally:
       stats["read_detect_s"] += time.perf_counter() - t
-    stats["faces"] += len(boxes)
-    stats["no_face"] += not boxes
-    pending.append((path, boxes))
-    crops += cs
+    stats["faces"] += len(faces)
+    stats["no_face"] += not faces
+    pending.append((path, faces))
+    crops += [f.crop for f in faces]
     if len(crops) >= batch_size:
       flush()
   flush()
@@ -244,12 +252,17 @@ def main(argv):
       print("\n".join(text(rec, f.detect)))
 
   try:
+    finder = (
+      detect.Finder(
+        f.detector, min_face=f.min_face, margin=f.margin, align=f.align
+      )
+      if f.detect
+      else None
+    )
     stats = run(
       paths,
       clf,
-      detect=f.detect,
-      margin=f.margin,
-      min_face=f.min_face,
+      finder=finder,
       top=f.top,
       batch_size=f.batch_size,
       emit=emit,

@@ -123,3 +123,36 @@ def test_lfw_faces_near_the_centre_with_their_landmarks():
     np.zeros((64, 64, 1), np.uint8),
   ):
     assert len(mtcnn.detect(blank)[0]) == 0
+
+
+def test_similarity_transform_recovers_a_known_one_and_the_template():
+  from conftest import FER_SAMPLE  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import presets  # pylint: disable=g-import-not-at-top
+  from jaxfer.data import build  # pylint: disable=g-import-not-at-top
+  from jaxfer.detect import align  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(2)
+  src = rng.uniform(0, 100, (5, 2))
+  th, sc, t = 0.3, 1.7, np.array([5.0, -3.0])
+  rot = sc * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+  m = align.transform(src, src @ rot.T + t)
+  np.testing.assert_allclose(m, np.concatenate([rot, t[:, None]], 1), atol=1e-9)
+  # an aligned LFW face has its eyes and nose on the template
+  need(LFW)
+  img = images.load_image(str(sorted((LFW / "Aaron_Eckhart").glob("*.jpg"))[0]))
+  _, marks, _ = mtcnn.detect(img)
+  crop = align.align(img, marks[0], 96)
+  assert crop.shape == (96, 96, 1)
+  _, again, _ = mtcnn.detect(np.repeat(crop, 3, -1))
+  np.testing.assert_allclose(again[0][:3] / 96, align.TEMPLATE[:3], atol=0.04)
+  # the template is where MTCNN finds the points on FER2013's faces
+  c = defaults.base()
+  presets.fer2013(c.data)
+  c.data.path, c.data.cache_dir = str(need(FER_SAMPLE)), ""
+  faces = build.make_source(c.data, "Training")
+  mean, n = align.template_of(
+    [faces[i]["image"] for i in range(len(faces))], mtcnn.detect
+  )
+  assert n >= 40, n
+  np.testing.assert_allclose(mean, align.TEMPLATE, atol=0.03)

@@ -15,9 +15,10 @@ import pytest
 from conftest import LFW
 from conftest import config
 from conftest import need
+from jaxfer import detect
 from jaxfer import zoo
-from jaxfer.data import faces
 from jaxfer.data import images
+from jaxfer.detect import haar as faces
 from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -122,13 +123,18 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
   assert "c_broken.jpg" in recs[2]["error"] and "c_broken.jpg" in p.stderr
   assert "3 images, 2 faces, 1 with no face, 1 unreadable" in p.stderr
   assert "images/s" in p.stderr.splitlines()[-1]
-  # each face's classes are the model's on the crop its box names
+  # each face's classes are the model's on its aligned crop (MTCNN, the
+  # default detector: boxes with five landmarks inside them)
   clf = zoo.load(str(workdir), model="model")
   photo = images.load_image(str(photos / "a_two.png"))
-  crops = [faces.crop(photo, f["box"], 0.2) for f in recs[0]["faces"]]
-  probs = clf.probabilities(crops)
+  found = detect.Finder("mtcnn")(photo)
+  assert [list(f.box) for f in found] == [f["box"] for f in recs[0]["faces"]]
+  probs = clf.probabilities([f.crop for f in found])
   for face, pr in zip(recs[0]["faces"], probs):
     assert len(face["classes"]) == 7
+    x, y, w, h = face["box"]
+    for lx, ly in face["landmarks"]:
+      assert x - 2 <= lx <= x + w + 2 and y - 2 <= ly <= y + h + 2
     for name, value in face["classes"].items():
       assert value == pytest.approx(pr[clf.class_names.index(name)], abs=1e-3)
 
@@ -137,7 +143,7 @@ def test_cli_folder_json_boxes_probabilities_and_bad_files(workdir, tmp_path):
 def test_cli_text_and_no_detect(workdir, tmp_path):
   photo = tmp_path / "two.png"
   Image.fromarray(_composite(_lfw(2))[..., 0]).save(photo)
-  p = _run(f"--workdir={workdir}", str(photo))
+  p = _run(f"--workdir={workdir}", "--detector=haar", str(photo))
   assert p.returncode == 0, p.stderr[-2000:]
   lines = p.stdout.splitlines()
   assert len(lines) == 2 and all(

@@ -1,2 +1,76 @@
-"""Face detectors for inference: MTCNN (boxes and five landmarks, in JAX,
-from the `mtcnn` wheel's weights) and the alignment its landmarks allow."""
+"""Faces in photos and video frames, ready for the classifier.
+
+Two detectors: `mtcnn` (the default: boxes and five landmarks, in JAX from
+the `mtcnn` wheel's weights, `jaxfer.detect.mtcnn`) and `haar` (OpenCV's
+frontal-face cascade, `jaxfer.detect.haar`: boxes only). With landmarks a
+face is aligned (`jaxfer.detect.align`: eyes and nose onto where they sit
+in FER2013's faces); otherwise, or with `align=False`, it is cropped as a
+square around its box with a margin. Either way the crop then goes
+through the model's own preprocessing (`jaxfer.zoo.Model.preprocess`).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from jaxfer.detect import align as align_lib
+from jaxfer.detect import haar
+from jaxfer.detect import mtcnn
+
+DETECTORS = ("mtcnn", "haar")
+
+
+@dataclasses.dataclass
+class Face:
+  """box: (x, y, w, h) in the photo's pixels; landmarks: [5, 2] (x, y)
+  in `mtcnn.LANDMARKS` order or None; crop: uint8 HWC face for the
+  classifier; score: the detector's confidence (None for Haar)."""
+
+  box: tuple
+  landmarks: np.ndarray | None
+  crop: np.ndarray
+  score: float | None = None
+
+
+class Finder:
+  """image -> list of `Face`, largest first."""
+
+  def __init__(
+    self,
+    detector: str = "mtcnn",
+    *,
+    min_face: int = 32,
+    margin: float = 0.2,
+    align: bool = True,
+    side: int = 192,
+  ):
+    if detector not in DETECTORS:
+      raise ValueError(f"detector {detector!r} is not one of {DETECTORS}")
+    self.detector, self.margin, self.align, self.side = (
+      detector,
+      margin,
+      align,
+      side,
+    )
+    if detector == "haar":
+      self._haar = haar.FaceFinder(haar.Detector(min_face=min_face))
+    else:
+      mtcnn.load_weights()  # fails now, with what to install, if absent
+      self._settings = mtcnn.Settings(min_face=max(12, min_face))
+
+  def __call__(self, image: np.ndarray) -> list[Face]:
+    if self.detector == "haar":
+      return [
+        Face(tuple(int(v) for v in b), None, haar.crop(image, b, self.margin))
+        for b in self._haar(image)
+      ]
+    boxes, marks, scores = mtcnn.detect(image, self._settings)
+    faces = []
+    for (x1, y1, x2, y2), m, s in zip(boxes, marks, scores):
+      box = tuple(int(round(v)) for v in (x1, y1, x2 - x1, y2 - y1))
+      if self.align:
+        crop = align_lib.align(image, m, self.side)
+      else:
+        crop = haar.crop(image, box, self.margin)
+      faces.append(Face(box, m, crop, float(s)))
+    return sorted(faces, key=lambda f: -f.box[2] * f.box[3])

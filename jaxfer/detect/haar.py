@@ -1,13 +1,12 @@
-"""Faces in uncropped photos: OpenCV's Haar cascade, and crops with a margin.
+"""OpenCV's frontal-face Haar cascade, and square crops with a margin.
 
-The detector is the frontal-face Haar cascade that ships inside the
-`opencv-python(-headless)` 4.x wheels (`cv2.data.haarcascades`): no model
-file to download, CPU only, a few milliseconds per photo. It finds upright,
-roughly frontal faces and misses profiles and heavily occluded ones; a DNN
-detector (OpenCV's YuNet, MediaPipe) does better there but needs a model
-file that no wheel carries (MediaPipe's tasks API downloads one; OpenCV 5
-dropped the cascades from its wheels, hence the `<5` pin of the `detect`
-extra). cv2 is imported only when a detector is made.
+The frontal-face Haar cascade ships inside the `opencv-python(-headless)`
+4.x wheels (`cv2.data.haarcascades`): no model file, CPU only, a few
+milliseconds per photo. It finds upright, roughly frontal faces, misses
+profiles and heavily occluded ones and gives no landmarks;
+`jaxfer.detect.mtcnn` does better and gives them. OpenCV 5 dropped the
+cascades from its wheels, hence the `<5` pin of the `detect` extra. cv2 is
+imported only when a detector is made.
 """
 
 import dataclasses
