@@ -5,6 +5,16 @@ in photos or face crops.
   python -m jaxfer.predict --workdir /tmp/jaxfer/default photo.jpg
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --no-detect crop.png
   python -m jaxfer.predict --workdir /tmp/jaxfer/default --json album/ > out
+  python -m jaxfer.predict clip.mp4 --every 5 --smooth 0.8 --csv rows.csv
+
+Videos (.mp4, .avi, .mov, .mkv, .webm, .m4v; OpenCV reads them) give one
+row per face per processed frame (`--every k`): frame, time, track (an
+IoU tracker gives each face one id across frames), box, landmarks and the
+class probabilities (`--smooth`: averaged over the track's past), as text,
+`--json` lines or `--csv`; each video's tracks are drawn to
+`<out_dir>/<name>_tracks.png`, and `--annotate` writes the frames with
+their boxes. A video that cannot be read, or ends early, is an error naming
+it, after the rows of the frames read (kept, and counted on stderr).
 
 Arguments are image files or folders (their images at any depth). Faces
 are found by MTCNN (`--detector mtcnn`, the default: boxes and five
@@ -21,9 +31,11 @@ unreadable image is reported by name and the others are still classified
 (exit status 1). The last line on stderr gives the throughput.
 """
 
+import csv
 import functools
 import json
 import os
+import pathlib
 import sys
 import time
 
@@ -36,6 +48,7 @@ from jaxfer import detect
 from jaxfer import zoo
 from jaxfer.data import images as images_lib
 from jaxfer.data.base import DataError
+from jaxfer.detect import video
 
 
 def _define_flags():
@@ -80,7 +93,34 @@ def _define_flags():
     "Align faces that have landmarks (mtcnn) before classifying them; "
     "--noalign crops a square with --margin instead.",
   )
-  flags.DEFINE_bool("json", False, "One JSON object per image on stdout.")
+  flags.DEFINE_bool(
+    "json",
+    False,
+    "One JSON object per image, or per face and video frame, on stdout.",
+  )
+  flags.DEFINE_integer("every", 1, "Videos: process every k-th frame.")
+  flags.DEFINE_float(
+    "smooth",
+    0.0,
+    "Videos: average each track's probabilities over time "
+    "(exponential moving average weight of the past, 0 = off, e.g. 0.8).",
+  )
+  flags.DEFINE_string(
+    "out_dir",
+    ".",
+    "Videos: where <name>_tracks.png (and the annotated video) go.",
+  )
+  flags.DEFINE_bool(
+    "annotate",
+    False,
+    "Videos: also write <name>_annotated.mp4 with boxes, tracks and classes.",
+  )
+  flags.DEFINE_string(
+    "csv",
+    "",
+    "Videos: also write every face row here "
+    "(path, frame, time, track, box, one column per class).",
+  )
   flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
 
 
@@ -151,6 +191,71 @@ def text(rec: dict, detect: bool) -> list[str]:
   return lines
 
 
+def video_text(row: dict, top: int) -> str:
+  probs = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+  x, y, w, h = row["box"]
+  return (
+    f"{row['path']} frame {row['frame']} ({row['time']:.2f} s) track "
+    f"{row['track']} at x={x} y={y} w={w} h={h}: "
+    + ", ".join(f"{c} {p:.3f}" for c, p in probs)
+  )
+
+
+def run_video(
+  path,
+  clf,
+  finder,
+  *,
+  every=1,
+  smooth=0.0,
+  out_dir=".",
+  annotate=False,
+  batch_size=64,
+  emit=print,
+) -> dict:
+  """One video: a row per face per processed frame `emit`ted, the tracks'
+  probabilities drawn to `<out_dir>/<name>_tracks.png` (and, with
+  `annotate`, the frames with their boxes to `<name>_annotated.mp4`);
+  returns its stats (with "error" and the rows kept when it fails)."""
+  stem = pathlib.Path(path).stem
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  rows = []
+
+  def keep(row):
+    rows.append(row)
+    emit(row)
+
+  classify = functools.partial(clf.probabilities, batch_size=batch_size)
+  stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "model_s": 0.0}
+  try:
+    _, stats = video.analyse(
+      path,
+      classify,
+      clf.class_names,
+      finder,
+      every=every,
+      smooth=smooth,
+      emit=keep,
+      annotate=str(out / f"{stem}_annotated.mp4") if annotate else "",
+    )
+  except DataError as e:
+    stats = {
+      **stats,
+      "frames": len({r["frame"] for r in rows}),
+      "faces": len(rows),
+      "error": str(e),
+    }
+  if rows:
+    stats["png"] = str(
+      video.probability_png(
+        rows, clf.class_names, out / f"{stem}_tracks.png", title=str(path)
+      )
+    )
+  stats["rows"] = len(rows)
+  return stats
+
+
 def run(
   paths,
   clf,
@@ -159,6 +264,7 @@ def run(
   top=3,
   batch_size=64,
   emit=print,
+  video_options=None,
 ):
   """Classifies the faces of `paths` with `clf` (a `jaxfer.zoo.Model`) in
   batches, faces found by `finder` (a `jaxfer.detect.Finder`; None: each
@@ -193,6 +299,36 @@ def run(
     crops.clear()
 
   for path in paths:
+    if pathlib.Path(path).suffix.lower() in video.VIDEO_EXTENSIONS:
+      flush()
+      if finder is None:
+        raise ValueError(
+          f"{path}: a video needs face detection (drop --no-detect)"
+        )
+      v = run_video(
+        path,
+        clf,
+        finder,
+        batch_size=batch_size,
+        emit=emit,
+        **(video_options or {}),
+      )
+      stats["videos"] = stats.get("videos", 0) + 1
+      for k in ("frames", "detect_s", "model_s"):
+        stats[f"video_{k}"] = stats.get(f"video_{k}", 0) + v[k]
+      stats["video_rows"] = stats.get("video_rows", 0) + v["rows"]
+      stats["images"] -= 1
+      if "error" in v:
+        stats["errors"] += 1
+        emit(
+          {
+            "path": path,
+            "error": v["error"],
+            "frames_read": v["frames"],
+            "rows_kept": v["rows"],
+          }
+        )
+      continue
     t = time.perf_counter()
     try:
       faces = faces_of(path, finder)
@@ -213,6 +349,16 @@ def run(
 
 
 def summary(stats: dict) -> str:
+  if stats.get("videos"):
+    vt = stats["video_detect_s"] + stats["video_model_s"]
+    video_line = (
+      f"; {stats['videos']} videos, {stats['video_frames']} frames, "
+      f"{stats['video_rows']} face rows, {stats['video_frames'] / max(vt, 1e-9):.1f} "
+      f"frames/s (detection {stats['video_detect_s']:.2f} s, model "
+      f"{stats['video_model_s']:.2f} s)"
+    )
+  else:
+    video_line = ""
   total = stats["read_detect_s"] + stats["model_s"]
   return (
     f"jaxfer.predict: {stats['images']} images, {stats['faces']} faces, "
@@ -220,6 +366,7 @@ def summary(stats: dict) -> str:
     f"{total:.2f} s ({stats['images'] / max(total, 1e-9):.1f} images/s; "
     f"reading and detection {stats['read_detect_s']:.2f} s, model "
     f"{stats['model_s']:.2f} s; compiled in {stats['compile_s']:.1f} s)"
+    + video_line
   )
 
 
@@ -243,11 +390,17 @@ def main(argv):
     print(f"jaxfer.predict: error: --model {e}", file=sys.stderr)
     sys.exit(1)
 
+  video_rows = []
+
   def emit(rec):
     if "error" in rec:
       print(f"jaxfer.predict: {rec['path']}: {rec['error']}", file=sys.stderr)
+    if "frame" in rec:
+      video_rows.append(rec)
     if f.json:
       print(json.dumps(rec), flush=False)
+    elif "frame" in rec:
+      print(video_text(rec, f.top))
     elif "error" not in rec:
       print("\n".join(text(rec, f.detect)))
 
@@ -266,14 +419,40 @@ def main(argv):
       top=f.top,
       batch_size=f.batch_size,
       emit=emit,
+      video_options=dict(
+        every=f.every, smooth=f.smooth, out_dir=f.out_dir, annotate=f.annotate
+      ),
     )
-  except ImportError as e:
+  except (ImportError, ValueError) as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)
     sys.exit(1)
   sys.stdout.flush()
+  if f.csv:
+    write_csv(f.csv, video_rows, clf.class_names)
   print(summary(stats), file=sys.stderr)
   if stats["errors"]:
     sys.exit(1)
+
+
+def write_csv(path: str, rows: list[dict], class_names) -> None:
+  """The video rows as CSV: path, frame, time, track, x, y, w, h, then one
+  probability column per class."""
+  with open(path, "w", newline="") as fh:
+    w = csv.writer(fh)
+    w.writerow(
+      ["path", "frame", "time", "track", "x", "y", "w", "h", *class_names]
+    )
+    for r in rows:
+      w.writerow(
+        [
+          r["path"],
+          r["frame"],
+          r["time"],
+          r["track"],
+          *r["box"],
+          *(r["probabilities"][c] for c in class_names),
+        ]
+      )
 
 
 def parse_flags(argv: list[str]) -> list[str]:

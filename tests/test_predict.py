@@ -155,3 +155,90 @@ def test_cli_text_and_no_detect(workdir, tmp_path):
   assert p.stdout.startswith(f"{photo}: ")
   p = _run(f"--workdir={workdir}", str(tmp_path / "nowhere.jpg"))
   assert p.returncode == 1 and "nowhere.jpg: no such file" in p.stderr
+
+
+def _video(path, frames, fps=10.0):
+  cv2_ = pytest.importorskip("cv2")
+  h, w = frames[0].shape[:2]
+  out = cv2_.VideoWriter(
+    str(path), cv2_.VideoWriter_fourcc(*"MJPG"), fps, (w, h)
+  )
+  assert out.isOpened()
+  for f in frames:
+    out.write(np.repeat(f, 3, -1) if f.shape[-1] == 1 else f[..., ::-1])
+  out.release()
+  return path
+
+
+@pytest.mark.slow
+def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
+  """A 24-frame clip built from two LFW photos: person A on the left in
+  frames 0-15 (drifting right by 2 px a frame), person B on the right in
+  frames 8-23; two tracks, one row per face per frame."""
+  a, b = (images.load_image(str(p)) for p in _lfw(2))
+  frames = []
+  for k in range(24):
+    canvas = np.full((300, 640, 1), 128, np.uint8)
+    if k < 16:
+      canvas[25:275, 20 + 2 * k : 270 + 2 * k] = a
+    if k >= 8:
+      canvas[25:275, 360:610] = b
+    frames.append(canvas)
+  clip = _video(tmp_path / "clip.avi", frames)
+  p = _run(
+    "--json",
+    "--csv",
+    str(tmp_path / "rows.csv"),
+    "--out_dir",
+    str(tmp_path / "plots"),
+    str(clip),
+  )
+  assert p.returncode == 0, p.stderr[-3000:]
+  rows = [json.loads(line) for line in p.stdout.splitlines()]
+  assert len(rows) == 16 + 16
+  for r in rows:
+    assert {"frame", "time", "track", "box", "probabilities"} <= set(r)
+    assert abs(sum(r["probabilities"].values()) - 1) < 1e-3
+  by_track = {}
+  for r in rows:
+    by_track.setdefault(r["track"], []).append(r)
+  assert len(by_track) == 2, {t: len(v) for t, v in by_track.items()}
+  left, right = sorted(by_track.values(), key=lambda v: v[0]["box"][0])
+  assert [r["frame"] for r in left] == list(range(16))
+  assert [r["frame"] for r in right] == list(range(8, 24))
+  assert all(r["box"][0] < 320 for r in left) and all(
+    r["box"][0] > 320 for r in right
+  )
+  assert (
+    rows[1]["time"] == pytest.approx(0.1, abs=1e-3) or rows[1]["frame"] == 1
+  )
+  assert (tmp_path / "plots" / "clip_tracks.png").stat().st_size > 1000
+  lines = (tmp_path / "rows.csv").read_text().splitlines()
+  assert (
+    lines[0].startswith("path,frame,time,track,x,y,w,h,angry")
+    and len(lines) == 33
+  )
+  assert "32 face rows" in p.stderr
+  # --every 4 and smoothing: frames 0, 4, ..., 20
+  p = _run(
+    "--json", "--every=4", "--smooth=0.8", "--out_dir", str(tmp_path), str(clip)
+  )
+  assert sorted({json.loads(x)["frame"] for x in p.stdout.splitlines()}) == [
+    0,
+    4,
+    8,
+    12,
+    16,
+    20,
+  ]
+  # a truncated file: the frames read are kept and counted, the file named
+  data = clip.read_bytes()
+  cut = tmp_path / "cut.avi"
+  cut.write_bytes(data[: len(data) // 2])
+  p = _run("--json", "--out_dir", str(tmp_path), str(cut))
+  assert p.returncode == 1
+  kept = [json.loads(x) for x in p.stdout.splitlines()]
+  err = [r for r in kept if "error" in r]
+  assert len(err) == 1 and "cut.avi" in err[0]["error"]
+  assert err[0]["rows_kept"] == len(kept) - 1 > 0
+  assert "cut.avi" in p.stderr

@@ -113,7 +113,7 @@ def read_rows(workdir) -> list:
   return rows
 
 
-def _subplots(*shape, figsize):
+def subplots(*shape, figsize):
   """A figure of its own (no pyplot, so the caller's backend, e.g. a
   notebook's inline one, is left as it was) and its axes."""
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
@@ -127,7 +127,7 @@ def confusion_png(cm: np.ndarray, class_names, path: str, title: str = ""):
   cm = np.asarray(cm)
   rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
   n = len(class_names)
-  fig, ax = _subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.8 * n))
+  fig, ax = subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.8 * n))
   ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
   ax.set_xticks(range(n), class_names, rotation=45, ha="right")
   ax.set_yticks(range(n), class_names)
@@ -161,7 +161,7 @@ def threshold_curves(rows: list, class_names, path) -> None:
   panels = [("threshold", "threshold"), ("kept", "kept (share of batch)")]
   if "correct/0" in rows[0]:
     panels.append(("precision", "precision of kept labels"))
-  fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+  fig, axes = subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
   for ax, (key, title) in zip(np.atleast_1d(axes), panels):
     for c, name in enumerate(class_names):
       if key == "precision":
@@ -184,7 +184,7 @@ def precision_curves(curves: dict, class_names, path, *, marks=None) -> None:
   `curves[c]` is the precision of the best n faces of class c, n = 1...;
   `marks[c]`, optional, the count actually kept (drawn as a dot).
   """
-  fig, ax = _subplots(figsize=(5.5, 3.8))
+  fig, ax = subplots(figsize=(5.5, 3.8))
   for c, name in enumerate(class_names):
     y = np.asarray(curves.get(c, ()))
     if not y.size:
