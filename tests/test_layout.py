@@ -36,6 +36,7 @@ FLOORS = (
       "jaxfer.omni",
       "jaxfer.notebook",
       "jaxfer.evaluate",
+      "jaxfer.export",
     ),
   ),
 )

@@ -49,10 +49,18 @@ def strong_view(
   return randaugment.rand_augment(img, rng, n=n, m=m, pool=pool, m_max=m_max)
 
 
+def eval_pixels(image: np.ndarray, *, size, channels: int) -> np.ndarray:
+  """The evaluation input before normalisation: uint8 [size, size, C],
+  the channels converted (RGB -> grey: ITU-R 601 luma) and resized
+  (Pillow's antialiased bilinear). Every inference path starts here:
+  training's evaluation, `jaxfer.zoo.Model.preprocess` (predict, photos and
+  videos) and the ONNX export (whose graph normalises)."""
+  return transforms.resize(transforms.to_channels(image, channels), size)
+
+
 def eval_view(item: dict, *, size, channels: int, mean, std) -> dict:
   """item with "image" converted, resized and normalized: f32 [h, w, C]."""
-  img = transforms.to_channels(item["image"], channels)
-  img = transforms.resize(img, size)
+  img = eval_pixels(item["image"], size=size, channels=channels)
   return {**item, "image": transforms.normalize(img, mean, std)}
 
 

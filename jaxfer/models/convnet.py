@@ -30,7 +30,7 @@ class ConvNet(nn.Module):
     for _ in range(self.depth):
       x = nn.Conv(self.width, (3, 3), padding="SAME", dtype=self.dtype)(x)
       x = nn.relu(norm()(x))
-      x = nn.avg_pool(x, (2, 2), (2, 2))
+      x = nn.avg_pool(x, window_shape=(2, 2), strides=(2, 2))
     features = x.reshape(x.shape[0], -1).astype(out_dtype(self.dtype))
     logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
     return logits.astype(out_dtype(self.dtype)), features

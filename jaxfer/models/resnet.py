@@ -121,7 +121,9 @@ class ResNet(nn.Module):
         dtype=self.dtype,
       )(x)
       x = nn.relu(norm()(x))
-      x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+      x = nn.max_pool(
+        x, window_shape=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1))
+      )
     elif self.stem == "small":
       x = nn.Conv(
         self.width, (3, 3), 1, padding="SAME", use_bias=False, dtype=self.dtype

@@ -31,7 +31,7 @@ class VGG(nn.Module):
     x = x.astype(self.dtype)
     for i, width in enumerate(self.stages):
       if i:
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
       for _ in range(self.convs):
         x = nn.Conv(
           width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype

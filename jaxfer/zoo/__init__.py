@@ -73,8 +73,15 @@ class Model:
       raise ValueError(f"model {name!r} is not one of {sorted(self.variables)}")
     return dataclasses.replace(self, variables={name: self.variables[name]})
 
+  def pixels(self, image: np.ndarray) -> np.ndarray:
+    """uint8 [size, size, C] of one uint8 HWC image: its channels and size
+    as the model takes them (`jaxfer.data.views.eval_pixels`)."""
+    d = self.config.data
+    return views.eval_pixels(image, size=d.image_size, channels=d.channels)
+
   def preprocess(self, image: np.ndarray) -> np.ndarray:
-    """float32 [h, w, C] model input of one uint8 HWC image (any size)."""
+    """float32 [h, w, C] model input of one uint8 HWC image (any size):
+    `pixels`, then normalised (`jaxfer.data.views.eval_view`)."""
     d = self.config.data
     return views.eval_view(
       {"image": image},
