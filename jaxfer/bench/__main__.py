@@ -18,8 +18,9 @@ _COMMANDS = (
   "scheduler",
   "step",
   "peers",
+  "detect",
 )
-_NO_CONFIG = ("peers",)  # benchmarks of trained models
+_NO_CONFIG = ("peers", "detect")  # benchmarks of trained models
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -97,6 +98,13 @@ def _define_flags():
   )
   flags.DEFINE_string("split", "PrivateTest", "peers: the split.")
   flags.DEFINE_integer("peer_size", 64, "peers: the peer's input side.")
+  flags.DEFINE_string("lfw", "", "detect: the LFW folder.")
+  flags.DEFINE_integer(
+    "lfw_people", 500, "detect: LFW people (first photo of each)."
+  )
+  flags.DEFINE_integer(
+    "limit", 0, "detect: PublicTest faces for the alignment rows (0: all)."
+  )
 
 
 def main(argv):
@@ -115,7 +123,16 @@ def main(argv):
       "--peer FILE.hdf5 [--data_path F] [--split S]"
     )
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
-  if what == "peers":
+  if what == "detect":
+    from jaxfer.bench import detect
+
+    f = flags.FLAGS
+    if not (f.data_path and f.lfw):
+      raise app.UsageError("detect: --data_path FER2013_CSV --lfw LFW_DIR")
+    out = detect.run(
+      f.data_path, f.lfw, workdir=f.workdir, people=f.lfw_people, limit=f.limit
+    )
+  elif what == "peers":
     from jaxfer.bench import peers
 
     f = flags.FLAGS
