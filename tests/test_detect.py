@@ -156,3 +156,34 @@ def test_similarity_transform_recovers_a_known_one_and_the_template():
   )
   assert n >= 40, n
   np.testing.assert_allclose(mean, align.TEMPLATE, atol=0.03)
+
+
+def test_bench_detect_counts_lfw_faces_for_both_detectors():
+  from jaxfer.bench import detect as bench_detect  # pylint: disable=g-import-not-at-top
+
+  rows = bench_detect.lfw_rows(str(need(LFW)), 6)
+  for name in ("mtcnn", "haar"):
+    r = rows[name]
+    assert r["photos"] == 6 and r["found"] >= 5 and r["ms_per_photo"] > 0
+    assert r["found_rate"] == r["found"] / 6
+  text = bench_detect.table(
+    {
+      "lfw": rows,
+      "no_face": {
+        n: {"images": 3, "images_with_a_detection": 1, "detections": 1}
+        for n in rows
+      },
+      "alignment": {
+        "split": "PublicTest",
+        "faces": 10,
+        "found": 8,
+        "original crop": 0.5,
+        "box crop": 0.25,
+        "aligned": 0.375,
+      },
+      "model": "m",
+    }
+  )
+  assert (
+    "| mtcnn | " in text and "| aligned on eyes and nose | 37.50% |" in text
+  )
