@@ -16,6 +16,7 @@ from conftest import LFW
 from conftest import config
 from conftest import need
 from jaxfer import detect
+from jaxfer import predict
 from jaxfer import zoo
 from jaxfer.data import images
 from jaxfer.detect import haar as faces
@@ -219,26 +220,42 @@ def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
     and len(lines) == 33
   )
   assert "32 face rows" in p.stderr
-  # --every 4 and smoothing: frames 0, 4, ..., 20
-  p = _run(
-    "--json", "--every=4", "--smooth=0.8", "--out_dir", str(tmp_path), str(clip)
+  # in process: --every 4 with smoothing, then a truncated file
+  clf = zoo.load()
+  finder = detect.Finder("mtcnn")
+  every = []
+  v = predict.run_video(
+    str(clip),
+    clf,
+    finder,
+    every=4,
+    smooth=0.8,
+    out_dir=str(tmp_path),
+    emit=every.append,
   )
-  assert sorted({json.loads(x)["frame"] for x in p.stdout.splitlines()}) == [
-    0,
-    4,
-    8,
-    12,
-    16,
-    20,
-  ]
+  assert sorted({r["frame"] for r in every}) == [0, 4, 8, 12, 16, 20]
+  assert v["rows"] == len(every) and "error" not in v
+  # smoothing: a track's rows are the running average of the raw ones
+  raw = []
+  predict.run_video(
+    str(clip), clf, finder, every=4, out_dir=str(tmp_path), emit=raw.append
+  )
+  for t in {r["track"] for r in raw}:
+    r_raw = [r for r in raw if r["track"] == t]
+    r_s = [r for r in every if r["track"] == t]
+    ema = np.array(list(r_raw[0]["probabilities"].values()))
+    for a, b in zip(r_raw[1:], r_s[1:]):
+      ema = 0.8 * ema + 0.2 * np.array(list(a["probabilities"].values()))
+      np.testing.assert_allclose(
+        list(b["probabilities"].values()), ema, atol=2e-3
+      )
   # a truncated file: the frames read are kept and counted, the file named
   data = clip.read_bytes()
   cut = tmp_path / "cut.avi"
   cut.write_bytes(data[: len(data) // 2])
-  p = _run("--json", "--out_dir", str(tmp_path), str(cut))
-  assert p.returncode == 1
-  kept = [json.loads(x) for x in p.stdout.splitlines()]
-  err = [r for r in kept if "error" in r]
-  assert len(err) == 1 and "cut.avi" in err[0]["error"]
-  assert err[0]["rows_kept"] == len(kept) - 1 > 0
-  assert "cut.avi" in p.stderr
+  kept = []
+  v = predict.run_video(
+    str(cut), clf, finder, out_dir=str(tmp_path), emit=kept.append
+  )
+  assert "cut.avi" in v["error"] and v["rows"] == len(kept) > 0
+  assert v["frames"] < 24
