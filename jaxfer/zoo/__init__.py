@@ -42,6 +42,23 @@ SHA256 = {
 }
 
 
+# The terms under which FER2013-trained weights are shared (on the card).
+TERMS = (
+  "Trained on FER2013 (Goodfellow et al., 'Challenges in Representation "
+  "Learning: A report on three machine learning contests', 2013), the data "
+  "of the ICML 2013 facial expression recognition challenge distributed "
+  "through Kaggle. FER2013 carries no explicit licence: its faces were "
+  "gathered by web image search, and its use is governed by the terms "
+  "accepted to download it. The weights are shared for research and "
+  "evaluation, without warranty and without any claim over the training "
+  "images; jaxfer's code is Apache-2.0. Whoever deploys them checks that "
+  "the use agrees with the dataset's terms and with the privacy law that "
+  "applies to the faces processed. An expression classifier reports how a "
+  "face looks, not what a person feels: do not use it to make decisions "
+  "about people."
+)
+
+
 class IntegrityError(ValueError):
   """A shipped model file whose bytes are not the ones released."""
 
@@ -250,6 +267,7 @@ def write(
     "preprocessing": preprocessing(config),
     "metrics": metrics,
     "command": command,
+    "terms": TERMS,
     "config": config.to_dict(),
   }
   (folder / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
