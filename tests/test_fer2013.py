@@ -119,6 +119,38 @@ def test_ferplus_majority_soft_and_not_face(tmp_path):
   )
 
 
+def test_ferplus_soft_train_targets_in_fer2013_order(tmp_path):
+  """Training: FER+ votes over FER2013's 7 classes (contempt left out),
+  original labels kept; a row with no vote for the 7 is dropped and
+  counted; other splits are untouched."""
+  path = _write(tmp_path, [_row(3), _row(0), _row(6), _row(4, "PublicTest")])
+  fp = tmp_path / "ferplus" / "fer2013new.csv"
+  fp.parent.mkdir()
+  # columns: neutral, happiness, surprise, sadness, anger, disgust, fear,
+  # contempt, unknown, NF
+  fp.write_text(
+    "Usage,Image name,neutral,happiness,surprise,sadness,anger,"
+    "disgust,fear,contempt,unknown,NF\n"
+    "Training,a.png,1,6,0,0,0,0,0,3,0,0\n"
+    "Training,b.png,0,0,0,0,2,0,1,1,0,0\n"
+    "Training,c.png,0,0,0,0,0,0,0,4,3,3\n"
+    "PublicTest,d.png,0,0,0,9,0,0,0,0,0,1\n"
+  )
+  src = fer2013.fer2013(path, ferplus="soft_train")
+  assert src.class_names == labels.FER2013
+  assert src.labels.tolist() == [3, 0]  # the original labels
+  assert src.dropped == {"ferplus_no_vote_for_the_7_classes": 1}
+  # FER2013 order: angry, disgust, fear, happy, sad, surprise, neutral
+  np.testing.assert_allclose(
+    src[0]["soft_label"], np.array([0, 0, 0, 6, 0, 0, 1]) / 7, rtol=1e-6
+  )
+  np.testing.assert_allclose(
+    src[1]["soft_label"], np.array([2, 0, 1, 0, 0, 0, 0]) / 3, rtol=1e-6
+  )
+  test = fer2013.fer2013(path, split="PublicTest", ferplus="soft_train")
+  assert test.labels.tolist() == [4] and "soft_label" not in test[0]
+
+
 def test_sample_file_matches_full_file_rows():
   need(FER_SAMPLE)
   src = fer2013.fer2013(str(FER_SAMPLE), split=fer2013.SPLITS)

@@ -44,7 +44,7 @@ def source(**overrides) -> ml_collections.ConfigDict:
       path="",  # file or folder of file-based sources
       tfds_name="",  # dataset name for source="tfds"
       class_table="fer2013",  # class names of source="labeled_csv"
-      ferplus="",  # FER2013 only: "" | "majority" | "soft"
+      ferplus="",  # FER2013 only: "" | "majority" | "soft" | "soft_train"
       drop_blank=False,  # FER2013 only: drop the 12 blank images
       cache_dir="~/.cache/jaxfer",  # parsed-CSV cache ("" for none)
       on_bad="error",  # bad rows/images: "error" | "skip"

@@ -230,7 +230,12 @@ def fer2013(
   Args:
     path: the Kaggle CSV (plain, .gz or .bz2).
     split: a Usage value or a tuple of them.
-    ferplus: None (the original 7 labels), "majority" or "soft" (FER+).
+    ferplus: None (the original 7 labels), "majority" or "soft" (FER+'s
+      8 classes), or "soft_train": the Training rows' FER+ votes as soft
+      targets over FER2013's 7 classes (contempt's votes left out, the rest
+      renormalised; rows with no such vote dropped and counted), their
+      original labels kept, and every other split as it is (evaluated
+      against the original labels).
     ferplus_path: fer2013new.csv; default ``<dir of path>/ferplus/``.
     on_bad: "error" or "skip" (bad rows dropped and listed in `skipped`).
     drop_blank: drop constant images (12 in FER2013); counted in `dropped`.
@@ -248,6 +253,24 @@ def fer2013(
     dropped["blank"] = int(blank.sum())
     keep &= ~blank
   names, soft = labels_lib.FER2013, None
+  if ferplus == "soft_train":
+    if splits != ("Training",):
+      ferplus = None  # evaluation splits keep their rows and labels
+    else:
+      votes = ferplus_votes(
+        ferplus_path
+        or os.path.join(os.path.dirname(path), "ferplus", "fer2013new.csv"),
+        len(labels),
+      )
+      order = [labels_lib.FERPLUS.index(c) for c in labels_lib.FER2013]
+      seven = votes[:, order].astype(np.float32)
+      total = seven.sum(axis=1, keepdims=True)
+      dropped["ferplus_no_vote_for_the_7_classes"] = int(
+        (keep & (total[:, 0] == 0)).sum()
+      )
+      keep &= total[:, 0] > 0
+      soft = np.divide(seven, total, out=np.zeros_like(seven), where=total > 0)
+      ferplus = None
   if ferplus is not None:
     if on_bad != "error":
       raise ValueError("ferplus labels need every FER2013 row: on_bad='error'")
