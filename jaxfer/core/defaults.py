@@ -255,6 +255,9 @@ def base() -> ml_collections.ConfigDict:
   )
   c.label_smoothing = 0.0
   c.ema_decay = 0.0  # 0: no EMA of the parameters
+  # supervised: Mixup / CutMix within the batch, lam ~ Beta(alpha, alpha);
+  # 0 turns one off; both > 0: one of the two at random each step.
+  c.mixup = ml_collections.ConfigDict(dict(alpha=0.0, cutmix_alpha=0.0))
   c.log_every = 50
   c.eval_every = 500
   c.confusion_every_eval = False  # PNG at every evaluation, not only last
@@ -272,10 +275,13 @@ def base() -> ml_collections.ConfigDict:
 
 
 def from_json(saved: dict) -> ml_collections.ConfigDict:
-  """A config saved as JSON (a workdir's `config.json`, a checkpoint's)
-  back as a ConfigDict, its lists as the tuples they were (JSON has no
-  tuple; ml_collections overrides tuples, not lists, from the command
-  line)."""
+  """A config saved as JSON (a workdir's `config.json`, a checkpoint's, a
+  shipped model's card) back as a ConfigDict, its lists as the tuples they
+  were (JSON has no tuple; ml_collections overrides tuples, not lists,
+  from the command line). A field added to jaxfer after the config was
+  saved takes its default from `base()` (new features default to off, so
+  the saved run means what it meant); `model` is left as saved, since
+  configs replace it whole."""
 
   def tuples(v):
     if isinstance(v, dict):
@@ -284,7 +290,16 @@ def from_json(saved: dict) -> ml_collections.ConfigDict:
       return tuple(tuples(x) for x in v)
     return v
 
-  return ml_collections.ConfigDict(tuples(saved))
+  def fill(saved_part: dict, default: dict) -> dict:
+    out = dict(saved_part)
+    for k, v in default.items():
+      if k not in out:
+        out[k] = v
+      elif isinstance(v, dict) and isinstance(out[k], dict) and k != "model":
+        out[k] = fill(out[k], v)
+    return out
+
+  return ml_collections.ConfigDict(fill(tuples(saved), base().to_dict()))
 
 
 def tpu_sized(c, cores: int = 8):
