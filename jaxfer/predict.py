@@ -31,7 +31,6 @@ unreadable image is reported by name and the others are still classified
 (exit status 1). The last line on stderr gives the throughput.
 """
 
-import csv
 import functools
 import json
 import os
@@ -191,71 +190,6 @@ def text(rec: dict, detect: bool) -> list[str]:
   return lines
 
 
-def video_text(row: dict, top: int) -> str:
-  probs = sorted(row["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-  x, y, w, h = row["box"]
-  return (
-    f"{row['path']} frame {row['frame']} ({row['time']:.2f} s) track "
-    f"{row['track']} at x={x} y={y} w={w} h={h}: "
-    + ", ".join(f"{c} {p:.3f}" for c, p in probs)
-  )
-
-
-def run_video(
-  path,
-  clf,
-  finder,
-  *,
-  every=1,
-  smooth=0.0,
-  out_dir=".",
-  annotate=False,
-  batch_size=64,
-  emit=print,
-) -> dict:
-  """One video: a row per face per processed frame `emit`ted, the tracks'
-  probabilities drawn to `<out_dir>/<name>_tracks.png` (and, with
-  `annotate`, the frames with their boxes to `<name>_annotated.mp4`);
-  returns its stats (with "error" and the rows kept when it fails)."""
-  stem = pathlib.Path(path).stem
-  out = pathlib.Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  rows = []
-
-  def keep(row):
-    rows.append(row)
-    emit(row)
-
-  classify = functools.partial(clf.probabilities, batch_size=batch_size)
-  stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "model_s": 0.0}
-  try:
-    _, stats = video.analyse(
-      path,
-      classify,
-      clf.class_names,
-      finder,
-      every=every,
-      smooth=smooth,
-      emit=keep,
-      annotate=str(out / f"{stem}_annotated.mp4") if annotate else "",
-    )
-  except DataError as e:
-    stats = {
-      **stats,
-      "frames": len({r["frame"] for r in rows}),
-      "faces": len(rows),
-      "error": str(e),
-    }
-  if rows:
-    stats["png"] = str(
-      video.probability_png(
-        rows, clf.class_names, out / f"{stem}_tracks.png", title=str(path)
-      )
-    )
-  stats["rows"] = len(rows)
-  return stats
-
-
 def run(
   paths,
   clf,
@@ -305,7 +239,7 @@ def run(
         raise ValueError(
           f"{path}: a video needs face detection (drop --no-detect)"
         )
-      v = run_video(
+      v = video.run_video(
         path,
         clf,
         finder,
@@ -400,7 +334,7 @@ def main(argv):
     if f.json:
       print(json.dumps(rec), flush=False)
     elif "frame" in rec:
-      print(video_text(rec, f.top))
+      print(video.video_text(rec, f.top))
     elif "error" not in rec:
       print("\n".join(text(rec, f.detect)))
 
@@ -428,31 +362,10 @@ def main(argv):
     sys.exit(1)
   sys.stdout.flush()
   if f.csv:
-    write_csv(f.csv, video_rows, clf.class_names)
+    video.write_csv(f.csv, video_rows, clf.class_names)
   print(summary(stats), file=sys.stderr)
   if stats["errors"]:
     sys.exit(1)
-
-
-def write_csv(path: str, rows: list[dict], class_names) -> None:
-  """The video rows as CSV: path, frame, time, track, x, y, w, h, then one
-  probability column per class."""
-  with open(path, "w", newline="") as fh:
-    w = csv.writer(fh)
-    w.writerow(
-      ["path", "frame", "time", "track", "x", "y", "w", "h", *class_names]
-    )
-    for r in rows:
-      w.writerow(
-        [
-          r["path"],
-          r["frame"],
-          r["time"],
-          r["track"],
-          *r["box"],
-          *(r["probabilities"][c] for c in class_names),
-        ]
-      )
 
 
 def parse_flags(argv: list[str]) -> list[str]:

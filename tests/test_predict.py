@@ -16,10 +16,10 @@ from conftest import LFW
 from conftest import config
 from conftest import need
 from jaxfer import detect
-from jaxfer import predict
 from jaxfer import zoo
 from jaxfer.data import images
 from jaxfer.detect import haar as faces
+from jaxfer.detect import video
 from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -224,7 +224,7 @@ def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
   clf = zoo.load()
   finder = detect.Finder("mtcnn")
   every = []
-  v = predict.run_video(
+  v = video.run_video(
     str(clip),
     clf,
     finder,
@@ -237,7 +237,7 @@ def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
   assert v["rows"] == len(every) and "error" not in v
   # smoothing: a track's rows are the running average of the raw ones
   raw = []
-  predict.run_video(
+  video.run_video(
     str(clip), clf, finder, every=4, out_dir=str(tmp_path), emit=raw.append
   )
   for t in {r["track"] for r in raw}:
@@ -254,7 +254,7 @@ def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
   cut = tmp_path / "cut.avi"
   cut.write_bytes(data[: len(data) // 2])
   kept = []
-  v = predict.run_video(
+  v = video.run_video(
     str(cut), clf, finder, out_dir=str(tmp_path), emit=kept.append
   )
   assert "cut.avi" in v["error"] and v["rows"] == len(kept) > 0
