@@ -18,8 +18,9 @@ it, after the rows of the frames read (kept, and counted on stderr).
 
 Arguments are image files or folders (their images at any depth). Faces
 are found by MTCNN (`--detector mtcnn`, the default: boxes and five
-landmarks, each face aligned on them, `jaxfer.detect`) or OpenCV's Haar
-cascade (`--detector haar`: a square crop with `--margin`); both come with
+landmarks, `jaxfer.detect`; `--align` aligns each face on its eyes and
+nose) or OpenCV's Haar cascade (`--detector haar`); each face is cropped
+as a square with `--margin` around its box; both detectors come with
 `pip install 'jaxfer[detect]'`. Each face's box (x, y, w, h in the photo's
 pixels) is printed with its top classes (and, in `--json`, its landmarks);
 a photo with no face says so. `--no-detect` classifies each image whole, for images that are already
@@ -83,14 +84,15 @@ def _define_flags():
     "detector",
     "mtcnn",
     list(detect.DETECTORS),
-    "mtcnn: boxes and five landmarks (faces aligned); haar: OpenCV's "
-    "cascade, boxes only.",
+    "mtcnn: boxes and five landmarks; haar: OpenCV's cascade, boxes only.",
   )
   flags.DEFINE_bool(
     "align",
-    True,
-    "Align faces that have landmarks (mtcnn) before classifying them; "
-    "--noalign crops a square with --margin instead.",
+    False,
+    "Align faces that have landmarks (mtcnn) on their eyes and nose before "
+    "classifying them (default: a square crop with --margin, as the "
+    "shipped model's training faces were framed; on FER2013's PublicTest "
+    "alignment cost it accuracy: docs, Inference).",
   )
   flags.DEFINE_bool(
     "json",

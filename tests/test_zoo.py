@@ -117,6 +117,7 @@ def test_the_packaged_model_is_intact_small_and_described():
   assert (d.image_size, d.channels) == (48, 1)
   assert m.card["preprocessing"]["mean"] == list(d.mean)
   assert m.card["command"].startswith("python -m jaxfer.main --config ")
+  assert m.card["terms"] == zoo.TERMS
   for split in ("PublicTest", "PrivateTest"):
     assert set(m.card["metrics"][split]) == {"plain", "flip"}
   n = sum(

@@ -188,6 +188,8 @@ def table(out: dict) -> str:
     "| input | accuracy on those faces |",
     "| --- | --- |",
     f"| the original crop | {100 * a['original crop']:.2f}% |",
+    f"| MTCNN's box, square with margin 0.2 (predict's default) | "
+    f"{100 * a['box crop']:.2f}% |",
     f"| aligned on eyes and nose | {100 * a['aligned']:.2f}% |",
   ]
   return "\n".join(lines)

@@ -2,10 +2,12 @@
 
 Two detectors: `mtcnn` (the default: boxes and five landmarks, in JAX from
 the `mtcnn` wheel's weights, `jaxfer.detect.mtcnn`) and `haar` (OpenCV's
-frontal-face cascade, `jaxfer.detect.haar`: boxes only). With landmarks a
-face is aligned (`jaxfer.detect.align`: eyes and nose onto where they sit
-in FER2013's faces); otherwise, or with `align=False`, it is cropped as a
-square around its box with a margin. Either way the crop then goes
+frontal-face cascade, `jaxfer.detect.haar`: boxes only). A face is cropped
+as a square around its box with a margin, as FER2013's training faces
+were framed; with `align=True` and landmarks it is aligned instead
+(`jaxfer.detect.align`: eyes and nose onto where they sit in FER2013's
+faces), which cost the shipped model accuracy on PublicTest
+(`python -m jaxfer.bench detect`). Either way the crop then goes
 through the model's own preprocessing (`jaxfer.zoo.Model.preprocess`).
 """
 
@@ -41,7 +43,7 @@ class Finder:
     *,
     min_face: int = 32,
     margin: float = 0.2,
-    align: bool = True,
+    align: bool = False,
     side: int = 192,
   ):
     if detector not in DETECTORS:
