@@ -33,9 +33,9 @@ def _cells(nb, kind="code"):
   return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
 
 
-def test_every_notebook_is_listed_and_has_the_readme_shape():
+def test_every_notebook_is_listed_and_has_the_documented_shape():
   assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == set(EXPECTED)
-  readme = (ROOT / "README.md").read_text()
+  readme = (ROOT / "docs" / "notebooks.md").read_text()
   for name in EXPECTED:
     nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
     badge = (
@@ -43,7 +43,7 @@ def test_every_notebook_is_listed_and_has_the_readme_shape():
       f"{notebook.REPO.split('github.com/')[1]}/blob/main/notebooks/"
       f"{name}.ipynb"
     )
-    assert badge in readme, f"README lacks the Colab badge of {name}"
+    assert badge in readme, f"docs/notebooks.md lacks the Colab badge of {name}"
     assert badge in _cells(nb, "markdown")[0]
     code = _cells(nb)
     assert notebook.REPO in code[0] and "google.colab" in code[0]
