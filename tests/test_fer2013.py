@@ -98,6 +98,18 @@ def test_disk_cache_round_trip(tmp_path):
   np.testing.assert_array_equal(a.labels, b.labels)
 
 
+def test_disk_cache_under_home_expands_the_tilde(tmp_path, monkeypatch):
+  """`~/...` is the user's home, never a folder named "~" where the
+  command runs (any caller of load_arrays, not only the config's)."""
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  monkeypatch.chdir(tmp_path)
+  path = _write(tmp_path, [_row(4, value=9)])
+  fer2013.load_arrays.cache_clear()
+  fer2013.load_arrays(path, cache_dir="~/.cache/jaxfer")
+  assert len(list((tmp_path / "home" / ".cache" / "jaxfer").glob("*.npz"))) == 1
+  assert not (tmp_path / "~").exists()
+
+
 def test_ferplus_majority_soft_and_not_face(tmp_path):
   path = _write(tmp_path, [_row(0), _row(1), _row(2)])
   fp = tmp_path / "ferplus" / "fer2013new.csv"

@@ -78,10 +78,10 @@ def lfw_rows(root: str, people: int) -> dict:
   return out
 
 
-def no_face_rows(data_path: str, upscale: int = 4) -> dict:
+def no_face_rows(data_path: str, upscale: int = 4, cache_dir: str = "") -> dict:
   import cv2  # pylint: disable=g-import-not-at-top
 
-  pixels = fer_lib.load_arrays(data_path, cache_dir="~/.cache/jaxfer")[0]
+  pixels = fer_lib.load_arrays(data_path, cache_dir=cache_dir or None)[0]
   pixels = pixels.reshape(len(pixels), 48, 48)
   votes = fer_lib.ferplus_votes(
     str(pathlib.Path(data_path).parent / "ferplus" / "fer2013new.csv"),
@@ -157,7 +157,7 @@ def run(
   clf = zoo.load(workdir).select()
   out = {
     "lfw": lfw_rows(lfw, people),
-    "no_face": no_face_rows(data_path),
+    "no_face": no_face_rows(data_path, cache_dir=clf.config.data.cache_dir),
     "alignment": alignment_rows(clf, data_path, limit=limit),
     "model": clf.name,
   }

@@ -150,7 +150,7 @@ def _cache_file(path: str, cache_dir: str) -> pathlib.Path:
   st = os.stat(path)
   key = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
   digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-  return pathlib.Path(cache_dir) / f"fer2013-{digest}.npz"
+  return pathlib.Path(cache_dir).expanduser() / f"fer2013-{digest}.npz"
 
 
 @functools.lru_cache(maxsize=4)
