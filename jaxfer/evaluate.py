@@ -6,10 +6,18 @@ dataset and split.
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split PrivateTest
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split test \
       --config.data.source=image_folder --config.data.path=~/faces/rafdb
+  # An ensemble (mean class probabilities), written out as a teacher:
+  python -m jaxfer.evaluate --workdir /tmp/jaxfer/a,/tmp/jaxfer/b \
+      --model ema --split Training --probabilities_out /tmp/teacher.npz
 
 With no `--workdir`, the model shipped in the package (`jaxfer.zoo`) and
 its training config; with one, its best checkpoint (`--nobest`: the
-latest) and the config saved with it;
+latest) and the config saved with it; with several, comma-separated, the
+ensemble of their `--model` (default: each one's first model), whose
+class probabilities are averaged, read with the first one's config (all
+must share classes and input). `--probabilities_out` writes the class
+probabilities of every row with its id (`jaxfer.data.teacher`: soft
+targets for distillation, `config.data.teacher.path`);
 `--config.<field>=<value>` overrides that config (the data fields say what
 to read: any source of `jaxfer.data.build.make_source`). Labels are mapped
 to the model's classes by name (`jaxfer.data.labels.label_map`, explicit
@@ -34,6 +42,7 @@ from ml_collections import config_flags
 from jaxfer import zoo
 from jaxfer.core import defaults
 from jaxfer.core import report
+from jaxfer.data import teacher
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
 
@@ -45,8 +54,8 @@ def _define_flags():
   flags.DEFINE_string(
     "workdir",
     "",
-    "A workdir written by jaxfer.main "
-    "(default: the model shipped with jaxfer).",
+    "A workdir written by jaxfer.main, or several, comma-separated: "
+    "their ensemble (default: the model shipped with jaxfer).",
   )
   flags.DEFINE_bool("best", True, "The best checkpoint, else the latest.")
   flags.DEFINE_string(
@@ -75,14 +84,20 @@ def _define_flags():
     "probabilities of each face and its mirror (two "
     "forwards a face).",
   )
+  flags.DEFINE_string(
+    "probabilities_out",
+    "",
+    "Write the class probabilities of every row of the split and its id "
+    "to this .npz (a teacher for config.data.teacher.path).",
+  )
 
 
 def _workdir_arg(argv: list[str]) -> str | None:
   for i, a in enumerate(argv):
     if a.startswith("--workdir="):
-      return a.split("=", 1)[1]
+      return a.split("=", 1)[1].split(",")[0]
     if a == "--workdir" and i + 1 < len(argv):
-      return argv[i + 1]
+      return argv[i + 1].split(",")[0]
   return None
 
 
@@ -96,9 +111,24 @@ def run(
   drop_unmapped: bool = False,
   out: str = "",
   flip: bool = False,
+  probabilities_out: str = "",
 ):
-  """Evaluates a workdir's models (or, with no workdir, the shipped model);
-  returns {model: metrics} and writes them (see module)."""
+  """Evaluates a workdir's models (or, with no workdir, the shipped model;
+  with several, comma-separated, their ensemble); returns {model: metrics}
+  and writes them (see module)."""
+  workdirs = [w for w in workdir.split(",") if w]
+  if len(workdirs) > 1 or probabilities_out:
+    return _ensemble(
+      workdirs,
+      config,
+      split,
+      model,
+      best,
+      drop_unmapped,
+      out,
+      flip,
+      probabilities_out,
+    )
   clf = zoo.load(workdir, best=best, model=model)
   names = clf.class_names
   cfg = config.data
@@ -151,6 +181,99 @@ def run(
   return summary, out
 
 
+INPUT_FIELDS = ("image_size", "channels", "mean", "std")
+
+
+def _ensemble(
+  workdirs,
+  config,
+  split,
+  model,
+  best,
+  drop_unmapped,
+  out,
+  flip,
+  probabilities_out,
+):
+  """`run` for several workdirs, or for one written out with
+  `probabilities_out`: the mean class probabilities of each one's
+  `model`."""
+  members = [zoo.load(w, best=best).select(model) for w in workdirs or [""]]
+  names = members[0].class_names
+  for m in members[1:]:
+    if m.class_names != names:
+      raise ValueError(
+        f"{m.name}: classes {m.class_names} are not {members[0].name}'s "
+        f"{names}: no ensemble"
+      )
+    for f in INPUT_FIELDS:
+      if m.config.data[f] != members[0].config.data[f]:
+        raise ValueError(
+          f"{m.name}: config.data.{f}={m.config.data[f]} is not "
+          f"{members[0].name}'s {members[0].config.data[f]}: no ensemble"
+        )
+  cfg = config.data
+  split = split or cfg.eval_splits[0]
+  r = evaluation.ensemble_split(
+    [(m.apply, next(iter(m.variables.values()))) for m in members],
+    names,
+    cfg,
+    split,
+    flip=flip,
+    drop_unmapped=drop_unmapped,
+  )
+  label = [f"{m.name}:{next(iter(m.variables))}" for m in members]
+  name = "ensemble" if len(members) > 1 else next(iter(members[0].variables))
+  first = pathlib.Path(workdirs[0]) if workdirs else None
+  where = (
+    first / "evaluate" / ("ensemble" if len(members) > 1 else "")
+    if first
+    else pathlib.Path("jaxfer_evaluate") / members[0].name
+  )
+  out = pathlib.Path(
+    out or where / f"{cfg.source}_{split}{'_flip' if flip else ''}"
+  )
+  out.mkdir(parents=True, exist_ok=True)
+  summary = {
+    "workdir": ",".join(workdirs),
+    "members": label,
+    "model": name,
+    "source": cfg.source,
+    "path": cfg.path,
+    "split": split,
+    "examples": len(r.source),
+    "dropped_unmapped": r.dropped,
+    "flip_tta": flip,
+    "seconds": round(r.seconds, 2),
+    "class_names": list(names),
+    "models": {
+      name: {
+        **r.metrics,
+        "per_class": evaluation.per_class(r.confusion, names),
+        "confusion": r.confusion.tolist(),
+      }
+    },
+  }
+  report.confusion_png(
+    r.confusion,
+    names,
+    out / f"confusion_{name}.png",
+    f"{r.source.name} {split}, {name}: accuracy {r.metrics['accuracy']:.3f}",
+  )
+  (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+  if probabilities_out:
+    teacher.save(
+      probabilities_out,
+      r.probabilities,
+      teacher.source_rows(r.source),
+      names,
+      members=" ".join(label),
+      split=split,
+      flip=flip,
+    )
+  return summary, out
+
+
 def main(argv):
   if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
     logging.set_verbosity(logging.WARNING)
@@ -167,6 +290,7 @@ def main(argv):
       drop_unmapped=f.drop_unmapped,
       out=f.out,
       flip=f.flip,
+      probabilities_out=f.probabilities_out,
     )
   except (ValueError, FileNotFoundError) as e:
     print(f"jaxfer.evaluate: error: {e}", file=sys.stderr)

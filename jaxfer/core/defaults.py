@@ -101,6 +101,9 @@ def data() -> ml_collections.ConfigDict:
       crop_padding=4,
       flip=True,
       strong_augment=False,  # RandAugment on the labeled stream
+      # Distillation: a teacher file of `jaxfer.evaluate --probabilities_out`
+      # mixed into the labeled targets at `weight` (`jaxfer.data.teacher`).
+      teacher=dict(path="", weight=0.5),
       randaugment=dict(n=2, m=16, pool="face2exp"),
       num_threads=2,  # Grain read threads
       worker_count=0,  # Grain worker processes

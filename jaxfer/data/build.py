@@ -18,6 +18,7 @@ from jaxfer.core import defaults
 from jaxfer.data import base
 from jaxfer.data import pipeline
 from jaxfer.data import sources
+from jaxfer.data import teacher
 from jaxfer.data import views
 from jaxfer.data.sources import distilled
 from jaxfer.data.sources import mined
@@ -113,6 +114,8 @@ def labeled_split(cfg):
   """(full train split, labeled subset, indices of the rest) of `cfg`."""
   full = make_source(cfg, cfg.train_split)
   check_classes(full, cfg.num_classes)
+  if cfg.teacher.path:
+    full = teacher.attach(full, cfg.teacher)
   labeled_idx, rest_idx = pipeline.split_labeled(
     full.labels,
     cfg.labeled_fraction,

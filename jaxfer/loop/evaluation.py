@@ -86,6 +86,24 @@ class SplitResult:
   seconds: float
 
 
+def eval_source(class_names, data_cfg, split: str, drop_unmapped: bool):
+  """(source, rows left out as unmapped) of one split of `data_cfg`, its
+  labels mapped to `class_names` by name (`jaxfer.data.labels`)."""
+  names = tuple(class_names)
+  src = data_build.make_source(data_cfg, split)
+  if src.class_names is None:
+    raise base.DataError(
+      f"{src.name} has no class names to map to the model's {names}"
+    )
+  dropped = 0
+  if tuple(src.class_names) != names:
+    src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
+    dropped = src.dropped["unmapped_classes"]
+  if not len(src):
+    raise base.DataError(f"{src.name}: no rows to evaluate")
+  return src, dropped
+
+
 def evaluate_split(
   apply,
   variables: dict,
@@ -103,17 +121,7 @@ def evaluate_split(
   `drop_unmapped` leaves its rows out (counted). `warmup`: compile on the
   first batch before the timed pass (for faces/s)."""
   names = tuple(class_names)
-  src = data_build.make_source(data_cfg, split)
-  if src.class_names is None:
-    raise base.DataError(
-      f"{src.name} has no class names to map to the model's {names}"
-    )
-  dropped = 0
-  if tuple(src.class_names) != names:
-    src = base.Relabeled(src, names, drop_unmapped=drop_unmapped)
-    dropped = src.dropped["unmapped_classes"]
-  if not len(src):
-    raise base.DataError(f"{src.name}: no rows to evaluate")
+  src, dropped = eval_source(names, data_cfg, split, drop_unmapped)
 
   def batches():
     return pipeline.eval_batches(
@@ -128,6 +136,66 @@ def evaluate_split(
   t = time.perf_counter()
   results = evaluate(apply_jit, variables, batches(), len(names))
   return SplitResult(results, src, dropped, time.perf_counter() - t)
+
+
+@dataclasses.dataclass
+class EnsembleResult:
+  """An ensemble's evaluation of one split: the mean class probabilities
+  float32 [N, C] and labels int [N] of the source's rows in order, the
+  metrics and confusion of their argmax, the source, the rows left out as
+  unmapped, the wall seconds."""
+
+  probabilities: np.ndarray
+  labels: np.ndarray
+  metrics: dict
+  confusion: np.ndarray
+  source: object
+  dropped: int
+  seconds: float
+
+
+def ensemble_split(
+  members,
+  class_names,
+  data_cfg,
+  split: str,
+  *,
+  flip: bool = False,
+  drop_unmapped: bool = False,
+) -> EnsembleResult:
+  """Evaluates the mean class probabilities of `members`, [(apply,
+  variables)] of models with the same classes and input, on one split of
+  `data_cfg` (as `evaluate_split`); `flip` averages each member's face and
+  mirror first. The loss is the mean of -log p(label)."""
+  names = tuple(class_names)
+  src, dropped = eval_source(names, data_cfg, split, drop_unmapped)
+  applies = [a for a, _ in members]
+
+  @jax.jit
+  def probs(variables, images):
+    p = [
+      jax.nn.softmax(tta_logits(a, v, images, flip=flip))
+      for a, v in zip(applies, variables)
+    ]
+    return sum(p) / len(p)
+
+  variables = tuple(v for _, v in members)
+  t = time.perf_counter()
+  out, labels = [], []
+  batches = pipeline.eval_batches(
+    src, data_build.eval_view(data_cfg), batch_size=data_cfg.eval_batch_size
+  )
+  for batch in batches:
+    keep = np.asarray(batch["mask"]) > 0
+    out.append(np.asarray(probs(variables, batch["image"]))[keep])
+    labels.append(np.asarray(batch["label"])[keep])
+  p, y = np.concatenate(out).astype(np.float32), np.concatenate(labels)
+  if len(p) != len(src):
+    raise RuntimeError(f"{src.name}: {len(p)} rows evaluated of {len(src)}")
+  cm = metrics_lib.confusion_matrix(y, p.argmax(1), len(names))
+  loss = float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean())
+  m = {"loss": loss, **metrics_lib.summarize(cm)}
+  return EnsembleResult(p, y, m, cm, src, dropped, time.perf_counter() - t)
 
 
 def per_class(cm: np.ndarray, class_names) -> dict:
