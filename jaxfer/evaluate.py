@@ -101,6 +101,29 @@ def _workdir_arg(argv: list[str]) -> str | None:
   return None
 
 
+INPUT_FIELDS = ("image_size", "channels", "mean", "std")
+
+
+def _members(workdirs: list[str], best: bool, model: str) -> list:
+  """The ensemble's zoo.Models, each one's `model`; they must share classes
+  and input."""
+  members = [zoo.load(w, best=best).select(model) for w in workdirs]
+  first = members[0]
+  for m in members[1:]:
+    if m.class_names != first.class_names:
+      raise ValueError(
+        f"{m.name}: classes {m.class_names} are not {first.name}'s "
+        f"{first.class_names}: no ensemble"
+      )
+    for f in INPUT_FIELDS:
+      if m.config.data[f] != first.config.data[f]:
+        raise ValueError(
+          f"{m.name}: config.data.{f}={m.config.data[f]} is not "
+          f"{first.name}'s {first.config.data[f]}: no ensemble"
+        )
+  return members
+
+
 def run(
   workdir: str,
   config,
@@ -117,54 +140,59 @@ def run(
   with several, comma-separated, their ensemble); returns {model: metrics}
   and writes them (see module)."""
   workdirs = [w for w in workdir.split(",") if w]
-  if len(workdirs) > 1 or probabilities_out:
-    return _ensemble(
-      workdirs,
-      config,
-      split,
-      model,
-      best,
-      drop_unmapped,
-      out,
-      flip,
-      probabilities_out,
-    )
-  clf = zoo.load(workdir, best=best, model=model)
-  names = clf.class_names
   cfg = config.data
   split = split or cfg.eval_splits[0]
-  r = evaluation.evaluate_split(
-    clf.apply,
-    clf.variables,
-    names,
-    cfg,
-    split,
-    flip=flip,
-    drop_unmapped=drop_unmapped,
-  )
-  src, dropped, results = r.source, r.dropped, r.results
+  summary = {"workdir": workdir}
+  if len(workdirs) > 1 or probabilities_out:
+    members = _members(workdirs or [""], best, model)
+    names = members[0].class_names
+    r = evaluation.ensemble_split(
+      [(m.apply, next(iter(m.variables.values()))) for m in members],
+      names,
+      cfg,
+      split,
+      flip=flip,
+      drop_unmapped=drop_unmapped,
+    )
+    label = [f"{m.name}:{next(iter(m.variables))}" for m in members]
+    name = "ensemble" if len(members) > 1 else next(iter(members[0].variables))
+    results = {name: (r.metrics, r.confusion)}
+    summary["members"] = label
+    folder = "ensemble" if len(members) > 1 else ""
+  else:
+    members = [zoo.load(workdir, best=best, model=model)]
+    names = members[0].class_names
+    r = evaluation.evaluate_split(
+      members[0].apply,
+      members[0].variables,
+      names,
+      cfg,
+      split,
+      flip=flip,
+      drop_unmapped=drop_unmapped,
+    )
+    results, folder = r.results, ""
   where = (
-    pathlib.Path(workdir) / "evaluate"
-    if workdir
-    else pathlib.Path("jaxfer_evaluate") / clf.name
+    pathlib.Path(workdirs[0]) / "evaluate" / folder
+    if workdirs
+    else pathlib.Path("jaxfer_evaluate") / members[0].name
   )
   out = pathlib.Path(
     out or where / f"{cfg.source}_{split}{'_flip' if flip else ''}"
   )
   out.mkdir(parents=True, exist_ok=True)
-  summary = {
-    "workdir": str(workdir),
-    "model": clf.name,
-    "source": cfg.source,
-    "path": cfg.path,
-    "split": split,
-    "examples": len(src),
-    "dropped_unmapped": dropped,
-    "flip_tta": flip,
-    "seconds": round(r.seconds, 2),
-    "class_names": list(names),
-    "models": {},
-  }
+  summary.update(
+    model=members[0].name if len(members) == 1 else "ensemble",
+    source=cfg.source,
+    path=cfg.path,
+    split=split,
+    examples=len(r.source),
+    dropped_unmapped=r.dropped,
+    flip_tta=flip,
+    seconds=round(r.seconds, 2),
+    class_names=list(names),
+    models={},
+  )
   for name, (m, cm) in results.items():
     summary["models"][name] = {
       **m,
@@ -175,91 +203,8 @@ def run(
       cm,
       names,
       out / f"confusion_{name}.png",
-      f"{src.name} {split}, {name}: accuracy {m['accuracy']:.3f}",
+      f"{r.source.name} {split}, {name}: accuracy {m['accuracy']:.3f}",
     )
-  (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-  return summary, out
-
-
-INPUT_FIELDS = ("image_size", "channels", "mean", "std")
-
-
-def _ensemble(
-  workdirs,
-  config,
-  split,
-  model,
-  best,
-  drop_unmapped,
-  out,
-  flip,
-  probabilities_out,
-):
-  """`run` for several workdirs, or for one written out with
-  `probabilities_out`: the mean class probabilities of each one's
-  `model`."""
-  members = [zoo.load(w, best=best).select(model) for w in workdirs or [""]]
-  names = members[0].class_names
-  for m in members[1:]:
-    if m.class_names != names:
-      raise ValueError(
-        f"{m.name}: classes {m.class_names} are not {members[0].name}'s "
-        f"{names}: no ensemble"
-      )
-    for f in INPUT_FIELDS:
-      if m.config.data[f] != members[0].config.data[f]:
-        raise ValueError(
-          f"{m.name}: config.data.{f}={m.config.data[f]} is not "
-          f"{members[0].name}'s {members[0].config.data[f]}: no ensemble"
-        )
-  cfg = config.data
-  split = split or cfg.eval_splits[0]
-  r = evaluation.ensemble_split(
-    [(m.apply, next(iter(m.variables.values()))) for m in members],
-    names,
-    cfg,
-    split,
-    flip=flip,
-    drop_unmapped=drop_unmapped,
-  )
-  label = [f"{m.name}:{next(iter(m.variables))}" for m in members]
-  name = "ensemble" if len(members) > 1 else next(iter(members[0].variables))
-  first = pathlib.Path(workdirs[0]) if workdirs else None
-  where = (
-    first / "evaluate" / ("ensemble" if len(members) > 1 else "")
-    if first
-    else pathlib.Path("jaxfer_evaluate") / members[0].name
-  )
-  out = pathlib.Path(
-    out or where / f"{cfg.source}_{split}{'_flip' if flip else ''}"
-  )
-  out.mkdir(parents=True, exist_ok=True)
-  summary = {
-    "workdir": ",".join(workdirs),
-    "members": label,
-    "model": name,
-    "source": cfg.source,
-    "path": cfg.path,
-    "split": split,
-    "examples": len(r.source),
-    "dropped_unmapped": r.dropped,
-    "flip_tta": flip,
-    "seconds": round(r.seconds, 2),
-    "class_names": list(names),
-    "models": {
-      name: {
-        **r.metrics,
-        "per_class": evaluation.per_class(r.confusion, names),
-        "confusion": r.confusion.tolist(),
-      }
-    },
-  }
-  report.confusion_png(
-    r.confusion,
-    names,
-    out / f"confusion_{name}.png",
-    f"{r.source.name} {split}, {name}: accuracy {r.metrics['accuracy']:.3f}",
-  )
   (out / "metrics.json").write_text(json.dumps(summary, indent=2))
   if probabilities_out:
     teacher.save(
@@ -267,7 +212,7 @@ def _ensemble(
       r.probabilities,
       teacher.source_rows(r.source),
       names,
-      members=" ".join(label),
+      members=" ".join(summary["members"]),
       split=split,
       flip=flip,
     )
