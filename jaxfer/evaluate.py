@@ -42,6 +42,7 @@ from ml_collections import config_flags
 from jaxfer import zoo
 from jaxfer.core import defaults
 from jaxfer.core import report
+from jaxfer.data import base
 from jaxfer.data import teacher
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
@@ -210,7 +211,7 @@ def run(
     teacher.save(
       probabilities_out,
       r.probabilities,
-      teacher.source_rows(r.source),
+      base.row_ids(r.source),
       names,
       members=" ".join(summary["members"]),
       split=split,

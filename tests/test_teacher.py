@@ -38,6 +38,30 @@ def _file(tmp_path, rows, p, names=NAMES):
   return path
 
 
+def test_row_ids_survive_subsets_and_dropped_classes(tmp_path):
+  # rows 11 and 13 have class "c", which ("b", "a") lacks: dropped
+  src = _src([10, 11, 12, 13, 14], [0, 2, 1, 2, 0])
+  r = base.Relabeled(src, ("b", "a"), drop_unmapped=True)
+  assert r.rows.tolist() == [10, 12, 14] and r.labels.tolist() == [1, 0, 1]
+  sub = base.Subset(r, [2, 0])
+  assert sub.rows.tolist() == [14, 10]
+  assert base.Subset(base.Subset(src, [4, 1, 3]), [2, 0]).rows.tolist() == [
+    13,
+    14,
+  ]
+  # without ids, positions are the ids
+  bare = base.ArraySource(np.zeros((3, 4, 4, 1), np.uint8), [0, 1, 2], NAMES)
+  assert base.row_ids(base.Subset(bare, [2, 0])).tolist() == [2, 0]
+  # a teacher file written from the relabeled source finds the same rows
+  p = _probs(3, 2)
+  path = _file(tmp_path, base.row_ids(r), p, names=("b", "a"))
+  two = _src([14, 12], [1, 0])
+  two.class_names = ("b", "a")
+  np.testing.assert_allclose(
+    teacher.targets(two, teacher.load(path), 1.0, path), p[[2, 1]]
+  )
+
+
 def test_targets_mix_teacher_and_labels_by_row_id(tmp_path):
   p = _probs(5, 3)
   path = _file(tmp_path, [3, 7, 10, 99, 0], p)

@@ -68,6 +68,7 @@ class Subset:
 
   def __post_init__(self):
     self.indices = np.asarray(self.indices, np.int64)
+    self.rows = row_ids(self.parent, self.indices)
     self.name = self.name or f"{self.parent.name}[subset]"
     self.class_names = self.parent.class_names
     parent_labels = getattr(self.parent, "labels", None)
@@ -157,6 +158,17 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
     )
 
 
+def row_ids(src, positions=None) -> np.ndarray:
+  """int64 ids of a source's rows (those at `positions`, default all): its
+  `rows` (FER2013's CSV rows, kept through subsets and relabelling), else
+  the positions themselves."""
+  rows = getattr(src, "rows", None)
+  if rows is None:
+    return np.arange(len(src)) if positions is None else positions
+  rows = np.asarray(rows, np.int64)
+  return rows if positions is None else rows[positions]
+
+
 class Relabeled:
   """A labeled source seen in another label order, mapped by class name.
 
@@ -172,19 +184,20 @@ class Relabeled:
       parent.class_names, class_names, missing_ok=drop_unmapped
     )
     mapped = labels_lib.remap(parent.labels, mapping)
-    self.rows = np.flatnonzero(mapped >= 0)
+    self.positions = np.flatnonzero(mapped >= 0)
+    self.rows = row_ids(parent, self.positions)
     self.parent, self.mapping = parent, mapping
-    self.labels = mapped[self.rows]
+    self.labels = mapped[self.positions]
     self.class_names = tuple(class_names)
     self.name = f"{parent.name}->{'/'.join(class_names)}"
     self.skipped = getattr(parent, "skipped", [])
-    self.dropped = {"unmapped_classes": int(len(mapped) - len(self.rows))}
+    self.dropped = {"unmapped_classes": int(len(mapped) - len(self.positions))}
 
   def __len__(self) -> int:
-    return len(self.rows)
+    return len(self.positions)
 
   def __getitem__(self, i):
-    item = dict(self.parent[int(self.rows[i])])
+    item = dict(self.parent[int(self.positions[i])])
     item["label"] = np.int32(self.mapping[item["label"]])
     item.pop("soft_label", None)
     return item

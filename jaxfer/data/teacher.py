@@ -80,12 +80,6 @@ def load(path: str) -> dict:
   return out
 
 
-def source_rows(src) -> np.ndarray:
-  """The row ids of a source (its `rows`, else 0..N-1)."""
-  rows = getattr(src, "rows", None)
-  return np.arange(len(src)) if rows is None else np.asarray(rows, np.int64)
-
-
 def targets(src, teacher: dict, weight: float, where: str) -> np.ndarray:
   """float32 [len(src), C]: the mixed targets of `src`'s rows (module)."""
   if not 0 < weight <= 1:
@@ -98,7 +92,7 @@ def targets(src, teacher: dict, weight: float, where: str) -> np.ndarray:
       f"{where}: classes {teacher['class_names']} are not {src.name}'s "
       f"{names} (in that order)"
     )
-  rows = source_rows(src)
+  rows = base.row_ids(src)
   order = np.argsort(teacher["rows"])
   pos = np.searchsorted(teacher["rows"], rows, sorter=order)
   pos = np.minimum(pos, len(order) - 1)
