@@ -48,13 +48,7 @@ def get_config(arg: str = ""):
   c.checkpoint.every = 1250
   c.checkpoint.best_split = "PublicTest"
   if "vgg" in variants:
-    c.model = dict(
-      name="vgg",
-      stages=(32, 64, 128, 256),
-      convs=2,
-      norm="batch",
-      dtype="float32",
-    )
+    c.model = presets.vgg()
     c.data.batch_size = 128
     c.optimizer.lr = 0.1
     c.optimizer.warmup_steps = 300

@@ -1,5 +1,5 @@
-"""Config building blocks the configs share: FER2013's data fields and the
-ConvNet-4 of the FER2013 tables. Fields and meanings: `defaults.py`."""
+"""Config building blocks the configs share: FER2013's data fields, the
+ConvNet-4 of the FER2013 tables and the VGG of the shipped model. Fields and meanings: `defaults.py`."""
 
 # The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
 # variants, relative to the repository.
@@ -20,3 +20,15 @@ def convnet4() -> dict:
   """ConvNet-4 (width 64, BatchNorm, 0.12 M parameters): the network of
   the FER2013 semi-supervised tables."""
   return dict(name="convnet", depth=4, width=64, norm="batch", dtype="float32")
+
+
+def vgg() -> dict:
+  """The VGG of the shipped model (four stages of two 3x3 convolutions,
+  32-64-128-256 channels, BatchNorm, 1.17 M parameters)."""
+  return dict(
+    name="vgg",
+    stages=(32, 64, 128, 256),
+    convs=2,
+    norm="batch",
+    dtype="float32",
+  )
