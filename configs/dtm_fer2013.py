@@ -72,7 +72,7 @@ def get_config(arg: str = ""):
     c.total_steps, c.log_every, c.eval_every = 6, 2, 3
     c.checkpoint.every = 3
     c.data.batch_size, c.data.eval_batch_size = 8, 32
-    c.model.width = 8
+    presets.smoke_sized(c.model)
     c.dtm.tau = 0.3  # a tiny model's confidences pass
     c.dtm.dynamic.tau_min = 0.15
   return c

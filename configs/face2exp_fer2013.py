@@ -72,5 +72,5 @@ def get_config(arg: str = ""):
     c.checkpoint.every = 3
     c.face2exp.finetune.steps = 2
     c.data.batch_size, c.data.eval_batch_size = 8, 32
-    c.model.width = 8
+    presets.smoke_sized(c.model)
   return c

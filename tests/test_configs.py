@@ -17,12 +17,19 @@ from jaxfer import models
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {
   "default": ("", "smoke", "tpu"),
-  "supervised_fer2013": ("", "smoke", "10pct", "10pct,smoke", "vgg"),
-  "face2exp_fer2013": ("", "smoke", "lfw", "tpu", "vgg"),
+  "supervised_fer2013": (
+    "",
+    "smoke",
+    "10pct",
+    "10pct,smoke",
+    "vgg",
+    "vgg,smoke",
+  ),
+  "face2exp_fer2013": ("", "smoke", "lfw", "tpu", "vgg", "vgg,smoke"),
   "face2exp_affectnet": ("", "smoke"),
   "face2exp_rafdb": ("", "smoke"),
   "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
-  "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu", "vgg"),
+  "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu", "vgg", "vgg,smoke"),
   "dtm_affwild2": ("", "smoke"),
 }
 

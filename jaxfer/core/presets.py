@@ -1,5 +1,6 @@
 """Config building blocks the configs share: FER2013's data fields, the
-ConvNet-4 of the FER2013 tables and the VGG of the shipped model. Fields and meanings: `defaults.py`."""
+ConvNet-4 of the FER2013 tables, the VGG of the shipped model and their
+seconds-long sizes for the smoke variants. Fields: `defaults.py`."""
 
 # The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
 # variants, relative to the repository.
@@ -32,3 +33,12 @@ def vgg() -> dict:
     norm="batch",
     dtype="float32",
   )
+
+
+def smoke_sized(model) -> None:
+  """Shrinks `model` (a `config.model` of `convnet4()` or `vgg()`) to a
+  seconds-long size for the `:smoke` variants."""
+  if model.name == "vgg":
+    model.stages = (8, 16)
+  else:
+    model.width = 8
