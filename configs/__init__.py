@@ -4,10 +4,15 @@ Each module's `get_config(variant)` returns an `ml_collections.ConfigDict`;
 `python -m jaxfer.main --config NAME[:VARIANT]` finds one by name
 (`--config face2exp_fer2013:smoke`), or by path
 (`--config configs/face2exp_fer2013.py:smoke`). Every config's docstring
-gives its command, its expected result and its wall time.
+gives its command, its expected result and its wall time, and its
+`VARIANTS` declare what each `:variant` does (`jaxfer.core.variants`).
+
+`load("NAME[:VARIANT]")` is the one loader of the CLI's entry points, the
+notebooks, the benchmarks and the tests.
 """
 
 import importlib.resources
+import importlib.util
 import os
 
 FOLDER = importlib.resources.files(__name__)
@@ -36,6 +41,36 @@ def resolve(arg: str) -> str:
       f"{', '.join(names())})"
     )
   return str(FOLDER / f"{name}.py") + sep + variant
+
+
+def module(arg: str):
+  """The config module of `NAME` or of a config file's path (a variant
+  after `:` is ignored), loaded from its file as the CLI loads it."""
+  path = resolve(arg).partition(":")[0]
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"--config {arg}: no config file {path}")
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f"jaxfer_config_{name}", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def load(arg: str):
+  """`get_config(variant)` of `NAME[:VARIANT]` or `path.py[:VARIANT]`,
+  exactly what `--config arg` gives the CLI (before `--config.field`
+  overrides)."""
+  variant = resolve(arg).partition(":")[2]
+  return module(arg).get_config(variant)
+
+
+def cases(name: str) -> list[str]:
+  """The variant strings the tests build for config `name`: from its
+  `VARIANTS` (and `COMBINED`) declaration."""
+  from jaxfer.core import variants  # pylint: disable=g-import-not-at-top
+
+  mod = module(name)
+  return variants.cases(mod.VARIANTS, getattr(mod, "COMBINED", ()))
 
 
 def argv(args: list[str]) -> list[str]:

@@ -14,12 +14,17 @@ for a TPU v2-8 / v3-8 (on paper: `defaults.tpu_sized`).
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import variants
+
+VARIANTS = {
+  "smoke": "seconds-long, for tests",
+  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
+}
 
 
 def get_config(arg: str = ""):
-  if arg not in ("", "smoke", "tpu"):
-    raise ValueError(f"unknown variant {arg!r}; use smoke or tpu")
-  smoke = arg == "smoke"
+  v = variants.parse(arg, VARIANTS)
+  smoke = "smoke" in v
   c = defaults.base()
   c.total_steps = 20 if smoke else 600
   c.log_every = 5 if smoke else 50
@@ -31,6 +36,6 @@ def get_config(arg: str = ""):
   c.data.batch_size = 16 if smoke else 64
   c.data.eval_batch_size = 32 if smoke else 256
   c.model.width = 8 if smoke else 32
-  if arg == "tpu":  # sized on paper: defaults.tpu_sized
+  if "tpu" in v:  # sized on paper: defaults.tpu_sized
     defaults.tpu_sized(c)
   return c

@@ -27,13 +27,13 @@ seconds for such a tree.
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import variants
+
+VARIANTS = {"smoke": "seconds-long, for a small Aff-Wild2-shaped tree"}
 
 
 def get_config(arg: str = ""):
-  variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke"}
-  if unknown:
-    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke")
+  v = variants.parse(arg, VARIANTS)
   c = defaults.base()
   c.method = "dtm"
   c.mu = 7
@@ -61,7 +61,7 @@ def get_config(arg: str = ""):
   c.checkpoint.every = 2000
   c.checkpoint.best_split = "Validation_Set"
   c.checkpoint.best_metric = "macro_f1"
-  if "smoke" in variants:
+  if "smoke" in v:
     c.mu = 1
     c.data.affwild2.every = 1
     c.data.unlabeled.affwild2.every = 1

@@ -35,44 +35,30 @@ the docs (Supervised FER2013, the new bar); no results yet.
 
 from jaxfer.core import defaults
 from jaxfer.core import presets
+from jaxfer.core import variants
+
+VARIANTS = {
+  "smoke": "seconds-long, on the 210-row sample",
+  "lfw": "LFW as the unlabeled pool",
+  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
+  "vgg": "the shipped model's VGG instead of ConvNet-4",
+}
 
 
 def get_config(arg: str = ""):
-  variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "lfw", "tpu", "vgg"}
-  if unknown:
-    raise ValueError(
-      f"unknown variants {sorted(unknown)}; use smoke, lfw, tpu, vgg"
-    )
+  v = variants.parse(arg, VARIANTS)
   c = defaults.base()
-  c.method = "dtm"
-  c.mu = 1
-  presets.fer2013(c.data)
-  c.data.labeled_fraction = 0.1
-  c.data.batch_size = 64
-  # `:vgg`: the shipped model's network instead (the rest unchanged).
-  c.model = presets.vgg() if "vgg" in variants else presets.convnet4()
-  c.total_steps = 1000
-  c.optimizer.lr = 0.05
-  c.optimizer.warmup_steps = 100
+  presets.fer2013_semi(c, "dtm", use_vgg="vgg" in v)
   c.log_every, c.eval_every = 50, 500
   c.checkpoint.every = 500
-  c.checkpoint.best_split = "PublicTest"
   c.checkpoint.best_metric = "macro_f1"
-  if "lfw" in variants:
-    c.data.unlabeled.source = "unlabeled_folder"
-    c.data.unlabeled.path = "../shared/data/lfw"
-    c.data.unlabeled.center_crop = 0.5
-  if "tpu" in variants:  # sized on paper: defaults.tpu_sized
+  if "lfw" in v:
+    presets.lfw_pool(c.data.unlabeled)
+  if "tpu" in v:  # sized on paper: defaults.tpu_sized
     defaults.tpu_sized(c)
-  if "smoke" in variants:
-    c.data.path = presets.FER2013_SAMPLE
-    c.data.cache_dir = ""
+  if "smoke" in v:
+    presets.smoke(c)
     c.data.labeled_fraction = 0.5
-    c.total_steps, c.log_every, c.eval_every = 6, 2, 3
-    c.checkpoint.every = 3
-    c.data.batch_size, c.data.eval_batch_size = 8, 32
-    presets.smoke_sized(c.model)
     c.dtm.tau = 0.3  # a tiny model's confidences pass
     c.dtm.dynamic.tau_min = 0.15
   return c

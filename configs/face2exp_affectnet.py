@@ -27,11 +27,13 @@ steps: days on one GPU, never 2 CPU cores). Not run here (no AffectNet on the de
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import variants
+
+VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
 
 
 def get_config(arg: str = ""):
-  if arg not in ("", "smoke"):
-    raise ValueError(f"unknown variant {arg!r}; use smoke")
+  v = variants.parse(arg, VARIANTS)
   c = defaults.base()
   c.method = "face2exp"
   c.mu = 7
@@ -66,7 +68,7 @@ def get_config(arg: str = ""):
   c.total_steps = 180_000
   c.log_every, c.eval_every = 100, 2_000
   c.checkpoint.every, c.checkpoint.best_split = 2_000, "val"
-  if arg == "smoke":
+  if "smoke" in v:
     c.model = dict(
       name="resnet",
       depth=50,

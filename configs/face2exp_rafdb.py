@@ -20,11 +20,13 @@ would be hours on one GPU. On FER2013: docs, Meta-Face2Exp.
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import variants
+
+VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
 
 
 def get_config(arg: str = ""):
-  if arg not in ("", "smoke"):
-    raise ValueError(f"unknown variant {arg!r}; use smoke")
+  v = variants.parse(arg, VARIANTS)
   c = defaults.base()
   c.method = "face2exp"
   c.mu = 7
@@ -47,7 +49,7 @@ def get_config(arg: str = ""):
   c.total_steps = 20_000
   c.log_every, c.eval_every = 100, 1_000
   c.checkpoint.every = 1_000
-  if arg == "smoke":
+  if "smoke" in v:
     c.model = dict(
       name="resnet",
       depth=18,

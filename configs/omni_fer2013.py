@@ -39,6 +39,7 @@ import ml_collections
 
 from jaxfer.core import defaults
 from jaxfer.core import presets
+from jaxfer.core import variants
 
 
 def _train(c, labeled_fraction: float, smoke: bool):
@@ -67,12 +68,16 @@ def _train(c, labeled_fraction: float, smoke: bool):
   return t
 
 
+VARIANTS = {
+  "smoke": "seconds-long, on the 210-row sample",
+  "lfw": "LFW as the face pool (else the rest of Training)",
+  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
+}
+
+
 def get_config(arg: str = ""):
-  variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "lfw", "tpu"}
-  if unknown:
-    raise ValueError(f"unknown variants {sorted(unknown)}; use smoke, lfw, tpu")
-  smoke = "smoke" in variants
+  v = variants.parse(arg, VARIANTS)
+  smoke = "smoke" in v
   c = ml_collections.ConfigDict()
   # The labeled dataset, spelled as in every other config.
   c.data = ml_collections.ConfigDict(
@@ -85,10 +90,8 @@ def get_config(arg: str = ""):
   # Selection: the pool and the rule (fields: jaxfer/core/defaults.py, select).
   c.select = defaults.base().select
   s = c.select
-  if "lfw" in variants:
-    s.pool.update(
-      source="unlabeled_folder", path="../shared/data/lfw", center_crop=0.5
-    )
+  if "lfw" in v:
+    presets.lfw_pool(s.pool)
     s.per_identity = 5  # one celebrity cannot fill a class
   else:
     s.pool.source = "rest"
@@ -139,7 +142,7 @@ def get_config(arg: str = ""):
   c.distill = d
   c.distilled = _train(c, labeled, smoke)
   c.distilled.data.distilled.ratio = 0.1  # share of draws from the set
-  if "tpu" in variants:  # sized on paper: defaults.tpu_sized
+  if "tpu" in v:  # sized on paper: defaults.tpu_sized
     for t in (c.primitive, c.mined, c.distill, c.distilled):
       defaults.tpu_sized(t)
     s.batch_size = 2048

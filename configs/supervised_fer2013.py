@@ -25,16 +25,17 @@ seconds-long variant on the 210-row sample CSV for tests (with any other).
 
 from jaxfer.core import defaults
 from jaxfer.core import presets
+from jaxfer.core import variants
+
+VARIANTS = {
+  "smoke": "seconds-long, on the 210-row sample",
+  "10pct": "the 10% class-balanced labeled subset, RandAugment on it",
+  "vgg": "the shipped model's recipe (VGG, batch 128, 4,500 steps)",
+}
 
 
 def get_config(arg: str = ""):
-  variants = set(arg.split(",")) - {""}
-  unknown = variants - {"smoke", "10pct", "vgg"}
-  if unknown:
-    raise ValueError(
-      f"unknown variants {sorted(unknown)}; use smoke, 10pct, vgg"
-    )
-  smoke = "smoke" in variants
+  v = variants.parse(arg, VARIANTS)
   c = defaults.base()
   presets.fer2013(c.data)
   c.data.batch_size = 64
@@ -48,7 +49,7 @@ def get_config(arg: str = ""):
   c.log_every, c.eval_every = 100, 1250
   c.checkpoint.every = 1250
   c.checkpoint.best_split = "PublicTest"
-  if "vgg" in variants:
+  if "vgg" in v:
     c.model = presets.vgg()
     c.data.batch_size = 128
     c.optimizer.lr = 0.1
@@ -58,16 +59,11 @@ def get_config(arg: str = ""):
     c.total_steps = 4500
     c.log_every, c.eval_every = 100, 750
     c.checkpoint.every = 750
-  if "10pct" in variants:
+  if "10pct" in v:
     c.data.labeled_fraction = 0.1
     c.data.strong_augment = True
-  if smoke:
-    c.data.path = presets.FER2013_SAMPLE
-    c.data.cache_dir = ""
-    c.total_steps, c.log_every, c.eval_every = 6, 2, 3
-    c.checkpoint.every = 3
-    c.data.batch_size, c.data.eval_batch_size = 8, 32
-    presets.smoke_sized(c.model)
-    if "10pct" in variants:
+  if "smoke" in v:
+    presets.smoke(c)
+    if "10pct" in v:
       c.data.labeled_fraction = 0.5
   return c

@@ -7,7 +7,6 @@ and `bench` functions as the command line; this module only finds things
 and draws them.
 """
 
-import importlib
 import os
 import pathlib
 import sys
@@ -50,7 +49,7 @@ def config(name: str, variant: str = ""):
   the CLI's `--config name:variant`)."""
   if name not in configs.names():
     raise FileNotFoundError(f"no config {name!r}; configs: {configs.names()}")
-  return importlib.import_module(f"jaxfer.configs.{name}").get_config(variant)
+  return configs.load(f"{name}:{variant}")
 
 
 def _shared_data() -> pathlib.Path:

@@ -61,14 +61,10 @@ def rng(seed=0):
 
 
 def config(name: str, variant: str = ""):
-  """`configs/<name>.py`'s get_config(variant), imported from its file."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
+  """The shipped config `name:variant` by the one loader (`jaxfer.configs`)."""
+  from jaxfer import configs  # pylint: disable=g-import-not-at-top
 
-  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  return configs.load(f"{name}:{variant}" if variant else name)
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument

@@ -1,8 +1,6 @@
 """Configs through the data builder and the loop, on real data."""
 
 import json
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -10,25 +8,15 @@ import pytest
 from conftest import FER_SAMPLE
 from conftest import LFW
 from conftest import need
+from jaxfer import configs
 from jaxfer.data import build
 from jaxfer.loop import train
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _config(name, arg=""):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    module = __import__(name)
-  finally:
-    sys.path.pop(0)
-  return module.get_config(arg)
 
 
 @pytest.mark.slow
 def test_fer2013_smoke_config_end_to_end(tmp_path):
   need(FER_SAMPLE)
-  config = _config("supervised_fer2013", "smoke")
+  config = configs.load("supervised_fer2013:smoke")
   config.data.path = str(FER_SAMPLE)
   result = train.run(config, str(tmp_path))
   for split in ("PublicTest", "PrivateTest"):
@@ -43,7 +31,7 @@ def test_fer2013_smoke_config_end_to_end(tmp_path):
 
 def test_fer2013_ten_percent_variant_uses_a_balanced_subset():
   need(FER_SAMPLE)
-  config = _config("supervised_fer2013", "smoke,10pct")
+  config = configs.load("supervised_fer2013:smoke,10pct")
   config.data.path = str(FER_SAMPLE)
   data = build.build(config)
   assert "[50% labeled]: 35 examples (angry 5, disgust 5" in data.log[0]
@@ -54,7 +42,7 @@ def test_fer2013_ten_percent_variant_uses_a_balanced_subset():
 def test_lfw_as_unlabeled_pool_gives_weak_strong_pairs():
   need(FER_SAMPLE)
   need(LFW)
-  config = _config("supervised_fer2013", "smoke")
+  config = configs.load("supervised_fer2013:smoke")
   config.data.path = str(FER_SAMPLE)
   config.mu = 3
   config.data.unlabeled.source = "unlabeled_folder"
@@ -69,6 +57,6 @@ def test_lfw_as_unlabeled_pool_gives_weak_strong_pairs():
 
 
 def test_missing_path_names_the_field():
-  config = _config("supervised_fer2013")
+  config = configs.load("supervised_fer2013")
   with pytest.raises(ValueError, match="config.data.path"):
     build.build(config)

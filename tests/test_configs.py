@@ -2,44 +2,23 @@
 method; the configs of datasets absent here take one real step on random
 batches."""
 
-import importlib
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxfer import configs
 from jaxfer import methods
 from jaxfer import models
+from jaxfer.core import variants
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CONFIGS = {
-  "default": ("", "smoke", "tpu"),
-  "supervised_fer2013": (
-    "",
-    "smoke",
-    "10pct",
-    "10pct,smoke",
-    "vgg",
-    "vgg,smoke",
-  ),
-  "face2exp_fer2013": ("", "smoke", "lfw", "tpu", "vgg", "vgg,smoke"),
-  "face2exp_affectnet": ("", "smoke"),
-  "face2exp_rafdb": ("", "smoke"),
-  "distill_fer2013": ("", "smoke", "10ipc", "krr", "10ipc,krr", "random"),
-  "dtm_fer2013": ("", "smoke", "lfw", "lfw,smoke", "tpu", "vgg", "vgg,smoke"),
-  "dtm_affwild2": ("", "smoke"),
-}
-
-
-def _module(name):
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    return importlib.import_module(name)
-  finally:
-    sys.path.pop(0)
+# Every shipped config but omni's (a pipeline of several configs, its own
+# tests: tests/test_omni.py); each config's cases from its VARIANTS.
+NAMES = [n for n in configs.names() if n != "omni_fer2013"]
+CASES = [(n, v) for n in NAMES for v in configs.cases(n)]
 
 
 def _built(config):
@@ -53,11 +32,9 @@ def _built(config):
   )
 
 
-@pytest.mark.parametrize(
-  "name,variant", [(n, v) for n, vs in CONFIGS.items() for v in vs]
-)
+@pytest.mark.parametrize("name,variant", CASES)
 def test_config_builds(name, variant):
-  mod = _module(name)
+  mod = configs.module(name)
   assert f"--config {name}" in mod.__doc__  # the command, by name
   config = mod.get_config(variant)
   config.lock()
@@ -69,7 +46,7 @@ def test_config_builds(name, variant):
 
 @pytest.mark.parametrize("name", ["default", "face2exp_fer2013", "dtm_fer2013"])
 def test_tpu_variant_scales_the_cpu_config(name):
-  cpu, tpu = (_module(name).get_config(v) for v in ("", "tpu"))
+  cpu, tpu = (configs.module(name).get_config(v) for v in ("", "tpu"))
   assert tpu.data.batch_size == 8 * cpu.data.batch_size
   assert tpu.optimizer.lr == pytest.approx(8**0.5 * cpu.optimizer.lr)
   assert tpu.total_steps == 5 * cpu.total_steps
@@ -77,15 +54,45 @@ def test_tpu_variant_scales_the_cpu_config(name):
   assert tpu.total_steps % tpu.eval_every == 0
 
 
-def test_unknown_variant_is_an_error():
-  with pytest.raises(ValueError, match="unknown variant"):
-    _module("face2exp_fer2013").get_config("smokey")
+def test_unknown_variant_is_an_error_that_lists_the_declared_ones():
+  with pytest.raises(ValueError, match="unknown variant 'smokey'.*vgg: "):
+    configs.load("face2exp_fer2013:smoke,smokey")
+
+
+def test_variant_cases_come_from_the_declaration():
+  declared = {"smoke": "s", "a": "x", "b": "y"}
+  assert variants.cases(declared, ("a,b",)) == [
+    "",
+    "smoke",
+    "a",
+    "b",
+    "a,smoke",
+    "b,smoke",
+    "a,b",
+  ]
+  assert variants.parse(" a, smoke ", declared) == {"a", "smoke"}
+  assert variants.parse("", declared) == frozenset()
+  # A config's cases name only what it declares, and each one loads.
+  assert set(",".join(configs.cases("dtm_fer2013")).split(",")) - {""} == set(
+    configs.module("dtm_fer2013").VARIANTS
+  )
+
+
+def test_the_loader_takes_a_name_or_a_path_with_a_variant():
+  by_name = configs.load("supervised_fer2013:vgg,10pct")
+  by_path = configs.load(
+    str(ROOT / "configs" / "supervised_fer2013.py:vgg,10pct")
+  )
+  assert by_name.to_dict() == by_path.to_dict()
+  assert by_name.model.name == "vgg" and by_name.data.labeled_fraction == 0.1
+  with pytest.raises(ValueError, match="no config file 'nope'"):
+    configs.load("nope:smoke")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["face2exp_affectnet", "face2exp_rafdb"])
 def test_configs_without_local_data_take_a_real_step(name):
-  config = _module(name).get_config("smoke")
+  config = configs.module(name).get_config("smoke")
   config.optimizer.warmup_steps = 0  # lr > 0 at the first step
   method, _ = _built(config)
   size, ch = config.data.image_size, config.data.channels
@@ -112,7 +119,7 @@ def test_configs_without_local_data_take_a_real_step(name):
   assert max(moved) > 0
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_saved_config_comes_back_with_its_tuples(name):
   """A workdir's config.json read back (`defaults.from_json`) equals the
   config, tuples included: ml_collections overrides tuples from the command
@@ -122,14 +129,14 @@ def test_a_saved_config_comes_back_with_its_tuples(name):
   from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
   from jaxfer.loop import runguard  # pylint: disable=g-import-not-at-top
 
-  c = _module(name).get_config("")
+  c = configs.module(name).get_config("")
   back = defaults.from_json(json.loads(c.to_json_best_effort()))
   assert back.to_dict() == c.to_dict()
   flat = lambda d: {k: type(v) for k, v in runguard.flatten(d).items()}
   assert flat(back.to_dict()) == flat(c.to_dict())
 
 
-@pytest.mark.parametrize("name", sorted([*CONFIGS, "omni_fer2013"]))
+@pytest.mark.parametrize("name", configs.names())
 def test_docstring_gives_command_expected_result_and_wall_time(name):
   """big_vision's convention: the config says how to run it, what it
   gives and how long it takes."""

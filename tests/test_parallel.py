@@ -83,10 +83,9 @@ def test_one_device_mesh_pmap_and_shard_map_agree(part):
 def test_indivisible_batch_is_a_clear_error(tmp_path):
   code = f"""
 import sys
-sys.path.insert(0, "configs")
-import default
+from jaxfer import configs
 from jaxfer.loop import train
-c = default.get_config("smoke")
+c = configs.load("default:smoke")
 c.data.batch_size = 18
 try:
   train.run(c, {str(tmp_path)!r})
@@ -107,10 +106,9 @@ def _free_port() -> int:
 
 _RUN = """
 import sys
-sys.path.insert(0, "configs")
-import default
+from jaxfer import configs
 from jaxfer.loop import train
-c = default.get_config("smoke")
+c = configs.load("default:smoke")
 c.total_steps, c.eval_every, c.checkpoint.every = 6, 6, 6
 c.parallel.mode = sys.argv[1] if len(sys.argv) > 1 else "mesh"
 if len(sys.argv) > 3:

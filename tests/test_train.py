@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from jaxfer import configs
 from jaxfer.data.base import DataError
 from jaxfer.loop import checkpoint
 from jaxfer.loop import train
@@ -120,18 +121,9 @@ def test_sigkill_at_any_moment_resumes_to_identical_results(tmp_path, method):
     assert (np.asarray(a["policy"]["selected"]) >= 0).any()
 
 
-def _smoke_config():
-  sys.path.insert(0, str(ROOT / "configs"))
-  try:
-    import default  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  return default.get_config("smoke")
-
-
 @pytest.mark.slow
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  config = _smoke_config()
+  config = configs.load("default:smoke")
   config.optimizer.lr = 1e12
   config.optimizer.warmup_steps = 0
   config.log_every = 1
@@ -151,7 +143,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_class_count_mismatch_names_the_field(tmp_path):
-  config = _smoke_config()
+  config = configs.load("default:smoke")
   config.data.num_classes = 8
   with pytest.raises(DataError, match="config.data.num_classes=8"):
     train.run(config, str(tmp_path))

@@ -8,6 +8,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from jaxfer import configs
+
 _COMMANDS = (
   "train",
   "parallel",
@@ -212,4 +214,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, argv=configs.argv(sys.argv))

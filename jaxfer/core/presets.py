@@ -1,6 +1,7 @@
-"""Config building blocks the configs share: FER2013's data fields, the
-ConvNet-4 of the FER2013 tables, the VGG of the shipped model and their
-seconds-long sizes for the smoke variants. Fields: `defaults.py`."""
+"""Config building blocks the configs share: FER2013's data fields and its
+semi-supervised protocol, LFW as a pool, the ConvNet-4 of the FER2013
+tables, the VGG of the shipped model and the seconds-long `:smoke` form.
+Fields: `defaults.py`."""
 
 # The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
 # variants, relative to the repository.
@@ -42,3 +43,42 @@ def smoke_sized(model) -> None:
     model.stages = (8, 16)
   else:
     model.width = 8
+
+
+def smoke(c, *, steps: int = 6) -> None:
+  """The seconds-long `:smoke` form of a FER2013 config `c`: the 210-row
+  sample CSV (no parse cache), `steps` steps with a log every 2 and an
+  evaluation and checkpoint every half, batches of 8 (32 to evaluate) and
+  the network shrunk by `smoke_sized`."""
+  c.data.path = FER2013_SAMPLE
+  c.data.cache_dir = ""
+  c.total_steps, c.log_every = steps, 2
+  c.eval_every = c.checkpoint.every = steps // 2
+  c.data.batch_size, c.data.eval_batch_size = 8, 32
+  smoke_sized(c.model)
+
+
+def fer2013_semi(c, method: str, *, use_vgg: bool) -> None:
+  """The FER2013 semi-supervised protocol of `c` (a `defaults.base()`):
+  `method`, the 10% class-balanced labeled subset with the rest of
+  Training as the pool (mu 1), batch 64 + 64, ConvNet-4 (or, `use_vgg`, the
+  shipped model's VGG), 1,000 steps of SGD-Nesterov lr 0.05 with 100
+  warm-up steps, checkpoints chosen on PublicTest."""
+  c.method = method
+  c.mu = 1
+  fer2013(c.data)
+  c.data.labeled_fraction = 0.1
+  c.data.batch_size = 64
+  c.model = vgg() if use_vgg else convnet4()
+  c.total_steps = 1000
+  c.optimizer.lr = 0.05
+  c.optimizer.warmup_steps = 100
+  c.checkpoint.best_split = "PublicTest"
+
+
+def lfw_pool(pool) -> None:
+  """LFW (13,233 faces of 5,749 people, no expression labels) as the
+  unlabeled pool `pool`, its loose 250x250 crops cut to the central half."""
+  pool.source = "unlabeled_folder"
+  pool.path = "../shared/data/lfw"
+  pool.center_crop = 0.5

@@ -26,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 import tqdm
 
+from jaxfer import models
 from jaxfer.core import parallel
 from jaxfer.data import build as data_build
 from jaxfer.data import transforms
@@ -143,6 +144,7 @@ def prepare(sel):
     )
   pcfg, _, method, state = restore.load(sel.model_workdir, best=sel.best)
   model_name, variables = restore.eval_model(method, state, sel.model)
+  apply = models.eval_apply(models.build(pcfg.model, pcfg.data.num_classes))
   d = pcfg.data
   size, ch, c = d.image_size, d.channels, d.num_classes
   tf = functools.partial(_normalize, mean=tuple(d.mean), std=tuple(d.std))
@@ -153,7 +155,7 @@ def prepare(sel):
   repl, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   variables = jax.device_put(variables, repl)
   full, labeled, rest_idx = data_build.labeled_split(d)
-  feat_fn = jax.jit(score_lib.features_fn(method.apply), out_shardings=repl)
+  feat_fn = jax.jit(score_lib.features_fn(apply), out_shardings=repl)
   kw = dict(batch_size=sel.batch_size, size=size, channels=ch, sharded=sharded)
   bank, bank_labels, lab_hashes = _features(
     feat_fn, variables, labeled, tf, **kw
@@ -167,7 +169,7 @@ def prepare(sel):
       ]
     )
   score = jax.jit(
-    _batch_score(score_lib.score_fn(method.apply, knn=sel.knn)),
+    _batch_score(score_lib.score_fn(apply, knn=sel.knn)),
     out_shardings=repl,
   )
   fingerprint = dict(
@@ -188,7 +190,7 @@ def prepare(sel):
     sel.batch_size,
     sharded,
     fingerprint,
-    method.apply,
+    apply,
   )
   return scorer, pcfg, full, rest_idx, banned
 

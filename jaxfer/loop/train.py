@@ -138,7 +138,7 @@ def _setup(config, workdir: pathlib.Path, is_main: bool):
   )
   sel = config.checkpoint
   evaluator = evaluation.Evaluator(
-    apply=method.apply,
+    apply=models.eval_apply(model),
     data=data,
     to_global=lambda b: _global(b, sharded),
     writer=None,

@@ -1,7 +1,11 @@
-"""What the training loop needs of a method: a bundle of pure functions."""
+"""What the training loop needs of a method (a bundle of pure functions,
+optax's `stateless` as the model) and the frame every network method
+shares: its evaluated variables with the EMA, its learning rates logged."""
 
 from collections.abc import Callable
 import dataclasses
+
+from jaxfer.models import net as net_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,8 +21,9 @@ class Method:
       current step (no `lax.cond`: XLA CPU runs convolutions inside a
       conditional's branches many times slower, as inside `lax.scan`).
     eval_variables: state -> {model name: flax variables} to evaluate; the
-      first name is the one checkpoints are selected by.
-    apply: (variables, images) -> (logits, features) in eval mode.
+      first name is the one checkpoints are selected by. They run through
+      the network's own eval forward (`jaxfer.models.eval_apply`), not a
+      method's.
     export: optional (state, workdir, class_names) -> None, called by the
       loop on process 0 after each evaluation, for what a method produces
       besides checkpoints (e.g. a distilled set).
@@ -30,7 +35,6 @@ class Method:
   init: Callable
   stages: tuple
   eval_variables: Callable
-  apply: Callable
   export: Callable | None = None
 
   def __post_init__(self):
@@ -58,6 +62,29 @@ class Method:
     return self.stages[0][1]
 
 
-def single(init, step, eval_variables, apply, export=None) -> Method:
+def single(init, step, eval_variables, export=None) -> Method:
   """A Method of one phase."""
-  return Method(init, ((0, step),), eval_variables, apply, export)
+  return Method(init, ((0, step),), eval_variables, export)
+
+
+def evaluated(net: net_lib.Net, name: str, ema_name: str, *, ema_first=False):
+  """{name: the live variables, ema_name: the EMA's (if `net` keeps
+  one)}, the EMA first when `ema_first` (checkpoints are chosen by the
+  first)."""
+  live = {name: net_lib.variables(net.params, net.batch_stats)}
+  if net.ema is None:
+    return live
+  ema = {ema_name: net_lib.variables(**net.ema)}
+  return {**ema, **live} if ema_first else {**live, **ema}
+
+
+def with_lrs(step: Callable, **schedules: Callable) -> Callable:
+  """`step` whose metrics also hold each schedule's value at the step it
+  takes (the state's step before the update): `lr=schedule`."""
+
+  def stepped(state, batch, rng):
+    at = state.step
+    new, metrics = step(state, batch, rng)
+    return new, {**metrics, **{k: s(at) for k, s in schedules.items()}}
+
+  return stepped

@@ -253,8 +253,7 @@ def build(
       step=int(_local(state.step)),
     )
 
-  apply = lambda v, x: model.apply(v, x, train=False)
-  return base.single(init, step, eval_variables, apply, export)
+  return base.single(init, step, eval_variables, export)
 
 
 def _local(tree):

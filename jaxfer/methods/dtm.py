@@ -262,17 +262,6 @@ def build(
     axis_name=axis_name,
   )
 
-  def step_with_lr(state, batch, rng):
-    lr = schedule(state.step)
-    state, m = step(state, batch, rng)
-    return state, {**m, "lr": lr}
-
-  def eval_variables(state):
-    out = {"model": net_lib.variables(state.net.params, state.net.batch_stats)}
-    if ema:
-      out["ema"] = net_lib.variables(**state.net.ema)
-    return out
-
   def export(state, workdir, class_names):
     del state
     if (pathlib.Path(workdir) / "metrics.jsonl").exists():
@@ -283,5 +272,9 @@ def build(
         pathlib.Path(workdir) / "thresholds.png",
       )
 
-  apply = lambda v, x: model.apply(v, x, train=False)
-  return base.single(init, step_with_lr, eval_variables, apply, export)
+  return base.single(
+    init,
+    base.with_lrs(step, lr=schedule),
+    lambda state: base.evaluated(state.net, "model", "ema"),
+    export,
+  )

@@ -275,16 +275,9 @@ def build(
     axis_name=axis_name,
   )
 
-  def with_lrs(fn):
-    def stepped(state, batch, rng):
-      state, m = fn(state, batch, rng)
-      return state, {
-        **m,
-        "teacher_lr": t_sched(state.step - 1),
-        "student_lr": s_sched((state.step - 1) * k),
-      }
-
-    return stepped
+  with_lrs = functools.partial(
+    base.with_lrs, teacher_lr=t_sched, student_lr=lambda t: s_sched(t * k)
+  )
 
   def tune(state, batch, rng):
     keys = jax.eval_shape(meta, state, batch, rng)[1].keys()
@@ -300,19 +293,12 @@ def build(
     )
 
   def eval_variables(state):
-    s = state.student
-    out = {
-      "student": net_lib.variables(s.params, s.batch_stats),
-      "teacher": net_lib.variables(
-        state.teacher.params, state.teacher.batch_stats
-      ),
+    return {
+      **base.evaluated(state.student, "student", "student_ema", ema_first=True),
+      **base.evaluated(state.teacher, "teacher", ""),
     }
-    if ema:
-      out = {"student_ema": net_lib.variables(**s.ema), **out}
-    return out
 
-  apply = lambda v, x: model.apply(v, x, train=False)
   stages = ((0, with_lrs(meta)),)
   if ft_steps:
     stages += ((main_steps, with_lrs(tune)),)
-  return base.Method(init, stages, eval_variables, apply)
+  return base.Method(init, stages, eval_variables)

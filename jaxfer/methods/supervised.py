@@ -178,16 +178,8 @@ def build(
     axis_name=axis_name,
   )
 
-  def step_with_lr(state, batch, rng):
-    lr = schedule(state.step)
-    state, metrics = step(state, batch, rng)
-    return state, {**metrics, "lr": lr}
-
-  def eval_variables(state):
-    out = {"model": net_lib.variables(state.net.params, state.net.batch_stats)}
-    if ema:
-      out["ema"] = net_lib.variables(**state.net.ema)
-    return out
-
-  apply = lambda v, x: model.apply(v, x, train=False)
-  return base.single(init, step_with_lr, eval_variables, apply)
+  return base.single(
+    init,
+    base.with_lrs(step, lr=schedule),
+    lambda state: base.evaluated(state.net, "model", "ema"),
+  )

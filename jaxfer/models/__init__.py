@@ -59,3 +59,9 @@ def build(
     bn_axis_name=bn_axis_name,
     **kw,
   )
+
+
+def eval_apply(model):
+  """(variables, images) -> (logits, features) of `model` in eval mode:
+  the one forward of every evaluation, of the zoo and of mining."""
+  return lambda variables, images: model.apply(variables, images, train=False)

@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxfer import methods
 from jaxfer import models
 from jaxfer.core import defaults
 from jaxfer.data import views
@@ -156,10 +155,8 @@ def _verified(path: pathlib.Path, digests: dict) -> bytes:
 
 
 def _apply(config):
-  """The evaluation forward of the config's method."""
-  model = models.build(config.model, config.data.num_classes)
-  method = methods.build(config, model, config.total_steps)
-  return method.apply
+  """The evaluation forward of the config's network (no method built)."""
+  return models.eval_apply(models.build(config.model, config.data.num_classes))
 
 
 def load_shipped(
@@ -203,7 +200,7 @@ def load_workdir(workdir: str, *, best: bool = True) -> Model:
     config,
     tuple(meta["class_names"]),
     method.eval_variables(state),
-    method.apply,
+    _apply(config),
     dict(meta),
   )
 
