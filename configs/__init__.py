@@ -80,11 +80,27 @@ def argv(args: list[str]) -> list[str]:
   try:
     for a in it:
       if a == "--config":
-        out += [a, resolve(next(it, ""))]
+        out += [a, _checked(next(it, ""))]
       elif a.startswith("--config="):
-        out.append("--config=" + resolve(a.split("=", 1)[1]))
+        out.append("--config=" + _checked(a.split("=", 1)[1]))
       else:
         out.append(a)
-  except ValueError as e:
+  except (ValueError, FileNotFoundError) as e:
     raise SystemExit(f"error: {e}") from e
   return out
+
+
+def _checked(arg: str) -> str:
+  """`resolve(arg)`, its variant checked against the file's `VARIANTS`
+  (an unknown one is one line listing them, not a traceback)."""
+  from jaxfer.core import variants  # pylint: disable=g-import-not-at-top
+
+  path = resolve(arg)
+  if os.path.isfile(path.partition(":")[0]):
+    declared = getattr(module(path), "VARIANTS", None)
+    if declared is not None:
+      try:
+        variants.parse(path.partition(":")[2], declared)
+      except ValueError as e:
+        raise ValueError(f"--config {arg}: {e}") from e
+  return path

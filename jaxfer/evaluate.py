@@ -40,6 +40,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from jaxfer import zoo
+from jaxfer.core import cli
 from jaxfer.core import defaults
 from jaxfer.core import report
 from jaxfer.data import base
@@ -49,11 +50,7 @@ from jaxfer.loop import evaluation
 
 
 def _define_flags():
-  """The CLI's flags, defined only when run as a program (importing the
-  module must not add global flags: two entry points in one process
-  would both define --workdir)."""
-  flags.DEFINE_string(
-    "workdir",
+  cli.workdir_flag(
     "",
     "A workdir written by jaxfer.main, or several, comma-separated: "
     "their ensemble (default: the model shipped with jaxfer).",

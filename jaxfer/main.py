@@ -13,39 +13,28 @@ repository's configs/ folder) or any config file by path, optionally with
 
 import sys
 
-from absl import app
 from absl import flags
-from absl import logging
-from ml_collections import config_flags
 
 from jaxfer import configs
+from jaxfer.core import cli
 from jaxfer.core import xla_cpu
 from jaxfer.loop import runguard
 from jaxfer.loop import train
 
 
 def _define_flags():
-  """The CLI's flags, defined only when run as a program (importing the
-  module must not add global flags: two entry points in one process
-  would both define --workdir)."""
-  config_flags.DEFINE_config_file(
-    "config",
+  cli.config_flag(
     str(configs.FOLDER / "default.py"),
     "A shipped config's name or a config file, optionally with ':variant'.",
-    lock_config=True,
   )
-  flags.DEFINE_string(
-    "workdir",
+  cli.workdir_flag(
     "/tmp/jaxfer/default",
     "Where checkpoints, metrics and plots go; resumed if it holds checkpoints.",
   )
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
-    logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  cli.start(argv)
   line = xla_cpu.configure([flags.FLAGS.config])
   if line:
     print(f"jaxfer: {line}", flush=True)
@@ -60,10 +49,9 @@ def main(argv):
     ValueError,
     FileNotFoundError,
   ) as e:
-    print(f"jaxfer: error: {e}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail("jaxfer", e)
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main, argv=configs.argv(sys.argv))
+  cli.run(main)

@@ -15,16 +15,12 @@ every stage's last evaluation and wall time.
 
 import json
 import pathlib
-import sys
 import time
 
-from absl import app
 from absl import flags
-from absl import logging
 import ml_collections
-from ml_collections import config_flags
 
-from jaxfer import configs
+from jaxfer.core import cli
 from jaxfer.core import xla_cpu
 from jaxfer.loop import mine
 from jaxfer.loop import runguard
@@ -42,15 +38,8 @@ SAFE_TO_CHANGE = tuple(
 
 
 def _define_flags():
-  """The CLI's flags, defined only when run as a program (importing the
-  module for `run` must not add global flags)."""
-  config_flags.DEFINE_config_file(
-    "config",
-    None,
-    "An omni pipeline config (configs/omni_fer2013.py).",
-    lock_config=True,
-  )
-  flags.DEFINE_string("workdir", None, "Where the stages' sub-workdirs go.")
+  cli.config_flag(None, "An omni pipeline config (omni_fer2013).")
+  cli.workdir_flag(None, "Where the stages' sub-workdirs go.")
 
 
 def stage_config(config, name: str, workdir: pathlib.Path):
@@ -142,14 +131,12 @@ def run(config, workdir: str) -> dict:
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
-    logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if flags.FLAGS.config is None or not flags.FLAGS.workdir:
-    raise app.UsageError(
-      "usage: python -m jaxfer.omni --config FILE --workdir DIR"
-    )
+  cli.start(
+    argv,
+    "usage: python -m jaxfer.omni --config NAME|FILE --workdir DIR",
+    "config",
+    "workdir",
+  )
   config = flags.FLAGS.config
   line = xla_cpu.configure(
     [config[s] for s in STAGES if s != "select" and s in config]
@@ -159,10 +146,9 @@ def main(argv):
   try:
     run(config, flags.FLAGS.workdir)
   except (train.NonFiniteLoss, ValueError, FileNotFoundError) as e:
-    print(f"jaxfer.omni: error: {e}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail("jaxfer.omni", e)
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main, argv=configs.argv(sys.argv))
+  cli.run(main)

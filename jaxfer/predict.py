@@ -46,17 +46,14 @@ import numpy as np
 
 from jaxfer import detect
 from jaxfer import zoo
+from jaxfer.core import cli
 from jaxfer.data import images as images_lib
 from jaxfer.data.base import DataError
 from jaxfer.detect import video
 
 
 def _define_flags():
-  """The CLI's flags, defined only when run as a program (importing the
-  module must not add global flags: two entry points in one process
-  would both define --workdir)."""
-  flags.DEFINE_string(
-    "workdir",
+  cli.workdir_flag(
     "",
     "A workdir written by jaxfer.main "
     "(default: the model shipped with jaxfer).",

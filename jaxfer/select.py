@@ -11,47 +11,33 @@ writes the mined set to <workdir>/mined (train on it with
 stopped. Any config field can be overridden with --config.<field>=<value>.
 """
 
-import sys
-
-from absl import app
 from absl import flags
-from absl import logging
-from ml_collections import config_flags
 
-from jaxfer import configs
+from jaxfer.core import cli
 from jaxfer.data.base import DataError
 from jaxfer.loop import mine
 
 
 def _define_flags():
-  """The CLI's flags, defined only when run as a program (importing the
-  module for `run` must not add global flags)."""
-  config_flags.DEFINE_config_file(
-    "config", None, "Config file with a `select` section.", lock_config=True
-  )
-  flags.DEFINE_string(
-    "workdir",
-    None,
-    "Where the score tables and the mined set go; a pass there is resumed.",
+  cli.config_flag(None, "A config (name or file) with a `select` section.")
+  cli.workdir_flag(
+    None, "Where the score tables and the mined set go; a pass there resumes."
   )
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:  # Orbax and JAX INFO lines
-    logging.set_verbosity(logging.WARNING)
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if flags.FLAGS.config is None or not flags.FLAGS.workdir:
-    raise app.UsageError(
-      "usage: python -m jaxfer.select --config FILE --workdir DIR"
-    )
+  cli.start(
+    argv,
+    "usage: python -m jaxfer.select --config NAME|FILE --workdir DIR",
+    "config",
+    "workdir",
+  )
   try:
     mine.run(flags.FLAGS.config, flags.FLAGS.workdir)
   except (DataError, ValueError, FileNotFoundError) as e:
-    print(f"jaxfer.select: error: {e}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail("jaxfer.select", e)
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main, argv=configs.argv(sys.argv))
+  cli.run(main)

@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from jaxfer import methods
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Bottom to top, as the README's Layout section draws them. Every floor
@@ -145,10 +147,8 @@ def test_meta_engines_know_nothing_of_methods_or_the_loop():
         )
 
 
-@pytest.mark.parametrize("method", ["supervised", "face2exp", "distill", "dtm"])
+@pytest.mark.parametrize("method", sorted(methods.REGISTRY))
 def test_each_method_lives_in_the_module_of_its_config_name(method):
-  from jaxfer import methods  # pylint: disable=g-import-not-at-top
-
   build = methods.REGISTRY[method]
   assert build.__module__ == f"jaxfer.methods.{method}"
   assert (ROOT / "jaxfer" / "methods" / f"{method}.py").exists()

@@ -80,6 +80,20 @@ def test_one_device_mesh_pmap_and_shard_map_agree(part):
       assert diff < 2e-5, (key, diff, out)
 
 
+def test_every_method_is_checked_on_the_mesh_path_and_pmap():
+  from jaxfer import methods  # pylint: disable=g-import-not-at-top
+
+  paths = {}
+  for _, method, p, _ in testing.PARALLEL_CASES:
+    paths.setdefault(method, set()).update(p)
+  missing = {
+    m: sorted({"mesh", "pmap"} - paths.get(m, set()))
+    for m in methods.REGISTRY
+    if not {"mesh", "pmap"} <= paths.get(m, set())
+  }
+  assert not missing, f"add PARALLEL_CASES in jaxfer/loop/testing.py: {missing}"
+
+
 def test_indivisible_batch_is_a_clear_error(tmp_path):
   code = f"""
 import sys

@@ -6,9 +6,8 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
-from jaxfer import configs
+from jaxfer.core import cli
 
 _COMMANDS = (
   "train",
@@ -43,9 +42,7 @@ def _config_args(argv: list[str]) -> list[str]:
 def _define_flags():
   """The CLI's flags, defined only when run as a program (importing the
   module must not add global flags)."""
-  config_flags.DEFINE_config_file(
-    "config", None, "Config file.", lock_config=True
-  )
+  cli.config_flag(None, "A shipped config's name or a config file[:variant].")
   flags.DEFINE_integer(
     "steps", 10, "Timed steps a round (after one warm-up step)."
   )
@@ -214,4 +211,4 @@ def main(argv):
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main, argv=configs.argv(sys.argv))
+  cli.run(main)

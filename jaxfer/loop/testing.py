@@ -143,21 +143,22 @@ def params_after(
   return jax.device_get(runner.host_state(state))
 
 
-# (norm, method, paths, face2exp fields) of the data-parallel checks. pmap
-# is built on shard_map, so Meta-Face2Exp checks mesh and pmap only (CPU
+# (norm, method, paths, fields of the method's config section) of the
+# data-parallel checks. Every method is checked on the mesh path (the
+# default: jit partitions the global batch) and on pmap (jaxfer's own
+# code reduces over the mapped axis: means, BatchNorm, the Gumbel noise's
+# slice, FlexMatch's global indices); shard_map, on which pmap is built,
+# for supervised only. A method's further cases take pmap alone (CPU
 # time); first_order shares score_function's code path but the draw.
-# The methods' cases take the pmap path only: under the mesh their steps
-# see the global batch (no per-device code: jit partitions it, as the
-# supervised cases check), while under pmap jaxfer's own code reduces over
-# the mapped axis (means, BatchNorm, the Gumbel noise's slice, FlexMatch's
-# global indices).
+# tests/test_parallel.py checks that every registered method has a case on
+# both paths.
 PARALLEL_CASES = (
   ("group", "supervised", ("mesh", "pmap", "shard_map"), {}),
   ("batch", "supervised", ("mesh", "pmap", "shard_map"), {}),
   ("batch", "face2exp", ("pmap",), dict(feedback="score_function")),
-  ("batch", "face2exp", ("pmap",), dict(feedback="exact_jvp")),
+  ("batch", "face2exp", ("mesh", "pmap"), dict(feedback="exact_jvp")),
   ("batch", "face2exp", ("pmap",), dict(feedback="exact", unroll_steps=2)),
-  ("batch", "distill", ("pmap",), dict(objective="unroll")),
+  ("batch", "distill", ("mesh", "pmap"), dict(objective="unroll")),
   ("group", "distill", ("pmap",), dict(objective="krr")),
   # FlexMatch's per-face buffer (global indices), negative learning on
   # the faces below it; a low tau: the tiny model's near-uniform
@@ -165,7 +166,7 @@ PARALLEL_CASES = (
   (
     "batch",
     "dtm",
-    ("pmap",),
+    ("mesh", "pmap"),
     dict(threshold="flexmatch", tau=0.2, negative=dict(enabled=True, cut=0.2)),
   ),
 )
