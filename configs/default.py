@@ -14,6 +14,7 @@ for a TPU v2-8 / v3-8 (on paper: `defaults.tpu_sized`).
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {
@@ -26,10 +27,10 @@ def get_config(arg: str = ""):
   v = variants.parse(arg, VARIANTS)
   smoke = "smoke" in v
   c = defaults.base()
-  c.total_steps = 20 if smoke else 600
-  c.log_every = 5 if smoke else 50
-  c.eval_every = 10 if smoke else 300
-  c.checkpoint.every = 10 if smoke else 300
+  if smoke:
+    presets.schedule(c, 20, log=5, every=10)
+  else:
+    presets.schedule(c, 600, log=50, every=300)
   c.data.synthetic.sizes = (
     dict(train=256, test=64) if smoke else dict(train=8000, test=1400)
   )

@@ -50,10 +50,7 @@ def get_config(arg: str = ""):
   d.augment = True
   d.lr_init = 0.02
   d.eval.steps = 300
-  c.total_steps = 200
-  c.log_every, c.eval_every = 25, 200
-  c.checkpoint.every = 100
-  c.checkpoint.best_split = "PublicTest"
+  presets.schedule(c, 200, log=25, every=200, checkpoint=100, best="PublicTest")
   if "krr" in v:
     d.objective = "krr"
     d.learn_labels = True
@@ -68,6 +65,5 @@ def get_config(arg: str = ""):
     c.model.width, c.model.depth = 4, 2
     d.epochs, d.eval.nets, d.eval.steps = 3, 2, 5
     d.pool_size = 2
-    c.total_steps, c.log_every, c.eval_every = 4, 2, 4
-    c.checkpoint.every = 2
+    presets.schedule(c, 4, log=2, every=4, checkpoint=2)
   return c

@@ -27,6 +27,7 @@ seconds for such a tree.
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {"smoke": "seconds-long, for a small Aff-Wild2-shaped tree"}
@@ -35,40 +36,38 @@ VARIANTS = {"smoke": "seconds-long, for a small Aff-Wild2-shaped tree"}
 def get_config(arg: str = ""):
   v = variants.parse(arg, VARIANTS)
   c = defaults.base()
-  c.method = "dtm"
-  c.mu = 7
-  c.data.source = "affwild2"
+  presets.rgb_faces(
+    c,
+    "dtm",
+    "affwild2",
+    size=112,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    padding=8,
+  )
   c.data.train_split = "Train_Set"
   c.data.eval_splits = ("Validation_Set",)
   c.data.num_classes = 8
-  c.data.image_size, c.data.channels = 112, 3
-  c.data.mean = (0.485, 0.456, 0.406)
-  c.data.std = (0.229, 0.224, 0.225)
-  c.data.crop_padding = 8
   c.data.affwild2.every = 10
   # The pool: Train_Set frames nobody annotated (label -1), same root.
   c.data.unlabeled.source = "affwild2"
   c.data.unlabeled.path = c.data.get_ref("path")
   c.data.unlabeled.split = "Train_Set"
   c.data.unlabeled.affwild2.every = 10
-  c.data.unlabeled.image_size, c.data.unlabeled.channels = 112, 3
   c.data.batch_size = 64
   c.model = dict(name="resnet", depth=18, norm="batch", dtype="float32")
-  c.total_steps = 20_000
   c.optimizer.lr = 0.03
   c.optimizer.warmup_steps = 500
-  c.log_every, c.eval_every = 100, 2000
-  c.checkpoint.every = 2000
-  c.checkpoint.best_split = "Validation_Set"
-  c.checkpoint.best_metric = "macro_f1"
+  presets.schedule(
+    c, 20_000, log=100, every=2000, best=("Validation_Set", "macro_f1")
+  )
   if "smoke" in v:
     c.mu = 1
     c.data.affwild2.every = 1
     c.data.unlabeled.affwild2.every = 1
     c.data.unlabeled.image_size = 32
     c.data.image_size = 32
-    c.total_steps, c.log_every, c.eval_every = 4, 2, 2
-    c.checkpoint.every = 2
+    presets.schedule(c, 4, log=2, every=2)
     c.data.batch_size, c.data.eval_batch_size = 8, 16
     c.model = dict(
       name="convnet", depth=2, width=8, norm="batch", dtype="float32"

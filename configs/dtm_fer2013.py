@@ -39,9 +39,7 @@ from jaxfer.core import variants
 
 VARIANTS = {
   "smoke": "seconds-long, on the 210-row sample",
-  "lfw": "LFW as the unlabeled pool",
-  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
-  "vgg": "the shipped model's VGG instead of ConvNet-4",
+  **presets.SEMI_VARIANTS,
 }
 
 
@@ -49,16 +47,9 @@ def get_config(arg: str = ""):
   v = variants.parse(arg, VARIANTS)
   c = defaults.base()
   presets.fer2013_semi(c, "dtm", use_vgg="vgg" in v)
-  c.log_every, c.eval_every = 50, 500
-  c.checkpoint.every = 500
-  c.checkpoint.best_metric = "macro_f1"
-  if "lfw" in v:
-    presets.lfw_pool(c.data.unlabeled)
-  if "tpu" in v:  # sized on paper: defaults.tpu_sized
-    defaults.tpu_sized(c)
+  presets.schedule(c, 1000, log=50, every=500, best=("PublicTest", "macro_f1"))
+  presets.semi_variants(c, v)
   if "smoke" in v:
-    presets.smoke(c)
-    c.data.labeled_fraction = 0.5
     c.dtm.tau = 0.3  # a tiny model's confidences pass
     c.dtm.dynamic.tau_min = 0.15
   return c

@@ -27,6 +27,7 @@ steps: days on one GPU, never 2 CPU cores). Not run here (no AffectNet on the de
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
@@ -35,18 +36,19 @@ VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
 def get_config(arg: str = ""):
   v = variants.parse(arg, VARIANTS)
   c = defaults.base()
-  c.method = "face2exp"
-  c.mu = 7
-  c.data.source = "affectnet"
+  presets.rgb_faces(
+    c,
+    "face2exp",
+    "affectnet",
+    size=224,
+    mean=(0.5863, 0.4595, 0.4030),
+    std=(0.2715, 0.2424, 0.2366),
+    padding=16,
+  )
   c.data.num_classes = 7
   c.data.train_split, c.data.eval_splits = "train", ("val",)
-  c.data.image_size, c.data.channels = 224, 3
-  c.data.mean = (0.5863, 0.4595, 0.4030)
-  c.data.std = (0.2715, 0.2424, 0.2366)
-  c.data.crop_padding = 16
   c.data.labeled_fraction = 0.1
   c.data.batch_size, c.data.eval_batch_size = 32, 128
-  c.data.unlabeled.image_size, c.data.unlabeled.channels = 224, 3
   c.model = dict(
     name="resnet", depth=50, stem="imagenet", norm="batch", dtype="bfloat16"
   )
@@ -65,19 +67,7 @@ def get_config(arg: str = ""):
   c.face2exp.student_optimizer.update(sgd)
   c.face2exp.feedback = "first_order"
   c.face2exp.uda.update(weight=1.0, steps=1, temperature=1.0, mask=False)
-  c.total_steps = 180_000
-  c.log_every, c.eval_every = 100, 2_000
-  c.checkpoint.every, c.checkpoint.best_split = 2_000, "val"
+  presets.schedule(c, 180_000, log=100, every=2_000, best="val")
   if "smoke" in v:
-    c.model = dict(
-      name="resnet",
-      depth=50,
-      stages=(1,),
-      width=4,
-      stem="imagenet",
-      norm="batch",
-      dtype="float32",
-    )
-    c.data.image_size = c.data.unlabeled.image_size = 64
-    c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
+    presets.smoke_rgb(c, 64)
   return c

@@ -36,9 +36,7 @@ from jaxfer.core import variants
 
 VARIANTS = {
   "smoke": "seconds-long, on the 210-row sample (with a finetune stage)",
-  "lfw": "LFW as the unlabeled pool",
-  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
-  "vgg": "the shipped model's VGG instead of ConvNet-4",
+  **presets.SEMI_VARIANTS,
 }
 
 
@@ -49,14 +47,8 @@ def get_config(arg: str = ""):
   c.face2exp.student_optimizer.lr = 0.05
   c.face2exp.student_optimizer.warmup_steps = 100
   c.face2exp.uda.steps = 250
-  c.log_every, c.eval_every = 100, 500
-  c.checkpoint.every = 500
-  if "lfw" in v:
-    presets.lfw_pool(c.data.unlabeled)
-  if "tpu" in v:  # sized on paper: defaults.tpu_sized
-    defaults.tpu_sized(c)
+  presets.schedule(c, 1000, log=100, every=500)
+  presets.semi_variants(c, v)
   if "smoke" in v:
-    presets.smoke(c)
-    c.data.labeled_fraction = 0.5
     c.face2exp.finetune.steps = 2
   return c

@@ -20,6 +20,7 @@ would be hours on one GPU. On FER2013: docs, Meta-Face2Exp.
 """
 
 from jaxfer.core import defaults
+from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
@@ -28,16 +29,12 @@ VARIANTS = {"smoke": "seconds-long, for a small tree of this layout"}
 def get_config(arg: str = ""):
   v = variants.parse(arg, VARIANTS)
   c = defaults.base()
-  c.method = "face2exp"
-  c.mu = 7
-  c.data.source = "rafdb"
+  presets.rgb_faces(
+    c, "face2exp", "rafdb", size=96, mean=(0.5,) * 3, std=(0.25,) * 3, padding=8
+  )
   c.data.train_split, c.data.eval_splits = "train", ("test",)
-  c.data.image_size, c.data.channels = 96, 3
-  c.data.mean, c.data.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-  c.data.crop_padding = 8
   c.data.labeled_fraction = 0.1
   c.data.batch_size, c.data.eval_batch_size = 64, 256
-  c.data.unlabeled.image_size, c.data.unlabeled.channels = 96, 3
   c.model = dict(
     name="resnet", depth=18, stem="small", norm="batch", dtype="float32"
   )
@@ -46,19 +43,7 @@ def get_config(arg: str = ""):
   c.face2exp.feedback = "exact_jvp"
   c.face2exp.uda.steps = 2_000
   c.ema_decay = 0.999
-  c.total_steps = 20_000
-  c.log_every, c.eval_every = 100, 1_000
-  c.checkpoint.every = 1_000
+  presets.schedule(c, 20_000, log=100, every=1_000)
   if "smoke" in v:
-    c.model = dict(
-      name="resnet",
-      depth=18,
-      stages=(1,),
-      width=4,
-      stem="small",
-      norm="batch",
-      dtype="float32",
-    )
-    c.data.image_size = c.data.unlabeled.image_size = 32
-    c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
+    presets.smoke_rgb(c, 32)
   return c

@@ -45,10 +45,7 @@ def get_config(arg: str = ""):
   c.model = presets.convnet4()
   c.optimizer.lr = 0.05
   c.optimizer.warmup_steps = 200
-  c.total_steps = 5000
-  c.log_every, c.eval_every = 100, 1250
-  c.checkpoint.every = 1250
-  c.checkpoint.best_split = "PublicTest"
+  presets.schedule(c, 5000, log=100, every=1250, best="PublicTest")
   if "vgg" in v:
     c.model = presets.vgg()
     c.data.batch_size = 128
@@ -56,9 +53,7 @@ def get_config(arg: str = ""):
     c.optimizer.warmup_steps = 300
     c.label_smoothing = 0.1
     c.ema_decay = 0.999
-    c.total_steps = 4500
-    c.log_every, c.eval_every = 100, 750
-    c.checkpoint.every = 750
+    presets.schedule(c, 4500, log=100, every=750)
   if "10pct" in v:
     c.data.labeled_fraction = 0.1
     c.data.strong_augment = True

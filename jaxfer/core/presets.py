@@ -3,6 +3,8 @@ semi-supervised protocol, LFW as a pool, the ConvNet-4 of the FER2013
 tables, the VGG of the shipped model and the seconds-long `:smoke` form.
 Fields: `defaults.py`."""
 
+from jaxfer.core import defaults
+
 # The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
 # variants, relative to the repository.
 FER2013_SAMPLE = "../shared/data/fer2013/fer2013_sample_210.csv"
@@ -37,12 +39,50 @@ def vgg() -> dict:
 
 
 def smoke_sized(model) -> None:
-  """Shrinks `model` (a `config.model` of `convnet4()` or `vgg()`) to a
-  seconds-long size for the `:smoke` variants."""
+  """Shrinks `model` (a `config.model`: `convnet4()`, `vgg()` or a ResNet)
+  to a seconds-long size for the `:smoke` variants, in float32."""
   if model.name == "vgg":
     model.stages = (8, 16)
+  elif model.name == "resnet":
+    model.stages, model.width = (1,), 4
   else:
     model.width = 8
+  model.dtype = "float32"
+
+
+def rgb_faces(c, method: str, source: str, *, size, mean, std, padding):
+  """`method` on the RGB face dataset `source` (a `config.data.source`) at
+  `size` x `size`, labeled and unlabeled alike, with its channel `mean` and
+  `std` and random crops of `padding` pixels, mu 7 (the Face2Exp and DTM
+  protocols)."""
+  c.method = method
+  c.mu = 7
+  c.data.source = source
+  c.data.image_size = c.data.unlabeled.image_size = size
+  c.data.channels = c.data.unlabeled.channels = 3
+  c.data.mean, c.data.std = mean, std
+  c.data.crop_padding = padding
+
+
+def smoke_rgb(c, size: int) -> None:
+  """The seconds-long `:smoke` form of an RGB config `c`: images of `size`,
+  batch 4, mu 2, 4 steps, the network shrunk by `smoke_sized`."""
+  smoke_sized(c.model)
+  c.data.image_size = c.data.unlabeled.image_size = size
+  c.data.batch_size, c.mu, c.total_steps = 4, 2, 4
+
+
+def schedule(c, steps, *, log, every, checkpoint=None, best=None) -> None:
+  """`steps` steps of `c` with a log line every `log`, an evaluation every
+  `every` and a checkpoint every `checkpoint` (default: `every`); `best`, a
+  (split, metric) pair or a split, chooses the best checkpoint."""
+  c.total_steps, c.log_every, c.eval_every = steps, log, every
+  c.checkpoint.every = every if checkpoint is None else checkpoint
+  if best is not None:
+    split, metric = (best, None) if isinstance(best, str) else best
+    c.checkpoint.best_split = split
+    if metric is not None:
+      c.checkpoint.best_metric = metric
 
 
 def smoke(c, *, steps: int = 6) -> None:
@@ -52,8 +92,7 @@ def smoke(c, *, steps: int = 6) -> None:
   the network shrunk by `smoke_sized`."""
   c.data.path = FER2013_SAMPLE
   c.data.cache_dir = ""
-  c.total_steps, c.log_every = steps, 2
-  c.eval_every = c.checkpoint.every = steps // 2
+  schedule(c, steps, log=2, every=steps // 2)
   c.data.batch_size, c.data.eval_batch_size = 8, 32
   smoke_sized(c.model)
 
@@ -74,6 +113,27 @@ def fer2013_semi(c, method: str, *, use_vgg: bool) -> None:
   c.optimizer.lr = 0.05
   c.optimizer.warmup_steps = 100
   c.checkpoint.best_split = "PublicTest"
+
+
+# The variants that the FER2013 semi-supervised configs share.
+SEMI_VARIANTS = {
+  "lfw": "LFW as the unlabeled pool",
+  "tpu": "sized for a TPU v2-8 / v3-8 (on paper)",
+  "vgg": "the shipped model's VGG instead of ConvNet-4",
+}
+
+
+def semi_variants(c, v) -> None:
+  """Applies the chosen `v` of `SEMI_VARIANTS` and `smoke` (with half of
+  the sample labeled) to a `fer2013_semi` config `c`; `vgg` is
+  `fer2013_semi`'s. Call it after the config's own fields."""
+  if "lfw" in v:
+    lfw_pool(c.data.unlabeled)
+  if "tpu" in v:  # sized on paper: defaults.tpu_sized
+    defaults.tpu_sized(c)
+  if "smoke" in v:
+    smoke(c)
+    c.data.labeled_fraction = 0.5
 
 
 def lfw_pool(pool) -> None:

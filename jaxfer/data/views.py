@@ -12,16 +12,9 @@ from jaxfer.data import randaugment
 from jaxfer.data import transforms
 
 
-def weak_view(
-  img: np.ndarray,
-  rng: np.random.Generator,
-  *,
-  size,
-  channels: int,
-  crop_padding: int = 0,
-  flip: bool = True,
-) -> np.ndarray:
-  """to_channels, resize, reflect-padded random crop, random flip; uint8."""
+def weak_view(img, rng, *, size, channels: int, crop_padding: int, flip: bool):
+  """to_channels, resize, reflect-padded random crop of `crop_padding`
+  pixels, random flip if `flip`; uint8."""
   img = transforms.resize(transforms.to_channels(img, channels), size)
   img = transforms.random_crop(img, size, rng, padding=crop_padding)
   if flip:
@@ -29,23 +22,10 @@ def weak_view(
   return np.ascontiguousarray(img)
 
 
-def strong_view(
-  img: np.ndarray,
-  rng: np.random.Generator,
-  *,
-  size,
-  channels: int,
-  crop_padding: int = 0,
-  flip: bool = True,
-  n: int,
-  m: float,
-  pool: str = "face2exp",
-  m_max: float = 10.0,
-) -> np.ndarray:
-  """`weak_view` then `rand_augment`; uint8."""
-  img = weak_view(
-    img, rng, size=size, channels=channels, crop_padding=crop_padding, flip=flip
-  )
+def strong_view(img, rng, *, n: int, m: float, pool: str, m_max=10.0, **weak):
+  """`weak_view` (`weak`: its keywords) then `rand_augment` (`n`, `m`,
+  `pool`, `m_max`); uint8."""
+  img = weak_view(img, rng, **weak)
   return randaugment.rand_augment(img, rng, n=n, m=m, pool=pool, m_max=m_max)
 
 
@@ -64,57 +44,31 @@ def eval_view(item: dict, *, size, channels: int, mean, std) -> dict:
   return {**item, "image": transforms.normalize(img, mean, std)}
 
 
-def labeled_train(
-  item: dict,
-  rng: np.random.Generator,
-  *,
-  size,
-  channels: int,
-  mean,
-  std,
-  crop_padding: int = 0,
-  flip: bool = True,
-  strong: dict | None = None,
-) -> dict:
+def labeled_train(item: dict, rng, *, mean, std, strong=None, **weak) -> dict:
   """item with "image" a normalized float32 training view; other keys kept.
 
-  The view is `weak_view`, or `strong_view` when ``strong`` is a dict of its
-  n, m, pool (and optionally m_max).
+  The view is `weak_view` (`weak`: its keywords), or `strong_view` when
+  ``strong`` is a dict of its n, m, pool (and optionally m_max).
   """
-  kw = dict(size=size, channels=channels, crop_padding=crop_padding, flip=flip)
   img = item["image"]
   img = (
-    strong_view(img, rng, **kw, **strong)
+    strong_view(img, rng, **weak, **strong)
     if strong
-    else weak_view(img, rng, **kw)
+    else weak_view(img, rng, **weak)
   )
   return {**item, "image": transforms.normalize(img, mean, std)}
 
 
-def unlabeled_pair(
-  item: dict,
-  rng: np.random.Generator,
-  *,
-  size,
-  channels: int,
-  mean,
-  std,
-  crop_padding: int = 0,
-  flip: bool = True,
-  n: int,
-  m: float,
-  pool: str = "face2exp",
-  m_max: float = 10.0,
-) -> dict:
-  """{"weak", "strong"}: two independent normalized views of item["image"].
+def unlabeled_pair(item: dict, rng, *, mean, std, **view) -> dict:
+  """{"weak", "strong"}: two independent normalized views of item["image"]
+  (`view`: `strong_view`'s keywords; the weak one takes its `weak_view`
+  part).
 
   Other keys of ``item`` (if any) are kept; "image" is dropped.
   """
-  kw = dict(size=size, channels=channels, crop_padding=crop_padding, flip=flip)
+  weak = {k: view[k] for k in ("size", "channels", "crop_padding", "flip")}
   img = item["image"]
   out = {k: v for k, v in item.items() if k != "image"}
-  out["weak"] = transforms.normalize(weak_view(img, rng, **kw), mean, std)
-  out["strong"] = transforms.normalize(
-    strong_view(img, rng, **kw, n=n, m=m, pool=pool, m_max=m_max), mean, std
-  )
+  out["weak"] = transforms.normalize(weak_view(img, rng, **weak), mean, std)
+  out["strong"] = transforms.normalize(strong_view(img, rng, **view), mean, std)
   return out

@@ -53,40 +53,37 @@ def _global_rows(x, axis_name) -> int:
   return x.shape[0] * (1 if axis_name is None else jax.lax.psum(1, axis_name))
 
 
-def _hard_label_objective(
-  z, student, batch, labels, *, apply_fn, tx, hp, axis_name
-):
-  """L_new and L_old of a student trained on hard `labels`."""
-  num_classes = z[hp.label_view].shape[-1]
-  l_new, (new, (s_losses, s_l)) = mpl.objective_for_targets(
-    jax.nn.one_hot(labels, num_classes),
-    student,
-    batch,
-    apply_fn=apply_fn,
-    tx=tx,
-    hp=hp,
-    axis_name=axis_name,
-  )
-  metrics = {
+def _metrics(s_losses, s_l, l_new, batch, axis_name) -> dict:
+  """The student's metrics of every estimator: its loss, L_old and L_new."""
+  return {
     "student_loss": s_losses[0],
     "l_old": _l_old(s_l, batch, axis_name),
     "l_new": l_new,
   }
-  return l_new, new, metrics
+
+
+def _hard_label_objective(z, student, batch, labels, *, hp, **kw):
+  """L_new, the new student and its metrics, for a student trained on hard
+  `labels` (`kw`: apply_fn, tx, axis_name)."""
+  num_classes = z[hp.label_view].shape[-1]
+  l_new, (new, (s_losses, s_l)) = mpl.objective_for_targets(
+    jax.nn.one_hot(labels, num_classes), student, batch, hp=hp, **kw
+  )
+  return l_new, new, _metrics(s_losses, s_l, l_new, batch, kw["axis_name"])
 
 
 def first_order(
   z,
-  student: unroll.Inner,
+  student,
   batch,
   rng,
   *,
   apply_fn,
   tx,
-  hp: mpl.Student,
-  sign: str,
-  argmax_view: str,
-  reduce: str,
+  hp,
+  sign,
+  argmax_view,
+  reduce,
   axis_name=None,
   labels=None,
 ):
@@ -100,16 +97,8 @@ def first_order(
   zs = jax.lax.stop_gradient(z)
   if labels is None:
     labels = jnp.argmax(zs[hp.label_view] / hp.pseudo_temperature, -1)
-  l_new, new, metrics = _hard_label_objective(
-    z,
-    student,
-    batch,
-    labels,
-    apply_fn=apply_fn,
-    tx=tx,
-    hp=hp,
-    axis_name=axis_name,
-  )
+  kw = dict(apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name)
+  l_new, new, metrics = _hard_label_objective(z, student, batch, labels, **kw)
   l_old = metrics["l_old"]
   d = (l_old - l_new) if sign == "old_minus_new" else (l_new - l_old)
   hard = jnp.argmax(zs[argmax_view], -1)
@@ -119,16 +108,7 @@ def first_order(
 
 
 def score_function(
-  z,
-  student: unroll.Inner,
-  batch,
-  rng,
-  *,
-  apply_fn,
-  tx,
-  hp: mpl.Student,
-  axis_name=None,
-  labels=None,
+  z, student, batch, rng, *, apply_fn, tx, hp, axis_name=None, labels=None
 ):
   """Labels sampled from the teacher train the student and enter
   ``stopgrad(L_old - L_new) * sum_i CE``: an unbiased estimate of the exact
@@ -137,16 +117,8 @@ def score_function(
   logits_v = jax.lax.stop_gradient(z[hp.label_view]) / hp.pseudo_temperature
   if labels is None:
     labels = sample_labels(rng, logits_v, axis_name)
-  l_new, new, metrics = _hard_label_objective(
-    z,
-    student,
-    batch,
-    labels,
-    apply_fn=apply_fn,
-    tx=tx,
-    hp=hp,
-    axis_name=axis_name,
-  )
+  kw = dict(apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name)
+  l_new, new, metrics = _hard_label_objective(z, student, batch, labels, **kw)
   d = metrics["l_old"] - l_new
   ce = jnp.mean(losses.xent(z[hp.label_view] / hp.pseudo_temperature, labels))
   return (
@@ -155,31 +127,15 @@ def score_function(
   )
 
 
-def exact(
-  z,
-  student: unroll.Inner,
-  batch,
-  rng,
-  *,
-  apply_fn,
-  tx,
-  hp: mpl.Student,
-  axis_name=None,
-):
+def exact(z, student, batch, rng, *, apply_fn, tx, hp, axis_name=None):
   """`jax.grad` of the student's labeled loss after `hp.unroll_steps` real
   optimizer updates on the soft labels softmax(z[label_view] / T)."""
   del rng
   l_new, (new, (s_losses, s_l)) = mpl.meta_objective(
     z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
   )
-  return l_new, (
-    new,
-    {
-      "student_loss": s_losses[0],
-      "l_old": _l_old(s_l, batch, axis_name),
-      "l_new": jax.lax.stop_gradient(l_new),
-    },
-  )
+  l_new_value = jax.lax.stop_gradient(l_new)
+  return l_new, (new, _metrics(s_losses, s_l, l_new_value, batch, axis_name))
 
 
 def _jvp_student(
@@ -227,17 +183,7 @@ def _jvp_student(
   return new, (s_loss[None], s_l[None]), l_new, u
 
 
-def exact_jvp(
-  z,
-  student: unroll.Inner,
-  batch,
-  rng,
-  *,
-  apply_fn,
-  tx,
-  hp: mpl.Student,
-  axis_name=None,
-):
+def exact_jvp(z, student, batch, rng, *, apply_fn, tx, hp, axis_name=None):
   """`exact` at K = 1 from one student JVP, with no second-order reverse
   pass: with v = grad L_l(θS'), w = (dU/dg)^T v (the VJP of the real optax
   update) and u = J w (the student logits' JVP at θS), the gradient is that
@@ -259,14 +205,7 @@ def exact_jvp(
     jnp.sum(q_z * jax.lax.stop_gradient(u), -1)
   )
   term = l_new + surrogate - jax.lax.stop_gradient(surrogate)
-  return term, (
-    new,
-    {
-      "student_loss": s_losses[0],
-      "l_old": _l_old(s_l, batch, axis_name),
-      "l_new": l_new,
-    },
-  )
+  return term, (new, _metrics(s_losses, s_l, l_new, batch, axis_name))
 
 
 REGISTRY = {

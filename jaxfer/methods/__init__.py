@@ -1,8 +1,10 @@
 """Methods: one module per `config.method`, each with a `build(config,
-model, total_steps, *, axis_name)` that returns the `base.Method` (a bundle
-of pure functions) the training loop runs. `REGISTRY` is the one place that
+model, run)` (`run`: a `base.Run`, what the builder knows of the run) that
+returns the `base.Method` (a bundle of pure functions) the training loop
+runs. `REGISTRY` is the one place that
 maps a config's method name to its builder."""
 
+from jaxfer.methods import base
 from jaxfer.methods import distill
 from jaxfer.methods import dtm
 from jaxfer.methods import face2exp
@@ -34,6 +36,5 @@ def build(
     raise ValueError(
       f"config.method must be one of {sorted(REGISTRY)}, got {config.method!r}"
     )
-  return REGISTRY[config.method](
-    config, model, total_steps, axis_name=axis_name, pool_size=pool_size
-  )
+  run = base.Run(total_steps, axis_name=axis_name, pool_size=pool_size)
+  return REGISTRY[config.method](config, model, run)

@@ -9,6 +9,23 @@ from jaxfer.models import net as net_lib
 
 
 @dataclasses.dataclass(frozen=True)
+class Run:
+  """What a method's builder knows of its run besides the config: every
+  builder is ``build(config, model, run) -> Method``.
+
+  Attributes:
+    total_steps: the run's steps (the schedules' length).
+    axis_name: the mapped data axis under pmap/shard_map, else None.
+    pool_size: the unlabeled pool's size (0: none or unknown); methods that
+      keep per-face state (FlexMatch's buffer) need it.
+  """
+
+  total_steps: int
+  axis_name: str | None = None
+  pool_size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   """What the training loop needs of a method, as pure functions.
 

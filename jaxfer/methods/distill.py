@@ -132,17 +132,8 @@ def _train_fresh(rng, images, target, *, model, cfg, aug: bool):
   return net
 
 
-def build(
-  config,
-  model,
-  total_steps: int,
-  *,
-  axis_name: str | None = None,
-  pool_size: int = 0,
-) -> base.Method:
+def build(config, model, run: base.Run) -> base.Method:
   """The distill Method for `config` (fields: `distill`, `data`)."""
-  del pool_size  # no per-face state
-  del total_steps
   hp = hyper(config)
   d, cfg = config.distill, config.data
   c, n = cfg.num_classes, d.images_per_class
@@ -196,7 +187,7 @@ def build(
     outer_tx=outer_tx,
     pool_lr=d.pool_lr,
     hp=hp,
-    axis_name=axis_name,
+    axis_name=run.axis_name,
   )
 
   @jax.jit

@@ -218,15 +218,8 @@ def hyper(config) -> Hyper:
   )
 
 
-def build(
-  config,
-  model,
-  total_steps: int,
-  *,
-  axis_name: str | None = None,
-  pool_size: int = 0,
-) -> base.Method:
-  """The dtm Method; `pool_size` is the unlabeled pool's size (the loop
+def build(config, model, run: base.Run) -> base.Method:
+  """The dtm Method; `run.pool_size` is the unlabeled pool's size (the loop
   passes it; FlexMatch keeps one int32 per face)."""
   mu = config.mu
   if not mu:
@@ -237,20 +230,20 @@ def build(
   policy = thr.build(config.dtm)
   hp = hyper(config)
   unlabeled = config.data.batch_size * mu
-  if pool_size and pool_size < unlabeled:
+  if run.pool_size and run.pool_size < unlabeled:
     raise ValueError(
-      f"the unlabeled pool has {pool_size} faces, fewer than the "
+      f"the unlabeled pool has {run.pool_size} faces, fewer than the "
       f"{unlabeled} of one step (config.data.batch_size * config.mu): "
       "lower config.mu or use a larger config.data.unlabeled pool"
     )
-  tx, schedule = optim.build(config.optimizer, total_steps)
+  tx, schedule = optim.build(config.optimizer, run.total_steps)
   ema = hp.ema_decay > 0
 
   def init(rng, images):
     return State(
       jnp.int32(0),
       net_lib.init_net(rng, model, images, tx, ema=ema),
-      policy.init(hp.num_classes, max(pool_size, 1)),
+      policy.init(hp.num_classes, max(run.pool_size, 1)),
     )
 
   step = functools.partial(
@@ -259,7 +252,7 @@ def build(
     tx=tx,
     policy=policy,
     hp=hp,
-    axis_name=axis_name,
+    axis_name=run.axis_name,
   )
 
   def export(state, workdir, class_names):

@@ -224,16 +224,8 @@ def _scaled(cfg, k: int):
   return cfg
 
 
-def build(
-  config,
-  model,
-  total_steps: int,
-  *,
-  axis_name: str | None = None,
-  pool_size: int = 0,
-) -> base.Method:
-  """The face2exp Method: `total_steps` = meta steps + finetune steps."""
-  del pool_size  # no per-face state
+def build(config, model, run: base.Run) -> base.Method:
+  """The face2exp Method: `run.total_steps` = meta steps + finetune steps."""
   if not config.mu:
     raise ValueError(
       "method 'face2exp' needs unlabeled faces: set "
@@ -242,11 +234,11 @@ def build(
   hp = statics(config)
   f = config.face2exp
   ft_steps = f.finetune.steps
-  main_steps = total_steps - ft_steps
+  main_steps = run.total_steps - ft_steps
   if main_steps < 1:
     raise ValueError(
       f"config.face2exp.finetune.steps={ft_steps} leaves no "
-      f"meta steps of config.total_steps={total_steps}"
+      f"meta steps of config.total_steps={run.total_steps}"
     )
   k = hp.student.unroll_steps
   teacher_tx, t_sched = optim.build(config.optimizer, main_steps)
@@ -272,7 +264,7 @@ def build(
     teacher_tx=teacher_tx,
     student_tx=student_tx,
     hp=hp,
-    axis_name=axis_name,
+    axis_name=run.axis_name,
   )
 
   with_lrs = functools.partial(
@@ -289,7 +281,7 @@ def build(
       tx=ft_tx,
       hp=hp,
       metric_keys=tuple(keys),
-      axis_name=axis_name,
+      axis_name=run.axis_name,
     )
 
   def eval_variables(state):

@@ -5,7 +5,6 @@ import functools
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from jaxfer.core import losses
@@ -147,18 +146,10 @@ def train_step(
   return State(state.step + 1, net), metrics
 
 
-def build(
-  config: ml_collections.ConfigDict,
-  model,
-  total_steps: int,
-  *,
-  axis_name: str | None = None,
-  pool_size: int = 0,
-) -> base.Method:
+def build(config, model, run: base.Run) -> base.Method:
   """The supervised Method for `config` (fields: optimizer, ema_decay, mixup,
   label_smoothing)."""
-  del pool_size  # no per-face state
-  tx, schedule = optim.build(config.optimizer, total_steps)
+  tx, schedule = optim.build(config.optimizer, run.total_steps)
   ema = config.ema_decay > 0
 
   def init(rng, images):
@@ -175,7 +166,7 @@ def build(
     mixup_alpha=config.mixup.alpha,
     cutmix_alpha=config.mixup.cutmix_alpha,
     num_classes=config.data.num_classes,
-    axis_name=axis_name,
+    axis_name=run.axis_name,
   )
 
   return base.single(
