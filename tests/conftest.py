@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
@@ -9,6 +11,7 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 FER_DIR = DATA / "fer2013"
 FER_FULL = FER_DIR / "fer2013.csv.bz2"
@@ -65,6 +68,46 @@ def config(name: str, variant: str = ""):
   from jaxfer import configs  # pylint: disable=g-import-not-at-top
 
   return configs.load(f"{name}:{variant}" if variant else name)
+
+
+# Subprocesses: the CLI runs and multi-device runs of the slow tier.
+
+
+def cpu_env(devices: int | None = None, **extra) -> dict:
+  """This process's environment with JAX on the CPU (`devices` host
+  devices if given) and `extra` variables."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", **extra}
+  if devices is not None:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return env
+
+
+def python(*args, cwd=ROOT, devices=None, env=None, timeout=600):
+  """`python *args` run to its end on the CPU (`cpu_env(devices)` plus
+  `env`), its stdout and stderr captured as text."""
+  return subprocess.run(
+    [sys.executable, *map(str, args)],
+    cwd=cwd,
+    env={**cpu_env(devices), **(env or {})},
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
+
+
+def spawn(*args, cwd=ROOT, devices=None, out=None, err=subprocess.STDOUT):
+  """`python *args` started on the CPU (`cpu_env(devices)`), stdout to
+  `out` (an open file, or a pipe when None: then the caller must read it)
+  and stderr to `err` (stdout's by default)."""
+  return subprocess.Popen(
+    [sys.executable, *map(str, args)],
+    cwd=cwd,
+    env=cpu_env(devices),
+    stdout=subprocess.PIPE if out is None else out,
+    stderr=err,
+    text=True,
+  )
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument

@@ -3,16 +3,14 @@
 spelled otherwise (explicit synonyms; unmapped names listed)."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 import pytest
 
 from conftest import config
+from conftest import python
 from jaxfer import evaluate
 from jaxfer.data import labels as labels_lib
 from jaxfer.data.sources import synthetic
@@ -108,33 +106,22 @@ def test_synonyms_are_explicit_not_fuzzy():
 @pytest.mark.slow
 def test_cli_writes_metrics_and_names_a_bad_field(trained, tmp_path):
   wd, _, _ = trained
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   # A tuple field of the saved (JSON) config is set on the command line.
   cmd = [
-    sys.executable,
     "-m",
     "jaxfer.evaluate",
     f"--workdir={wd}",
     f"--out={tmp_path / 'cli'}",
     "--config.data.eval_splits=('test',)",
   ]
-  p = subprocess.run(
-    cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False
-  )
+  p = python(*cmd)
   assert p.returncode == 0, p.stderr[-3000:]
   assert "accuracy" in p.stdout and "recall:" in p.stdout
   assert (
     json.loads((tmp_path / "cli" / "metrics.json").read_text())["examples"]
     == 64
   )
-  p = subprocess.run(
-    cmd + ["--config.data.sourc=rafdb"],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    check=False,
-  )
+  p = python(*cmd, "--config.data.sourc=rafdb")
   assert p.returncode != 0 and "sourc" in p.stderr
 
 

@@ -5,8 +5,6 @@ disk, and the pass (determinism, kill/resume, 1 vs 4 devices)."""
 import os
 import pathlib
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from conftest import FER_SAMPLE
 from conftest import LFW
 from conftest import need
+from conftest import spawn
 from jaxfer.data.base import DataError
 from jaxfer.data.sources import files
 from jaxfer.data.sources import mined
@@ -352,21 +351,8 @@ def _select_args(root, workdir, *extra):
   ]
 
 
-def _run(args, devices=1, **kw):
-  env = {
-    **os.environ,
-    "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-  }
-  return subprocess.Popen(
-    [sys.executable, "-m", "jaxfer.select", *args],
-    cwd=ROOT,
-    env=env,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.STDOUT,
-    text=True,
-    **kw,
-  )
+def _run(args, devices=1):
+  return spawn("-m", "jaxfer.select", *args, devices=devices)
 
 
 def _tables(workdir):

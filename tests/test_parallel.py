@@ -6,15 +6,14 @@ process with XLA_FLAGS=--xla_force_host_platform_device_count=N.
 """
 
 import json
-import os
 import pathlib
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import python
+from conftest import spawn
 from jaxfer.loop import testing
 
 # Subprocesses, kills, notebooks or real runs: the slow tier.
@@ -24,20 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _python(code: str, devices: int, timeout=300, extra_env=None):
-  env = {
-    **os.environ,
-    "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-    **(extra_env or {}),
-  }
-  return subprocess.run(
-    [sys.executable, "-c", code],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-  )
+  return python("-c", code, devices=devices, env=extra_env, timeout=timeout)
 
 
 _COMPARE = (
@@ -54,20 +40,7 @@ def test_one_device_mesh_pmap_and_shard_map_agree(part):
   negative learning): the whole state after 3 steps, thresholds and buffer
   included, 1 device vs 4. Half the cases per part, so the two test
   workers share them (one process each: XLA compiles on one thread)."""
-  env = {
-    **os.environ,
-    "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-  }
-  p = subprocess.run(
-    [sys.executable, "-c", _COMPARE, str(part)],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-    check=False,
-  )
+  p = python("-c", _COMPARE, part, devices=4, timeout=900)
   assert p.returncode == 0, p.stderr[-3000:]
   out = json.loads(p.stdout.split("RESULT")[1])
   # Cases part, part + 2, ...: (paths + "moved") entries each.
@@ -146,19 +119,8 @@ def _params(workdir):
 
 
 def _spawn(args, devices, log):
-  env = {
-    **os.environ,
-    "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-  }
   with open(log, "w") as f:
-    return subprocess.Popen(
-      [sys.executable, "-c", _RUN, *args],
-      cwd=ROOT,
-      env=env,
-      stdout=f,
-      stderr=subprocess.STDOUT,
-    )
+    return spawn("-c", _RUN, *args, devices=devices, out=f)
 
 
 def test_two_processes_match_one_process_with_four_devices(tmp_path):

@@ -3,10 +3,7 @@ cascade in real LFW photos and in a two-face composite, crops with a margin,
 photos with no face and unreadable files reported, --no-detect, --json."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -15,6 +12,7 @@ import pytest
 from conftest import LFW
 from conftest import config
 from conftest import need
+from conftest import python
 from jaxfer import detect
 from jaxfer import zoo
 from jaxfer.data import images
@@ -91,16 +89,7 @@ def workdir(tmp_path_factory):
 
 
 def _run(*args):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  return subprocess.run(
-    [sys.executable, "-m", "jaxfer.predict", *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=False,
-  )
+  return python("-m", "jaxfer.predict", *args)
 
 
 @pytest.mark.slow

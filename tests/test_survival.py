@@ -9,8 +9,6 @@ import os
 import pathlib
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import jax
@@ -20,6 +18,7 @@ import pytest
 from conftest import FER_SAMPLE
 from conftest import config
 from conftest import need
+from conftest import spawn
 from jaxfer.core import report
 from jaxfer.data.base import DataError
 from jaxfer.data.sources import fer2013
@@ -41,22 +40,9 @@ ARGS = [
 
 
 def _cli(workdir, *extra, log=None):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out = open(f"{log}.out", "w") if log else subprocess.PIPE
-  return subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "jaxfer.main",
-      *ARGS,
-      *extra,
-      f"--workdir={workdir}",
-    ],
-    cwd=ROOT,
-    env=env,
-    stdout=out,
-    stderr=subprocess.STDOUT,
-    text=True,
+  out = open(f"{log}.out", "w") if log else None
+  return spawn(
+    "-m", "jaxfer.main", *ARGS, *extra, f"--workdir={workdir}", out=out
   )
 
 

@@ -7,12 +7,13 @@ import pathlib
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+from conftest import python
+from conftest import spawn
 from jaxfer import configs
 from jaxfer.data.base import DataError
 from jaxfer.loop import checkpoint
@@ -26,18 +27,10 @@ def _cli(*args, log=None):
   """Starts the CLI; output goes to pipes, or to files when `log` is set
   (a process that is waited on, not communicated with, must not fill a
   pipe)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out = err = subprocess.PIPE
-  if log is not None:
-    out, err = open(f"{log}.out", "w"), open(f"{log}.err", "w")
-  return subprocess.Popen(
-    [sys.executable, "-m", "jaxfer.main", *args],
-    cwd=ROOT,
-    env=env,
-    stdout=out,
-    stderr=err,
-    text=True,
-  )
+  if log is None:
+    return spawn("-m", "jaxfer.main", *args, err=subprocess.PIPE)
+  out, err = open(f"{log}.out", "w"), open(f"{log}.err", "w")
+  return spawn("-m", "jaxfer.main", *args, out=out, err=err)
 
 
 def _rows(workdir, drop=("perf",)):
@@ -164,25 +157,17 @@ def test_predict_cli_matches_in_process_model(tmp_path):
   for i in range(3):
     paths.append(str(tmp_path / f"face{i}.png"))
     Image.fromarray(faces[i]["image"][..., 0]).save(paths[-1])
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxfer.predict",
-      "--no-detect",
-      "--workdir",
-      str(tmp_path / "wd"),
-      "--top=7",
-      *paths,
-    ],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=True,
-  ).stdout
+  p = python(
+    "-m",
+    "jaxfer.predict",
+    "--no-detect",
+    "--workdir",
+    tmp_path / "wd",
+    "--top=7",
+    *paths,
+  )
+  assert p.returncode == 0, p.stderr[-3000:]
+  out = p.stdout
   clf = zoo.load(str(tmp_path / "wd"), model="model")
   probs = clf.probabilities([faces[i]["image"] for i in range(3)])
   lines = [line for line in out.splitlines() if line.startswith(str(tmp_path))]

@@ -4,10 +4,7 @@ naming it; the package's own model is intact, small and as good as its
 card says on the real PrivateTest."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
@@ -16,20 +13,13 @@ import pytest
 from conftest import FER_FULL
 from conftest import config
 from conftest import need
+from conftest import python
 from jaxfer import zoo
 from jaxfer.data.sources import synthetic
 from jaxfer.loop import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-FER2013_ORDER = (
-  "angry",
-  "disgust",
-  "fear",
-  "happy",
-  "sad",
-  "surprise",
-  "neutral",
-)
+FER2013_ORDER = tuple("angry disgust fear happy sad surprise neutral".split())
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +122,13 @@ def test_the_packaged_model_is_intact_small_and_described():
 @pytest.mark.slow
 def test_evaluate_with_no_workdir_reproduces_the_card_on_privatetest(tmp_path):
   need(FER_FULL)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  p = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxfer.evaluate",
-      "--split=PrivateTest",
-      f"--config.data.path={FER_FULL}",
-      f"--out={tmp_path / 'out'}",
-    ],
+  p = python(
+    "-m",
+    "jaxfer.evaluate",
+    "--split=PrivateTest",
+    f"--config.data.path={FER_FULL}",
+    f"--out={tmp_path / 'out'}",
     cwd=tmp_path,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=600,
-    check=False,
   )
   assert p.returncode == 0, p.stderr[-3000:]
   got = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -164,23 +145,14 @@ def test_predict_with_no_workdir_uses_the_shipped_model(tmp_path):
   for i, img in enumerate(_faces(3)):
     paths.append(str(tmp_path / f"f{i}.png"))
     Image.fromarray(img[..., 0]).save(paths[-1])
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  p = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxfer.predict",
-      "--no-detect",
-      "--top=7",
-      "--json",
-      *paths,
-    ],
+  p = python(
+    "-m",
+    "jaxfer.predict",
+    "--no-detect",
+    "--top=7",
+    "--json",
+    *paths,
     cwd=tmp_path,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=False,
   )
   assert p.returncode == 0, p.stderr[-3000:]
   probs = zoo.load_shipped().probabilities(_faces(3))

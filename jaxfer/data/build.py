@@ -110,19 +110,26 @@ def _describe(src) -> str:
   return line
 
 
+def split_indices(cfg, labels):
+  """(labeled indices, the rest) of a train split with `labels`, by `cfg`'s
+  (`config.data`'s) labeled_fraction, split_seed and balanced_split: the
+  one place the labeled subset is drawn."""
+  return pipeline.split_labeled(
+    labels,
+    cfg.labeled_fraction,
+    num_classes=cfg.num_classes,
+    seed=cfg.split_seed,
+    balanced=cfg.balanced_split,
+  )
+
+
 def labeled_split(cfg):
   """(full train split, labeled subset, indices of the rest) of `cfg`."""
   full = make_source(cfg, cfg.train_split)
   check_classes(full, cfg.num_classes)
   if cfg.teacher.path:
     full = teacher.attach(full, cfg.teacher)
-  labeled_idx, rest_idx = pipeline.split_labeled(
-    full.labels,
-    cfg.labeled_fraction,
-    num_classes=cfg.num_classes,
-    seed=cfg.split_seed,
-    balanced=cfg.balanced_split,
-  )
+  labeled_idx, rest_idx = split_indices(cfg, full.labels)
   labeled = (
     full
     if cfg.labeled_fraction == 1

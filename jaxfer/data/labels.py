@@ -10,42 +10,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FER2013 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# Each table in its dataset's label order.
+FER2013 = tuple("angry disgust fear happy sad surprise neutral".split())
 # FER+ vote columns in fer2013new.csv order (the last two are not classes).
-FERPLUS = (
-  "neutral",
-  "happy",
-  "surprise",
-  "sad",
-  "angry",
-  "disgust",
-  "fear",
-  "contempt",
+FERPLUS = tuple(
+  "neutral happy surprise sad angry disgust fear contempt".split()
 )
 FERPLUS_VOTE_COLUMNS = FERPLUS + ("unknown", "not_face")
 # RAF-DB basic: file labels 1..7 are stored here as 0..6.
-RAFDB = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")
-AFFECTNET8 = (
-  "neutral",
-  "happy",
-  "sad",
-  "surprise",
-  "fear",
-  "disgust",
-  "angry",
-  "contempt",
+RAFDB = tuple("surprise fear disgust happy sad angry neutral".split())
+AFFECTNET8 = tuple(
+  "neutral happy sad surprise fear disgust angry contempt".split()
 )
 AFFECTNET7 = AFFECTNET8[:7]
-ABAW_EXPR = (
-  "neutral",
-  "angry",
-  "disgust",
-  "fear",
-  "happy",
-  "sad",
-  "surprise",
-  "other",
-)
+ABAW_EXPR = tuple("neutral angry disgust fear happy sad surprise other".split())
 
 TABLES = {
   "fer2013": FER2013,

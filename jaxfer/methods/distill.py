@@ -19,9 +19,8 @@ import numpy as np
 import optax
 
 from jaxfer.core import optim
+from jaxfer.core import statics
 from jaxfer.data import build as data_build
-from jaxfer.data import pipeline
-from jaxfer.data import views
 from jaxfer.data.sources import distilled as distilled_data
 from jaxfer.meta import augment
 from jaxfer.meta import distillation
@@ -40,22 +39,10 @@ def real_images(config, n: int) -> np.ndarray:
   as the evaluation view (deterministic by `data.split_seed`)."""
   cfg = config.data
   src = data_build.make_source(cfg, cfg.train_split)
-  labeled, _ = pipeline.split_labeled(
-    src.labels,
-    cfg.labeled_fraction,
-    num_classes=cfg.num_classes,
-    seed=cfg.split_seed,
-    balanced=cfg.balanced_split,
-  )
+  labeled, _ = data_build.split_indices(cfg, src.labels)
   labels = np.asarray(src.labels)[labeled]
   rng = np.random.default_rng(cfg.split_seed)
-  view = functools.partial(
-    views.eval_view,
-    size=cfg.image_size,
-    channels=cfg.channels,
-    mean=tuple(cfg.mean),
-    std=tuple(cfg.std),
-  )
+  view = data_build.eval_view(cfg)
   out = []
   for c in range(cfg.num_classes):
     members = labeled[labels == c]
@@ -71,19 +58,11 @@ def real_images(config, n: int) -> np.ndarray:
 
 def hyper(config) -> Hyper:
   d = config.distill
-  hp = Hyper(
-    objective=d.objective,
+  hp = statics.from_section(
+    Hyper,
+    d,
+    where="config.distill",
     num_classes=config.data.num_classes,
-    steps_per_epoch=d.steps_per_epoch,
-    epochs=d.epochs,
-    init=d.init,
-    learn_labels=d.learn_labels,
-    remat=d.remat,
-    segment=d.segment,
-    scan=d.scan,
-    augment=d.augment,
-    krr_reg=d.krr_reg,
-    pool_max_age=d.pool_max_age,
     seed=config.seed,
   )
   for name, value, allowed in (

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jaxfer.core import losses
 from jaxfer.core import optim
 from jaxfer.core import parallel
+from jaxfer.core import statics as statics_lib
 from jaxfer.meta import feedback as feedback_lib
 from jaxfer.meta import mpl
 from jaxfer.meta import unroll
@@ -195,15 +196,11 @@ def statics(config) -> Statics:
   """The statics of `config.face2exp` (and label_smoothing, ema_decay):
   each section read as it is, no field renamed or given a default here."""
   f = config.face2exp
-  student = mpl.Student(
-    unroll_steps=f.unroll_steps,
-    remat=f.remat,
-    segment=f.segment,
-    scan=f.scan,
+  student = statics_lib.from_section(
+    mpl.Student,
+    f,
+    where="config.face2exp",
     label_smoothing=config.label_smoothing,
-    same_bn_batch=f.same_bn_batch,
-    label_view=f.label_view,
-    pseudo_temperature=f.pseudo_temperature,
   )
   return Statics(
     student=student,

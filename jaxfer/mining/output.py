@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from jaxfer.core import report
+from jaxfer.core import statics
 from jaxfer.data.sources import mined as mined_lib
 from jaxfer.mining import rules as rules_lib
 from jaxfer.mining.pool import blank
@@ -16,16 +17,11 @@ from jaxfer.mining.pool import source_id
 
 def rule_from(sel) -> rules_lib.Rule:
   per_class = tuple(sel.confidence_per_class)
-  return rules_lib.Rule(
+  return statics.from_section(
+    rules_lib.Rule,
+    sel,
+    where="config.select",
     confidence=per_class or sel.confidence,
-    confidence_quantile=sel.confidence_quantile,
-    agree=sel.agree,
-    similarity=sel.similarity,
-    knn_agree=sel.knn_agree,
-    knn_share=sel.knn_share,
-    per_class=sel.per_class,
-    per_identity=sel.per_identity,
-    score_weight=sel.score_weight,
   )
 
 

@@ -1,4 +1,5 @@
-"""Normalisation choice shared by every model."""
+"""What every network shares: its normalisation layer, its output dtype and
+its linear head."""
 
 import functools
 
@@ -50,6 +51,40 @@ def out_dtype(dtype):
   """Logits and features: float32 for bfloat16 compute, else `dtype` (so
   float64 tests stay float64)."""
   return jnp.promote_types(dtype, jnp.float32)
+
+
+class Network(nn.Module):
+  """The fields every network shares (each network adds its own, with the
+  defaults `jaxfer.models.build` fills from `config.model`).
+
+  Attributes:
+    num_classes: the head's outputs.
+    norm: "batch", "group", "instance" or "none" (`norm_layer`).
+    dtype: compute dtype (parameters stay float32).
+    bn_axis_name: the mapped axis BatchNorm reduces over (pmap / shard_map).
+  """
+
+  num_classes: int
+  norm: str = "batch"
+  dtype: jnp.dtype = jnp.float32
+  bn_axis_name: str | None = None
+
+
+def norm_of(net: nn.Module, *, train: bool):
+  """`norm_layer` of a network `net` (its fields norm, dtype and
+  bn_axis_name)."""
+  return norm_layer(
+    net.norm, train=train, dtype=net.dtype, axis_name=net.bn_axis_name
+  )
+
+
+def head(net: nn.Module, features):
+  """(logits, features) of a network `net` (its fields num_classes and
+  dtype): its linear head on `features`, both in `out_dtype`. Called in
+  `net`'s compact method, so the head is `net`'s `Dense_0`."""
+  features = features.astype(out_dtype(net.dtype))
+  logits = nn.Dense(net.num_classes, dtype=net.dtype)(features)
+  return logits.astype(out_dtype(net.dtype)), features
 
 
 class _GroupNorm(nn.Module):

@@ -5,8 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
-from jaxfer.models.layers import out_dtype
+from jaxfer.models import layers
 
 STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
@@ -30,8 +29,9 @@ def _last_scale(zero: bool):
   return nn.initializers.zeros if zero else nn.initializers.ones
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convolutions with a residual connection."""
+class _Block(nn.Module):
+  """The fields of a residual block: its width, stride, norm-layer
+  constructor, dtype and whether its last norm's scale starts at zero."""
 
   filters: int
   strides: int
@@ -39,9 +39,16 @@ class BasicBlock(nn.Module):
   dtype: jnp.dtype
   zero_init: bool = False
 
+  def conv(self, filters: int, kernel: int, strides: int):
+    return _conv(filters, kernel, strides, self.dtype)
+
+
+class BasicBlock(_Block):
+  """Two 3x3 convolutions with a residual connection."""
+
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s: _conv(f, k, s, self.dtype)
+    conv = self.conv
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(x)))
     y = self.norm(scale_init=_last_scale(self.zero_init))(
       conv(self.filters, 3, 1)(y)
@@ -51,18 +58,12 @@ class BasicBlock(nn.Module):
     return nn.relu(x + y)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
   """1x1, 3x3, 1x1 convolutions (4x expansion) with a residual connection."""
-
-  filters: int
-  strides: int
-  norm: object
-  dtype: jnp.dtype
-  zero_init: bool = False
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda f, k, s: _conv(f, k, s, self.dtype)
+    conv = self.conv
     y = nn.relu(self.norm()(conv(self.filters, 1, 1)(x)))
     y = nn.relu(self.norm()(conv(self.filters, 3, self.strides)(y)))
     y = self.norm(scale_init=_last_scale(self.zero_init))(
@@ -73,7 +74,7 @@ class Bottleneck(nn.Module):
     return nn.relu(x + y)
 
 
-class ResNet(nn.Module):
+class ResNet(layers.Network):
   """ResNet returning (logits, penultimate features).
 
   Attributes:
@@ -90,14 +91,10 @@ class ResNet(nn.Module):
       et al.); measured here to slow the first FER2013 epochs a lot.
   """
 
-  num_classes: int
   depth: int = 18
   stages: Sequence[int] | None = None
   width: int = 64
   stem: str = "small"
-  norm: str = "batch"
-  dtype: jnp.dtype = jnp.float32
-  bn_axis_name: str | None = None
   zero_init_residual: bool = False
 
   @nn.compact
@@ -106,9 +103,7 @@ class ResNet(nn.Module):
       raise ValueError(
         f"ResNet depth must be one of {sorted(STAGES)}, got {self.depth}"
       )
-    norm = norm_layer(
-      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
-    )
+    norm = layers.norm_of(self, train=train)
     block = Bottleneck if self.depth == 50 else BasicBlock
     x = x.astype(self.dtype)
     if self.stem == "imagenet":
@@ -142,6 +137,4 @@ class ResNet(nn.Module):
           self.dtype,
           self.zero_init_residual,
         )(x)
-    features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(out_dtype(self.dtype)), features
+    return layers.head(self, jnp.mean(x, axis=(1, 2)))

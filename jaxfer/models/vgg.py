@@ -3,11 +3,10 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
-from jaxfer.models.layers import out_dtype
+from jaxfer.models import layers
 
 
-class VGG(nn.Module):
+class VGG(layers.Network):
   """Stages of `convs` 3x3 conv-norm-ReLU, a 2x2 max pool between stages,
   global average pooling, then a linear head.
 
@@ -16,18 +15,12 @@ class VGG(nn.Module):
   pooled features).
   """
 
-  num_classes: int
   stages: tuple = (32, 64, 128, 256)
   convs: int = 2
-  norm: str = "batch"
-  dtype: jnp.dtype = jnp.float32
-  bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    norm = norm_layer(
-      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
-    )
+    norm = layers.norm_of(self, train=train)
     x = x.astype(self.dtype)
     for i, width in enumerate(self.stages):
       if i:
@@ -37,6 +30,4 @@ class VGG(nn.Module):
           width, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype
         )(x)
         x = nn.relu(norm()(x))
-    features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(out_dtype(self.dtype)), features
+    return layers.head(self, jnp.mean(x, axis=(1, 2)))

@@ -3,8 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxfer.models.layers import norm_layer
-from jaxfer.models.layers import out_dtype
+from jaxfer.models import layers
 
 
 class _Block(nn.Module):
@@ -27,23 +26,17 @@ class _Block(nn.Module):
     return shortcut + y
 
 
-class WideResNet(nn.Module):
+class WideResNet(layers.Network):
   """WRN-depth-k returning (logits, penultimate features)."""
 
-  num_classes: int
   depth: int = 28
   widen: int = 2
-  norm: str = "batch"
-  dtype: jnp.dtype = jnp.float32
-  bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     if (self.depth - 4) % 6:
       raise ValueError(f"WideResNet depth must be 6n+4, got {self.depth}")
-    norm = norm_layer(
-      self.norm, train=train, dtype=self.dtype, axis_name=self.bn_axis_name
-    )
+    norm = layers.norm_of(self, train=train)
     n = (self.depth - 4) // 6
     x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype)(
       x.astype(self.dtype)
@@ -52,6 +45,4 @@ class WideResNet(nn.Module):
       for j in range(n):
         x = _Block(f * self.widen, 2 if i and not j else 1, norm, self.dtype)(x)
     x = nn.leaky_relu(norm()(x), 0.1)
-    features = jnp.mean(x, axis=(1, 2)).astype(out_dtype(self.dtype))
-    logits = nn.Dense(self.num_classes, dtype=self.dtype)(features)
-    return logits.astype(out_dtype(self.dtype)), features
+    return layers.head(self, jnp.mean(x, axis=(1, 2)))
