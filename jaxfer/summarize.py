@@ -5,7 +5,7 @@ r"""Mean +- std over runs (seeds) of the last evaluation of each workdir.
 
 Reads each workdir's `metrics.jsonl`, takes the row of the last step on
 `--split` for `--model`, and prints every metric as mean +- sample std (n
-runs), the form of the README's seed tables. `--json` prints the numbers.
+runs), the form of the docs' seed tables. `--json` prints the numbers.
 """
 
 import argparse

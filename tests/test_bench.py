@@ -1,6 +1,6 @@
 """The meta-gradient benchmarks on tiny configs: every requested row is
 measured, and the printed ratios are the ratios of the measured figures
-(the README's tables are read from these fields)."""
+(the docs' Benchmarks tables are read from these fields)."""
 
 import math
 

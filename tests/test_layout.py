@@ -16,7 +16,7 @@ from jaxfer import methods
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Bottom to top, as the README's Layout section draws them. Every floor
+# Bottom to top, as the docs' Layout page draws them. Every floor
 # below the entry points is made of packages, so the folder tree is the
 # drawing; the modules directly in jaxfer/ are the commands (and the
 # notebooks' helpers).
@@ -220,3 +220,12 @@ def test_the_fallback_rule_catches_one():
   assert _CONFIG_GET.search('mu = config.get("mu", 0)')
   assert _CONFIG_GET.search('x = cfg.pool.get("on_bad", "error")')
   assert not _CONFIG_GET.search('os.environ.get("JAXFER_DATA")')
+
+
+def test_no_code_points_to_a_readme_section():
+  """The README is the short front page: explanations live in the docs,
+  so no message, docstring or comment of the package or configs sends a
+  reader to a README section."""
+  paths = [*(ROOT / "jaxfer").rglob("*.py"), *(ROOT / "configs").glob("*.py")]
+  found = [str(p) for p in paths if "README" in p.read_text()]
+  assert not found, found

@@ -80,7 +80,7 @@ def _feedback_grad(
   mode, hp, model, teacher, student, batch, tx, labels=None, **own
 ):
   """(value, gradient in θT) of the feedback term of estimator `mode`."""
-  fn = feedback.bind(mode, hp, {**FO, **own})
+  fn = feedback.bind(mode, hp, {"first_order": {**FO, **own}})
   extra = {} if labels is None else {"labels": labels}
 
   def f(t_params):
@@ -254,11 +254,11 @@ def test_first_order_is_the_reference_formula():
 
 def test_inconsistent_statics_are_clear_errors():
   with pytest.raises(ValueError, match="unroll_steps=2"):
-    feedback.bind("exact_jvp", _hp(unroll_steps=2), FO)
+    feedback.bind("exact_jvp", _hp(unroll_steps=2), {"first_order": FO})
   with pytest.raises(ValueError, match="feedback must be one of"):
-    feedback.bind("exakt", _hp(), FO)
+    feedback.bind("exakt", _hp(), {"first_order": FO})
   with pytest.raises(ValueError, match="first_order.sign must be one of"):
-    feedback.bind("first_order", _hp(), {**FO, "sign": "plus"})
+    feedback.bind("first_order", _hp(), {"first_order": {**FO, "sign": "plus"}})
   model, _, student, batch, tx = _problem()
   with pytest.raises(ValueError, match="do not split into 4"):
     mpl.student_updates(

@@ -1,5 +1,5 @@
 """`python -m jaxfer.summarize`: mean +- sample std of the last evaluation
-of several workdirs (the README's seed tables)."""
+of several workdirs (the docs' seed tables)."""
 
 import json
 

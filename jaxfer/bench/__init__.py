@@ -14,6 +14,6 @@ r"""Benchmarks that print figures measured side by side in one run.
   steps against T plain steps.
 
 `measure` holds what they share: compiling a step, reading its XLA memory,
-timing rows in turn. The README's figures and their commands come from
-these.
+timing rows in turn. The docs' Benchmarks figures and their commands
+come from these.
 """

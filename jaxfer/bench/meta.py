@@ -17,7 +17,7 @@ min-max over the rounds beside it (one noisy round cannot make a claim).
 
 On XLA CPU, `jax.checkpoint` in a Python unroll saves no memory with the
 default scheduler; `XLA_FLAGS=--xla_cpu_scheduler_type=
-CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED` is measured beside it in the README.
+CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED` is measured beside it (docs, Benchmarks).
 """
 
 import jax

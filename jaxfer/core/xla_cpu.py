@@ -2,7 +2,7 @@
 
 On XLA CPU, `jax.checkpoint` saves no memory with the default scheduler:
 the recomputation is scheduled early and its results live as long as the
-saved activations would have (measured in the README, `bench meta`).
+saved activations would have (measured in the docs, Benchmarks: `python -m jaxfer.bench meta`).
 `--xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED` orders the
 program for peak memory instead. The training entry points (`jaxfer.main`,
 `jaxfer.omni`) turn it on before JAX starts its backend when
@@ -10,7 +10,7 @@ program for peak memory instead. The training entry points (`jaxfer.main`,
 * the user has not set `XLA_FLAGS` (their choice always wins: set
   `XLA_FLAGS=` to an empty string to keep XLA's default), and
 * the config asks for remat (`face2exp.remat`, or `distill.remat` with the
-  `unroll` objective): the flag costs the plain step time (README,
+  `unroll` objective): the flag costs the plain step time (docs, Benchmarks:
   `python -m jaxfer.bench scheduler`), so runs that do not rematerialise
   keep the default.
 

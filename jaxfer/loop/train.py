@@ -72,7 +72,7 @@ def _check_same_config(workdir, old: dict, new: dict) -> None:
       f"{workdir} holds a run with another config; these fields differ "
       f"(checkpoint -> now):\n{lines}\nUse the same config to resume it, "
       "or another --workdir for a new run (fields that may change on "
-      "resume: README, 'What survives what')."
+      "resume: the docs, 'What survives what')."
     )
 
 

@@ -215,23 +215,27 @@ REGISTRY = {
   "exact_jvp": exact_jvp,
 }
 
-# The choices of first_order's own fields.
-FIRST_ORDER_CHOICES = dict(
-  sign=("old_minus_new", "new_minus_old"),
-  argmax_view=("weak", "strong"),
-  reduce=("mean", "sum"),
-)
+# The allowed values of the estimators' own fields, by estimator (an
+# estimator's own fields are the section `config.face2exp.<its name>`).
+CHOICES = {
+  "first_order": dict(
+    sign=("old_minus_new", "new_minus_old"),
+    argmax_view=("weak", "strong"),
+    reduce=("mean", "sum"),
+  ),
+}
 
 
-def bind(name: str, hp: mpl.Student, own: dict):
+def bind(name: str, hp: mpl.Student, sections):
   """The estimator `name` with its statics bound: ``(z, student, batch, rng,
   *, apply_fn, tx, axis_name) -> (term, (new student, metrics))``.
 
   Args:
     name: a key of REGISTRY (`config.face2exp.feedback`).
     hp: the shared statics.
-    own: the estimator's own fields (first_order: sign, argmax_view,
-      reduce; the others: none).
+    sections: `config.face2exp` (or a dict): an estimator with fields of its
+      own reads them from its section `sections[name]`, checked against
+      `CHOICES[name]`; one without has no such section.
   """
   if name not in REGISTRY:
     raise ValueError(
@@ -243,13 +247,11 @@ def bind(name: str, hp: mpl.Student, own: dict):
       f"config.face2exp.unroll_steps={hp.unroll_steps}: only "
       "feedback='exact' unrolls more than 1 student step"
     )
-  if name == "first_order":
-    for field, allowed in FIRST_ORDER_CHOICES.items():
-      if own[field] not in allowed:
-        raise ValueError(
-          f"config.face2exp.first_order.{field} must be one "
-          f"of {allowed}, got {own[field]!r}"
-        )
-  else:
-    own = {}
+  own = dict(sections[name]) if name in sections else {}
+  for field, allowed in CHOICES.get(name, {}).items():
+    if own[field] not in allowed:
+      raise ValueError(
+        f"config.face2exp.{name}.{field} must be one "
+        f"of {allowed}, got {own[field]!r}"
+      )
   return functools.partial(REGISTRY[name], hp=hp, **own)

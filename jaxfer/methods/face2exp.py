@@ -204,7 +204,7 @@ def statics(config) -> Statics:
   )
   return Statics(
     student=student,
-    feedback=feedback_lib.bind(f.feedback, student, dict(f.first_order)),
+    feedback=feedback_lib.bind(f.feedback, student, f),
     uda=f.uda.copy_and_resolve_references(),
     meta_weight=f.meta_weight,
     label_smoothing=config.label_smoothing,
