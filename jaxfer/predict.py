@@ -20,8 +20,8 @@ Arguments are image files or folders (their images at any depth). Faces
 are found by MTCNN (`--detector mtcnn`, the default: boxes and five
 landmarks, `jaxfer.detect`; `--align` aligns each face on its eyes and
 nose) or OpenCV's Haar cascade (`--detector haar`); each face is cropped
-as a square with `--margin` around its box; both detectors come with
-`pip install 'jaxfer[detect]'`. Each face's box (x, y, w, h in the photo's
+as a square with `--margin` around its box; both come with the core
+install (MTCNN's weights ship in the package). Each face's box (x, y, w, h in the photo's
 pixels) is printed with its top classes (and, in `--json`, its landmarks);
 a photo with no face says so. `--no-detect` classifies each image whole, for images that are already
 face crops. `--json` writes one JSON object per image (JSON Lines). With

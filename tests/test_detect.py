@@ -5,6 +5,7 @@ the one face near the centre with its landmarks where a face has them, and
 nothing in blank images."""
 
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -14,11 +15,54 @@ from conftest import need
 from jaxfer.data import images
 from jaxfer.detect import mtcnn
 
-pytest.importorskip("cv2", reason="the detect extra installs OpenCV")
-try:
-  mtcnn.weights_folder()
-except ImportError as e:  # pragma: no cover
-  pytest.skip(f"{e}", allow_module_level=True)
+
+def test_the_shipped_weights_are_the_mtcnn_package_weights(tmp_path):
+  """The .npz in the package holds exactly the arrays of the `mtcnn`
+  wheel's joblib pickles (the test extra installs that wheel, and its
+  joblib and lz4; its code, which needs TensorFlow, is never imported)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  pytest.importorskip("joblib", reason="the test extra installs mtcnn")
+  spec = importlib.util.find_spec("mtcnn")
+  if spec is None:
+    pytest.skip("the test extra installs the mtcnn package")
+  folder = pathlib.Path(spec.submodule_search_locations[0])
+  folder = folder / "assets" / "weights"
+  mtcnn.convert_weights(folder, tmp_path / "w.npz")
+  again, shipped = mtcnn.read_weights(tmp_path / "w.npz"), mtcnn.read_weights()
+  import joblib  # pylint: disable=g-import-not-at-top
+
+  for n in mtcnn.NETS:
+    original = joblib.load(folder / f"{n}.lz4")
+    assert len(shipped[n]) == len(original) == len(again[n]) > 0
+    for a, b, c in zip(shipped[n], original, again[n]):
+      assert a.dtype == np.float32 and a.shape == np.shape(b)
+      np.testing.assert_array_equal(a, np.asarray(b))
+      np.testing.assert_array_equal(a, c)
+
+
+def test_a_padded_pyramid_level_gives_the_cells_of_the_unpadded_one():
+  """P-Net on a level padded to `padded_side` (the first convolution's
+  outputs beyond the level masked) equals P-Net on the level itself, for
+  sides odd and even, square and not."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  w = mtcnn.load_weights()["pnet"]
+  rng = np.random.default_rng(0)
+  for hs, ws in [(12, 12), (13, 17), (31, 40), (57, 33), (100, 101)]:
+    img = rng.normal(size=(1, hs, ws, 3)).astype(np.float32)
+    reg, prob = mtcnn.pnet(w, img)
+    side = max(mtcnn.padded_side(hs), mtcnn.padded_side(ws))
+    assert side >= max(hs, ws)
+    x = np.zeros((1, side, side, 3), np.float32)
+    x[:, :hs, :ws] = img
+    preg, pprob = jax.jit(mtcnn.pnet)(w, x, np.array([hs, ws]))
+    oh, ow = mtcnn.pnet_cells(hs), mtcnn.pnet_cells(ws)
+    assert prob.shape[1:] == (oh, ow)
+    np.testing.assert_allclose(pprob[0, :oh, :ow], prob[0], atol=1e-6)
+    np.testing.assert_allclose(preg[0, :oh, :ow], reg[0], atol=1e-5)
+  # a folder of many sizes: few padded shapes
+  assert len({mtcnn.padded_side(n) for n in range(12, 1025)}) <= 14
 
 
 def _keras_nets():

@@ -4,6 +4,7 @@ photos with no face and unreadable files reported, --no-detect, --json."""
 
 import json
 import pathlib
+import re
 
 import numpy as np
 from PIL import Image
@@ -248,3 +249,33 @@ def test_video_rows_tracks_plot_csv_and_a_truncated_file(tmp_path):
   )
   assert "cut.avi" in v["error"] and v["rows"] == len(kept) > 0
   assert v["frames"] < 24
+
+
+# Imports a core install does not have: the `mtcnn` package's weight
+# readers, TensorFlow, the extras.
+_BLOCKED = ("joblib", "lz4", "mtcnn", "tensorflow", "keras", "torch")
+_WITHOUT_EXTRAS = f"""
+import runpy, sys
+class Blocked:
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in {_BLOCKED!r}:
+      raise ImportError(f"{{name}} is blocked: not in the core install")
+sys.meta_path.insert(0, Blocked())
+sys.argv = ["jaxfer.predict", *sys.argv[1:]]
+runpy.run_module("jaxfer.predict", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_predict_detects_faces_with_the_core_install_alone(tmp_path):
+  """The README's plain install is enough to predict on photos: MTCNN's
+  weights ship in the package, and nothing of the extras is imported."""
+  lfw = need(LFW)
+  person = sorted(p for p in lfw.iterdir() if p.is_dir())[0]
+  photo = sorted(person.glob("*.jpg"))[0]
+  p = python("-c", _WITHOUT_EXTRAS, "--top=2", photo, cwd=tmp_path)
+  assert p.returncode == 0, p.stderr[-3000:]
+  (line,) = [x for x in p.stdout.splitlines() if x.startswith(str(photo))]
+  classes = "|".join(zoo.load_shipped().class_names)
+  pattern = rf" face 1 at x=\d+ y=\d+ w=\d+ h=\d+: ({classes}) 0\.\d+, "
+  assert re.search(pattern + rf"({classes}) 0\.\d+$", line), line

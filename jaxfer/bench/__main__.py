@@ -20,8 +20,9 @@ _COMMANDS = (
   "step",
   "peers",
   "detect",
+  "sizes",
 )
-_NO_CONFIG = ("peers", "detect")  # benchmarks of trained models
+_NO_CONFIG = ("peers", "detect", "sizes")  # benchmarks of trained models
 
 
 def _ints(values) -> tuple[int, ...]:
@@ -97,7 +98,8 @@ def _define_flags():
   )
   flags.DEFINE_string("split", "PrivateTest", "peers: the split.")
   flags.DEFINE_integer("peer_size", 64, "peers: the peer's input side.")
-  flags.DEFINE_string("lfw", "", "detect: the LFW folder.")
+  flags.DEFINE_string("lfw", "", "detect, sizes: the LFW folder.")
+  flags.DEFINE_integer("photos", 40, "sizes: photos a folder.")
   flags.DEFINE_integer(
     "lfw_people", 500, "detect: LFW people (first photo of each)."
   )
@@ -119,10 +121,17 @@ def main(argv):
       "usage: python -m jaxfer.bench "
       "{train,parallel,meta,distill,select,torch,scheduler} "
       "--config FILE | python -m jaxfer.bench peers "
-      "--peer FILE.hdf5 [--data_path F] [--split S]"
+      "--peer FILE.hdf5 [--data_path F] [--split S] | python -m "
+      "jaxfer.bench {detect,sizes} --lfw DIR"
     )
   what, config, steps = argv[1], flags.FLAGS.config, flags.FLAGS.steps
-  if what == "detect":
+  if what == "sizes":
+    from jaxfer.bench import sizes
+
+    if not flags.FLAGS.lfw:
+      raise app.UsageError("sizes: --lfw LFW_DIR")
+    out = sizes.run(flags.FLAGS.lfw, flags.FLAGS.photos)
+  elif what == "detect":
     from jaxfer.bench import detect
 
     f = flags.FLAGS

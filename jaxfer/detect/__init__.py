@@ -57,7 +57,7 @@ class Finder:
     if detector == "haar":
       self._haar = haar.FaceFinder(haar.Detector(min_face=min_face))
     else:
-      mtcnn.load_weights()  # fails now, with what to install, if absent
+      mtcnn.load_weights()  # the shipped weights, read once
       self._settings = mtcnn.Settings(min_face=max(12, min_face))
 
   def __call__(self, image: np.ndarray) -> list[Face]:

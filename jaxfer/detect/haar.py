@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-INSTALL = "pip install 'jaxfer[detect]' (opencv-python-headless < 5)"
+INSTALL = "pip install 'opencv-python-headless>=4.8,<5' (a core dependency of jaxfer)"
 CASCADE = "haarcascade_frontalface_default.xml"
 
 

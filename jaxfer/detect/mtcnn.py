@@ -1,56 +1,60 @@
-"""MTCNN in JAX: faces with five landmarks, from the weights the `mtcnn`
-pip package ships.
+"""MTCNN in JAX: faces with five landmarks, from weights that ship in the
+package.
 
 The three networks of Zhang et al. (2016), P-Net (proposals on an image
 pyramid), R-Net (refinement) and O-Net (output: box, five landmarks,
-score), written as pure JAX functions of the weight lists that the `mtcnn`
-wheel (MIT, version 1.0) carries in `mtcnn/assets/weights/*.lz4` (joblib
-pickles; reading them needs `joblib` and `lz4`, never TensorFlow, and the
-`mtcnn` package's own code, which imports TensorFlow, is never imported).
-Nothing is downloaded. The cascade follows that package's: pyramid scale
-0.709 from a 20-pixel smallest face, thresholds 0.6 / 0.7 / 0.8, NMS 0.5
-and 0.7 (union) then 0.7 (min), boxes made square between the stages.
+score), written as pure JAX functions of weight lists. The weights are
+those the `mtcnn` wheel (MIT, version 1.0) carries in
+`mtcnn/assets/weights/*.lz4`, converted once to `mtcnn_weights.npz` beside
+this file (`convert_weights`; licence and attribution in
+`MTCNN_WEIGHTS_LICENSE`), so detection needs nothing beyond the core
+install: no TensorFlow, no joblib, no download. The cascade follows that
+package's: pyramid scale 0.709 from a 20-pixel smallest face, thresholds
+0.6 / 0.7 / 0.8, NMS 0.5 and 0.7 (union) then 0.7 (min), boxes made square
+between the stages.
 """
 
 import dataclasses
 import functools
-import importlib.util
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-INSTALL = "pip install 'jaxfer[detect]' (mtcnn, for its weights; OpenCV)"
+WEIGHTS = pathlib.Path(__file__).with_name("mtcnn_weights.npz")
+NETS = ("pnet", "rnet", "onet")
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-def weights_folder() -> pathlib.Path:
-  """The `mtcnn` package's weights folder, found without importing it."""
-  spec = importlib.util.find_spec("mtcnn")
-  if spec is None or not spec.submodule_search_locations:
-    raise ImportError(f"the MTCNN detector needs its weights: {INSTALL}")
-  folder = pathlib.Path(spec.submodule_search_locations[0]) / "assets"
-  folder = folder / "weights"
-  if not (folder / "onet.lz4").exists():
-    raise ImportError(f"no MTCNN weights in {folder}: {INSTALL}")
-  return folder
+def read_weights(path=WEIGHTS) -> dict:
+  """{"pnet" | "rnet" | "onet": [float32 numpy arrays in the Keras order]}
+  from an .npz written by `convert_weights`."""
+  with np.load(path) as f:
+    keys = sorted(f.files)
+    return {n: [f[k] for k in keys if k.split("/")[0] == n] for n in NETS}
 
 
 @functools.cache
 def load_weights() -> dict:
-  """{"pnet" | "rnet" | "onet": [float32 arrays in the Keras order]}."""
-  try:
-    import joblib  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-      f"reading the MTCNN weights needs joblib and lz4: {INSTALL}"
-    ) from e
-  folder = weights_folder()
-  return {
-    n: [jnp.asarray(w) for w in joblib.load(folder / f"{n}.lz4")]
-    for n in ("pnet", "rnet", "onet")
+  """The shipped weights as jax arrays (read once)."""
+  w = read_weights()
+  return {n: [jnp.asarray(a) for a in w[n]] for n in NETS}
+
+
+def convert_weights(folder, out) -> None:
+  """Writes `out` (.npz) from the `mtcnn` package's weights `folder`
+  (`mtcnn/assets/weights`, joblib + lz4 pickles: needs `joblib` and `lz4`,
+  which only this conversion uses)."""
+  import joblib  # pylint: disable=g-import-not-at-top
+
+  folder = pathlib.Path(folder)
+  arrays = {
+    f"{n}/{i:02d}": np.asarray(w, np.float32)
+    for n in NETS
+    for i, w in enumerate(joblib.load(folder / f"{n}.lz4"))
   }
+  np.savez_compressed(out, **arrays)
 
 
 def _conv(x, k, b):
@@ -75,9 +79,21 @@ def _flatten(x):
   return jnp.transpose(x, (0, 2, 1, 3)).reshape(x.shape[0], -1)
 
 
-def pnet(w, x):
-  """(box offsets [N, h, w, 4], face probability [N, h, w])."""
-  x = _pool(_prelu(_conv(x, w[0], w[1]), w[2]), 2, "SAME")
+def pnet(w, x, valid=None):
+  """(box offsets [N, h, w, 4], face probability [N, h, w]).
+
+  `valid` (an int array (height, width)): `x` is an image of that size
+  padded at the bottom and right; the outputs of its cells, the first
+  ``ceil((valid - 2) / 2) - 4`` rows and columns, equal those of the
+  unpadded image exactly (the first convolution's outputs beyond it are
+  masked before the pool, as the unpadded SAME pool's edge sees them),
+  so images of many sizes share one compiled shape."""
+  x = _prelu(_conv(x, w[0], w[1]), w[2])
+  if valid is not None:
+    rows = jnp.arange(x.shape[1])[:, None] < valid[0] - 2
+    cols = jnp.arange(x.shape[2])[None, :] < valid[1] - 2
+    x = jnp.where((rows & cols)[None, :, :, None], x, -jnp.inf)
+  x = _pool(x, 2, "SAME")
   x = _prelu(_conv(x, w[3], w[4]), w[5])
   x = _prelu(_conv(x, w[6], w[7]), w[8])
   reg = _conv(x, w[9], w[10])
@@ -197,6 +213,32 @@ def _patches(cv2, image: np.ndarray, boxes: np.ndarray, size: int):
   return _normalize(out)
 
 
+def pnet_cells(n: int) -> int:
+  """P-Net's output cells along a side of `n` pixels."""
+  return -(-(n - 2) // 2) - 4
+
+
+def padded_side(n: int) -> int:
+  """The side a pyramid level of `n` pixels is padded to: the next of
+  16 * 2^(k/2) rounded up to a multiple of 8. The pyramid's own factor is
+  about 2^(-1/2), so the levels of any photo walk down the same few sides:
+  a folder of photos of many sizes compiles P-Net for about as many shapes
+  as one photo does (`python -m jaxfer.bench sizes`)."""
+  k = max(0.0, np.ceil(2 * np.log2(max(n, 16) / 16) - 1e-9))
+  return int(8 * np.ceil(16 * 2 ** (k / 2) / 8))
+
+
+def _pnet_level(weights, small: np.ndarray):
+  """P-Net on one pyramid level, padded to `padded_side` squares."""
+  hs, ws = small.shape[:2]
+  side = max(padded_side(hs), padded_side(ws))
+  x = np.zeros((1, side, side, 3), np.float32)
+  x[0, :hs, :ws] = _normalize(small)
+  reg, prob = _NETS["pnet"](weights["pnet"], x, np.array([hs, ws]))
+  oh, ow = pnet_cells(hs), pnet_cells(ws)
+  return np.asarray(reg)[0, :oh, :ow], np.asarray(prob)[0, :oh, :ow]
+
+
 def _bucket(n: int) -> int:
   """Batch sizes rounded up to a power of two: few compilations."""
   return 1 << max(n - 1, 0).bit_length()
@@ -224,8 +266,7 @@ def detect(image: np.ndarray, settings: Settings = Settings()) -> tuple:
   for scale in scales(h, w, s):
     hs, ws = int(np.ceil(h * scale)), int(np.ceil(w * scale))
     small = cv2.resize(image, (ws, hs), interpolation=cv2.INTER_AREA)
-    reg, prob = _NETS["pnet"](weights["pnet"], _normalize(small)[None])
-    reg, prob = np.asarray(reg[0]), np.asarray(prob[0])
+    reg, prob = _pnet_level(weights, small)
     ys, xs = np.nonzero(prob > s.thresholds[0])
     if not len(ys):
       continue
