@@ -3,7 +3,6 @@ synthetic images per class, then the standard evaluation: 5 fresh ConvNets
 trained only on them, mean +- std of their test accuracy.
 
   python -m jaxfer.main --config distill_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/distill_1
   # Variants (comma-separated): 10ipc (10 images per class), krr (FRePo
   # objective instead of the exact unroll), random (no distillation: the

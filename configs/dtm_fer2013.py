@@ -4,16 +4,13 @@ the unlabeled pool, pseudo-labels kept by a threshold policy.
 
   # jaxfer's dynamic per-class, per-stage threshold (the default):
   python -m jaxfer.main --config dtm_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/dtm
   # the other policies: fixed (FixMatch) | flexmatch | freematch | softmatch
   python -m jaxfer.main --config dtm_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --config.dtm.threshold=fixed --workdir /tmp/jaxfer/fixmatch
   # LFW (13,233 faces of 5,749 people, no expression labels) as the pool:
   python -m jaxfer.main --config dtm_fer2013:lfw \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
-      --config.data.unlabeled.path=../shared/data/lfw --workdir /tmp/jaxfer/dtm_lfw
+      --workdir /tmp/jaxfer/dtm_lfw
 
 The ConvNet-4 and 1,000-step budget of the Meta-Face2Exp table (batch 64
 labeled + 64 unlabeled, SGD-Nesterov lr 0.05 cosine, RandAugment(2, 16) of

@@ -3,15 +3,11 @@ other 90% of Training (labels dropped) or LFW as unlabeled faces.
 
   # The exact one-step feedback (the default) and the reference's form:
   python -m jaxfer.main --config face2exp_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/f2e_jvp
   python -m jaxfer.main --config face2exp_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --config.face2exp.feedback=first_order --workdir /tmp/jaxfer/f2e_fo
   # LFW (13,233 faces of 5,749 people, no expression labels) as the pool:
   python -m jaxfer.main --config face2exp_fer2013:lfw \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
-      --config.data.unlabeled.path=../shared/data/lfw \
       --workdir /tmp/jaxfer/f2e_lfw
 
 Teacher and student are the ConvNet-4 of configs/supervised_fer2013.py;

@@ -4,7 +4,6 @@ r"""Meta-Face2Exp on RAF-DB basic (7 classes, aligned 100x100 RGB faces).
       --config.data.path=/data/RAF-DB/basic --workdir /tmp/jaxfer/f2e_rafdb
   # LFW (or any identity-folder face pool) as the unlabeled faces:
   ... --config.data.unlabeled.source=unlabeled_folder \
-      --config.data.unlabeled.path=../shared/data/lfw \
       --config.data.unlabeled.center_crop=0.5
 
 `data.path` holds `EmoLabel/list_patition_label.txt` and `Image/aligned/`.

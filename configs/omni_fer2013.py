@@ -7,16 +7,14 @@ per class; (5) ConvNet-4 on labeled + distilled.
   # the rest of Training as the pool (its labels hidden from selection,
   # used only to measure the precision of the mined labels):
   python -m jaxfer.omni --config omni_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/omni_rest
   # LFW (13,233 faces of 5,749 people) as the pool:
   python -m jaxfer.omni --config omni_fer2013:lfw \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
-      --config.select.pool.path=../shared/data/lfw --workdir /tmp/jaxfer/omni_lfw
+      --workdir /tmp/jaxfer/omni_lfw
   # the mining pass alone, on a primitive model you trained:
   python -m jaxfer.select --config omni_fer2013:lfw \
       --config.select.model_workdir=/tmp/jaxfer/omni_lfw/primitive \
-      --config.select.pool.path=../shared/data/lfw --workdir /tmp/jaxfer/mined
+      --workdir /tmp/jaxfer/mined
 
 Each stage runs in its own sub-workdir (primitive/, select/, mined/,
 distill/, distilled/) and a finished stage is skipped on a rerun; a stage

@@ -2,15 +2,12 @@ r"""Supervised FER2013 (Kaggle CSV, 48x48 grey, 7 classes).
 
   # The recipe of the shipped model (VGG, 1.17 M parameters, 20 epochs):
   python -m jaxfer.main --config supervised_fer2013:vgg \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/vgg
   # ConvNet-4 (0.12 M parameters, 11 epochs), all labels:
   python -m jaxfer.main --config supervised_fer2013 \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/fer2013
   # The Face2Exp 10% class-balanced labeled subset (the SSL baseline):
   python -m jaxfer.main --config supervised_fer2013:10pct \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/fer2013_10pct
 
 Selects checkpoints by PublicTest accuracy and reports PrivateTest.

@@ -1,8 +1,7 @@
 r"""Evaluates the shipped model, or a trained workdir's models, on any
 dataset and split.
 
-  python -m jaxfer.evaluate --split PrivateTest \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2
+  python -m jaxfer.evaluate --split PrivateTest
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split PrivateTest
   python -m jaxfer.evaluate --workdir /tmp/jaxfer/f2e --split test \
       --config.data.source=image_folder --config.data.path=~/faces/rafdb

@@ -1,8 +1,7 @@
 r"""Command line: train and evaluate one config.
 
   python -m jaxfer.main --config default --workdir /tmp/jaxfer
-  python -m jaxfer.main --config supervised_fer2013:smoke \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2
+  python -m jaxfer.main --config supervised_fer2013:smoke
   python -m jaxfer.main --config my_configs/exp.py:variant
 
 `--config` takes a shipped config by name (`jaxfer.configs`, the

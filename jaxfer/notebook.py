@@ -7,19 +7,19 @@ and `bench` functions as the command line; this module only finds things
 and draws them.
 """
 
-import os
 import pathlib
 import sys
 
 import numpy as np
 
 from jaxfer import configs
+from jaxfer.data import root as data_root
 
 # The repository, as the notebooks' install cell clones it on Colab.
 REPO = "https://github.com/jaxfer/jaxfer"
 COLAB_CLONE = pathlib.Path("/content/jaxfer")
 # Where a FER2013 file is looked for when the notebook names none: the
-# project's shared data folder, then the usual Colab places.
+# data root ($JAXFER_DATA, jaxfer.data.root), then the usual Colab places.
 FER2013_NAMES = ("fer2013.csv", "fer2013.csv.bz2", "fer2013.csv.gz")
 COLAB_DATA = (pathlib.Path("/content"), pathlib.Path("/content/drive/MyDrive"))
 
@@ -53,16 +53,15 @@ def config(name: str, variant: str = ""):
 
 
 def _shared_data() -> pathlib.Path:
-  env = os.environ.get("JAXFER_DATA")
-  return pathlib.Path(env) if env else root().parent / "shared" / "data"
+  return data_root.root()
 
 
 def fer2013(path: str = "", *, sample: bool = False):
   """The FER2013 CSV to train on, or None (then: the built-in faces).
 
   `path`, when given, must exist (an error naming it otherwise). Without
-  it: with `sample`, the 210-row sample of the shared data folder
-  (`$JAXFER_DATA` or `../shared/data`); else the full file there, then
+  it: with `sample`, the 210-row sample under the data root
+  (`$JAXFER_DATA`, `jaxfer.data.root`); else the full file there, then
   `fer2013.csv` in /content or a mounted Drive's MyDrive on Colab. Says
   what it found, or why it found nothing.
   """

@@ -1,7 +1,6 @@
 r"""Command line: the omni-supervised pipeline, one stage after another.
 
   python -m jaxfer.omni --config configs/omni_fer2013.py \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --workdir /tmp/jaxfer/omni
 
 The config holds a full config per stage (`primitive`, `select`, `mined`,

@@ -2,7 +2,7 @@ r"""Command line: mine confident faces from a pool with a primitive model.
 
   python -m jaxfer.select --config configs/omni_fer2013.py \
       --config.select.model_workdir=/tmp/jaxfer/primitive \
-      --config.select.pool.path=../shared/data/lfw --workdir /tmp/jaxfer/mined
+      --workdir /tmp/jaxfer/mined
 
 Scores every face of `config.select.pool` with the primitive model (a
 jaxfer.main workdir), keeps those the rule of `config.select` accepts, and

@@ -12,7 +12,15 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+# The configs read their datasets under $JAXFER_DATA (jaxfer.data.root);
+# the tests read theirs there too. Unset, it is the development machines'
+# data folder beside the repository, for this process and the subprocesses
+# it starts.
+DATA = pathlib.Path(
+  os.environ.get("JAXFER_DATA")
+  or pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+os.environ["JAXFER_DATA"] = str(DATA)
 FER_DIR = DATA / "fer2013"
 FER_FULL = FER_DIR / "fer2013.csv.bz2"
 FER_SAMPLE = FER_DIR / "fer2013_sample_210.csv"
@@ -26,7 +34,7 @@ def need(path: pathlib.Path):
       pytest.fail(f"real data {path} is missing in CI")
     pytest.skip(
       f"real data {path} is absent (it ships beside the repo as "
-      "../shared/data; see README)"
+      "$JAXFER_DATA; see the docs, Getting the data)"
     )
   return path
 

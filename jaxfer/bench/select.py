@@ -2,8 +2,7 @@ r"""`python -m jaxfer.bench select`: the selection pass against the bare
 forward pass of the same model, at two pool sizes.
 
   python -m jaxfer.bench select --config configs/omni_fer2013.py:lfw \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
-      --config.select.pool.path=../shared/data/lfw --out /tmp/bench_select.json
+      --out /tmp/bench_select.json
 
 Without `--config.select.model_workdir` the primitive model is the config's
 `primitive` trained for one step (throughput does not depend on the

@@ -1,7 +1,7 @@
 r"""`python -m jaxfer.bench sizes`: MTCNN on a folder of photos of mixed
 sizes against one of equal sizes.
 
-  python -m jaxfer.bench sizes --lfw ../shared/data/lfw --out /tmp/sizes.json
+  python -m jaxfer.bench sizes --lfw $JAXFER_DATA/lfw --out /tmp/sizes.json
 
 The first photo of each of the first `--photos` LFW people (250x250, the
 face at the centre), saved twice as JPEG: scaled by a random factor in

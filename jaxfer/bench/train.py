@@ -1,7 +1,6 @@
 r"""`python -m jaxfer.bench train`: the input pipeline against the step.
 
   python -m jaxfer.bench train --config configs/supervised_fer2013.py \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2 \
       --config.data.strong_augment=True --out /tmp/bench_train.json
 
 Images/s of the input pipeline (the config's own Grain stream,

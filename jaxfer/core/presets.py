@@ -5,9 +5,14 @@ Fields: `defaults.py`."""
 
 from jaxfer.core import defaults
 
+# The datasets under the data root ($JAXFER_DATA: `jaxfer.data.root`; the
+# layout: docs, Getting the data). FER2013's CSV may be compressed there
+# (fer2013.csv.bz2 or .gz).
+FER2013 = "$JAXFER_DATA/fer2013/fer2013.csv"
 # The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
-# variants, relative to the repository.
-FER2013_SAMPLE = "../shared/data/fer2013/fer2013_sample_210.csv"
+# variants.
+FER2013_SAMPLE = "$JAXFER_DATA/fer2013/fer2013_sample_210.csv"
+LFW = "$JAXFER_DATA/lfw"
 
 
 def fer2013(data) -> None:
@@ -15,6 +20,7 @@ def fer2013(data) -> None:
   splits (train on Training, evaluate PublicTest and PrivateTest) and its
   grey-level mean and std (of the Training images)."""
   data.source = "fer2013"
+  data.path = FER2013
   data.train_split = "Training"
   data.eval_splits = ("PublicTest", "PrivateTest")
   data.mean, data.std = (0.508,), (0.255,)
@@ -140,5 +146,5 @@ def lfw_pool(pool) -> None:
   """LFW (13,233 faces of 5,749 people, no expression labels) as the
   unlabeled pool `pool`, its loose 250x250 crops cut to the central half."""
   pool.source = "unlabeled_folder"
-  pool.path = "../shared/data/lfw"
+  pool.path = LFW
   pool.center_crop = 0.5

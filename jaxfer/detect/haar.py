@@ -13,7 +13,9 @@ import dataclasses
 
 import numpy as np
 
-INSTALL = "pip install 'opencv-python-headless>=4.8,<5' (a core dependency of jaxfer)"
+INSTALL = (
+  "pip install 'opencv-python-headless>=4.8,<5' (a core dependency of jaxfer)"
+)
 CASCADE = "haarcascade_frontalface_default.xml"
 
 

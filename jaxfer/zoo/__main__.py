@@ -2,8 +2,7 @@ r"""Writes a shipped model from a workdir: weights, card and digests.
 
   python -m jaxfer.zoo --workdir /tmp/runs/vgg_s1 --model ema \
       --name fer2013_vgg --splits PublicTest,PrivateTest \
-      --command "python -m jaxfer.main --config ..." \
-      --config.data.path=../shared/data/fer2013/fer2013.csv.bz2
+      --command "python -m jaxfer.main --config ..."
 
 Evaluates the chosen model (`--model`: one of the workdir's evaluated
 models) on each split, with and without mirrored test-time augmentation,

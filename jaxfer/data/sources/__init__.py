@@ -11,6 +11,8 @@ what every caller uses.
 import os
 
 from jaxfer.data import labels as labels_lib
+from jaxfer.data import root as data_root
+from jaxfer.data.base import DataError
 from jaxfer.data.sources import affwild2
 from jaxfer.data.sources import distilled
 from jaxfer.data.sources import fer2013
@@ -22,12 +24,17 @@ from jaxfer.data.sources import tfds
 
 
 def _path(cfg) -> str:
+  """The section's path read under the data root (`jaxfer.data.root`); a
+  file or folder that does not exist is an error saying where to get it."""
   if not cfg.path:
     raise ValueError(
       f"config.data.path must name the {cfg.source} data "
       f"(--config.data.path=...)"
     )
-  return os.path.expanduser(cfg.path)
+  path = data_root.resolve(cfg.path)
+  if "{split}" not in path and not os.path.exists(path):
+    raise DataError(data_root.missing(cfg.source, cfg.path, "path"))
+  return path
 
 
 def _split_path(cfg, split: str, suffix: str = "") -> str:
