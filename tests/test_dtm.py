@@ -152,3 +152,25 @@ def test_smoke_run_logs_thresholds_and_precision_and_draws_them(tmp_path):
     for c in range(7):  # precision = correct / kept, never above 1
       assert 0 <= r[f"correct/{c}"] <= r[f"kept/{c}"] + 1e-7
   assert (tmp_path / "thresholds.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("threshold", ["fixed", "flexmatch", "dtm"])
+def test_the_pools_hidden_labels_reach_no_parameter(threshold):
+  """The rest-of-Training pool's true labels ride in the batch only for
+  the diagnostics: replacing them changes the precision metrics and no
+  array of the state (network, optimizer, EMA, policy)."""
+  batch = _batch()
+  other = dict(
+    batch, unlabeled_true_label=(batch["unlabeled_true_label"] + 3) % 7
+  )
+  fields = dict(threshold=threshold, tau=0.05)
+  if threshold == "dtm":
+    fields["dynamic"] = dict(tau_min=0.02)
+  method = _method(**fields)[1]
+  _, (a, ma) = _step(method, batch)
+  _, (b, mb) = _step(method, other)
+  assert float(ma["mask_rate"]) > 0  # pseudo-labels were kept
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+  correct = [k for k in ma if k.startswith("correct/")]
+  assert correct and any(float(ma[k]) != float(mb[k]) for k in correct)
