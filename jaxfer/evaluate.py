@@ -22,8 +22,12 @@ to read: any source of `jaxfer.data.build.make_source`). Labels are mapped
 to the model's classes by name (`jaxfer.data.labels.label_map`, explicit
 synonyms: "happiness" is "happy"); a class with no counterpart is an error
 that lists it, unless `--drop_unmapped` leaves its rows out (counted).
-Writes `metrics.json` (per model: accuracy, mean class accuracy, macro-F1,
-loss, per-class recall and support) and one confusion-matrix PNG per model
+Prints and writes to `metrics.json` (per model: accuracy, mean class
+accuracy, macro-F1 with 95% bootstrap intervals over the rows (1,000
+resamples, `jaxfer.core.metrics.bootstrap`), loss, per-class recall and
+support; on FER2013's PublicTest and PrivateTest the same figures again
+with the faces whose pixels equal a Training face's left out, counted in
+`also_in_training`) and one confusion-matrix PNG per model
 to `--out` (default `<workdir>/evaluate/<source>_<split>`, or
 `jaxfer_evaluate/<model>/<source>_<split>` for the shipped one), with the loop's
 own evaluation code (`jaxfer.loop.evaluation`).
@@ -41,8 +45,11 @@ from ml_collections import config_flags
 from jaxfer import zoo
 from jaxfer.core import cli
 from jaxfer.core import defaults
+from jaxfer.core import metrics as metrics_lib
 from jaxfer.core import report
 from jaxfer.data import base
+from jaxfer.data import build
+from jaxfer.data import dedup
 from jaxfer.data import teacher
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
@@ -154,6 +161,7 @@ def run(
     label = [f"{m.name}:{next(iter(m.variables))}" for m in members]
     name = "ensemble" if len(members) > 1 else next(iter(members[0].variables))
     results = {name: (r.metrics, r.confusion)}
+    predictions = {name: (r.labels, r.probabilities.argmax(-1))}
     summary["members"] = label
     folder = "ensemble" if len(members) > 1 else ""
   else:
@@ -168,7 +176,7 @@ def run(
       flip=flip,
       drop_unmapped=drop_unmapped,
     )
-    results, folder = r.results, ""
+    results, predictions, folder = r.results, r.predictions, ""
   where = (
     pathlib.Path(workdirs[0]) / "evaluate" / folder
     if workdirs
@@ -190,7 +198,23 @@ def run(
     class_names=list(names),
     models={},
   )
+  seen = _in_training(cfg, split, r.source)
+  if seen is not None:
+    summary["also_in_training"] = int(seen.sum())
   for name, (m, cm) in results.items():
+    labels, preds = predictions[name]
+    m = {**m, "interval95": metrics_lib.bootstrap(labels, preds, len(names))}
+    if seen is not None:
+      keep = ~seen
+      m["without_training_copies"] = {
+        "examples": int(keep.sum()),
+        **metrics_lib.summarize(
+          metrics_lib.confusion_matrix(labels[keep], preds[keep], len(names))
+        ),
+        "interval95": metrics_lib.bootstrap(
+          labels[keep], preds[keep], len(names)
+        ),
+      }
     summary["models"][name] = {
       **m,
       "per_class": evaluation.per_class(cm, names),
@@ -214,6 +238,22 @@ def run(
       flip=flip,
     )
   return summary, out
+
+
+def _in_training(cfg, split: str, src):
+  """For FER2013's test splits, bool [rows]: the faces whose pixels equal
+  a Training face's; else None."""
+  if cfg.source != "fer2013" or split == cfg.train_split:
+    return None
+  return dedup.also_in(src, build.make_source(cfg, cfg.train_split))
+
+
+def _figures(m: dict) -> str:
+  ci = m["interval95"]
+  return ", ".join(
+    f"{k} {m[k]:.4f} [{ci[k][0]:.4f}, {ci[k][1]:.4f}]"
+    for k in ("accuracy", "macro_f1", "mean_class_accuracy")
+  )
 
 
 def main(argv):
@@ -253,11 +293,13 @@ def main(argv):
       for c, r in m["per_class"].items()
       if r["recall"] is not None
     )
-    print(
-      f"  {name}: accuracy {m['accuracy']:.4f}, macro_f1 "
-      f"{m['macro_f1']:.4f}, mean class accuracy "
-      f"{m['mean_class_accuracy']:.4f}; recall: {recall}"
-    )
+    print(f"  {name}: {_figures(m)} (95% bootstrap); recall: {recall}")
+    if "without_training_copies" in m:
+      w = m["without_training_copies"]
+      print(
+        f"  {name}, the {summary['also_in_training']} faces also in "
+        f"Training left out ({w['examples']} examples): {_figures(w)}"
+      )
 
 
 def _define_config(argv: list[str]) -> None:

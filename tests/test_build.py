@@ -56,7 +56,14 @@ def test_lfw_as_unlabeled_pool_gives_weak_strong_pairs():
   assert not np.allclose(batch["unlabeled_weak"], batch["unlabeled_strong"])
 
 
-def test_missing_path_names_the_field():
+def test_missing_path_names_the_field(tmp_path, monkeypatch):
   config = configs.load("supervised_fer2013")
+  config.data.path = ""
   with pytest.raises(ValueError, match="config.data.path"):
+    build.build(config)
+  # The default path under an empty data root: the error names the file,
+  # the field, the root and where FER2013 comes from.
+  monkeypatch.setenv("JAXFER_DATA", str(tmp_path))
+  config = configs.load("supervised_fer2013")
+  with pytest.raises(ValueError, match="fer2013.csv.*path=.*Kaggle"):
     build.build(config)

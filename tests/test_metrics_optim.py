@@ -1,4 +1,6 @@
-"""Metrics against hand computations; schedules and weight-decay masks."""
+"""Metrics against hand computations, bootstrap intervals against the
+binomial closed form, duplicate rows found by pixels; schedules and
+weight-decay masks."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +31,48 @@ def test_absent_class_left_out_of_class_means():
   m = metrics.summarize(cm)
   assert m["mean_class_accuracy"] == pytest.approx(0.5)
   assert m["macro_f1"] == pytest.approx((2 * 0.5 / 1.5 + 0) / 2)
+
+
+def test_bootstrap_interval_of_accuracy_is_the_binomial_one():
+  """Accuracy over n rows with k right: the percentile bootstrap's 95%
+  interval is p +- 1.96 sqrt(p (1 - p) / n) to within resampling noise."""
+  n, k = 3000, 2100
+  labels = np.zeros(n, int)
+  preds = np.where(np.arange(n) < k, 0, 1)
+  ci = metrics.bootstrap(labels, preds, 2, n=2000, seed=1)
+  p = k / n
+  half = 1.96 * np.sqrt(p * (1 - p) / n)
+  assert ci["accuracy"][0] == pytest.approx(p - half, abs=3e-3)
+  assert ci["accuracy"][1] == pytest.approx(p + half, abs=3e-3)
+  # every row right: no spread; a seed gives the same draws
+  assert metrics.bootstrap(labels, labels, 2, n=50)["accuracy"] == (1.0, 1.0)
+  assert ci == metrics.bootstrap(labels, preds, 2, n=2000, seed=1)
+
+
+def test_rows_also_in_training_found_by_pixels():
+  from jaxfer.data import dedup
+
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 256, (50, 6, 6, 1), dtype=np.uint8)
+  test = rng.integers(0, 256, (20, 6, 6, 1), dtype=np.uint8)
+  test[[3, 11]] = train[[40, 7]]
+  near = train[5].copy()
+  near[0, 0, 0] ^= 1  # one grey level off: not a copy
+  test[15] = near
+
+  class Rows:  # a source of indexable rows (no .images array)
+    def __init__(self, images):
+      self.x = images
+
+    def __len__(self):
+      return len(self.x)
+
+    def __getitem__(self, i):
+      return {"image": self.x[i]}
+
+  want = np.array([any((t == u).all() for u in train) for t in test])
+  assert want.sum() == 2
+  np.testing.assert_array_equal(dedup.also_in(Rows(test), Rows(train)), want)
 
 
 def test_schedule_wait_warmup_cosine():

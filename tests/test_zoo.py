@@ -137,6 +137,14 @@ def test_evaluate_with_no_workdir_reproduces_the_card_on_privatetest(tmp_path):
   card = zoo.load_shipped().card["metrics"]["PrivateTest"]["plain"]
   for k in ("accuracy", "mean_class_accuracy", "macro_f1"):
     assert m[k] == pytest.approx(card[k], abs=1e-4), k
+    low, high = m["interval95"][k]
+    assert low < m[k] < high and high - low < 0.06, k
+  # the faces whose pixels equal a Training face's, counted and left out
+  n = got["also_in_training"]
+  w = m["without_training_copies"]
+  assert 0 < n < 3589 and w["examples"] == 3589 - n
+  assert f"the {n} faces also in Training left out" in p.stdout
+  assert abs(w["accuracy"] - m["accuracy"]) < 0.05
 
 
 @pytest.mark.slow

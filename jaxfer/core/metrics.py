@@ -13,6 +13,23 @@ def confusion_matrix(labels, preds, num_classes: int, mask=None) -> np.ndarray:
   )
 
 
+def bootstrap(labels, preds, num_classes: int, *, n=1000, seed=0) -> dict:
+  """95% percentile bootstrap intervals of `summarize`'s metrics: the rows
+  resampled with replacement `n` times (seeded); {metric: (low, high)}."""
+  labels, preds = np.asarray(labels), np.asarray(preds)
+  rng = np.random.default_rng(seed)
+  draws = {k: [] for k in ("accuracy", "mean_class_accuracy", "macro_f1")}
+  for _ in range(n):
+    idx = rng.integers(0, len(labels), len(labels))
+    m = summarize(confusion_matrix(labels[idx], preds[idx], num_classes))
+    for k in draws:
+      draws[k].append(m[k])
+  return {
+    k: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
+    for k, v in draws.items()
+  }
+
+
 def summarize(cm: np.ndarray) -> dict[str, float]:
   """Accuracy, mean per-class accuracy (recall) and macro-F1.
 

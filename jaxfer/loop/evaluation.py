@@ -47,11 +47,16 @@ def eval_fn(apply, *, flip: bool = False):
   return fn
 
 
-def evaluate(apply_jit, variables: dict, batches, num_classes: int):
+def evaluate(
+  apply_jit, variables: dict, batches, num_classes: int, predictions=None
+):
   """Confusion matrices and mean losses of several models on one pass.
 
-  Returns {model name: (metrics dict, confusion matrix)}.
+  Returns {model name: (metrics dict, confusion matrix)}; a dict passed as
+  `predictions` is filled with {model name: (labels, predictions)}, int
+  arrays of the split's rows in order.
   """
+  rows = {name: ([], []) for name in variables}
   cms = {
     name: np.zeros((num_classes, num_classes), np.int64) for name in variables
   }
@@ -64,8 +69,14 @@ def evaluate(apply_jit, variables: dict, batches, num_classes: int):
       cms[name] += metrics_lib.confusion_matrix(
         labels, preds, num_classes, mask
       )
+      if predictions is not None:
+        rows[name][0].append(labels[mask > 0])
+        rows[name][1].append(preds[mask > 0])
       loss[name] += float(loss_sum)
     count += float(mask.sum())
+  if predictions is not None:
+    for name, (y, p) in rows.items():
+      predictions[name] = (np.concatenate(y), np.concatenate(p))
   return {
     name: (
       {"loss": loss[name] / max(count, 1), **metrics_lib.summarize(cms[name])},
@@ -84,6 +95,7 @@ class SplitResult:
   source: object
   dropped: int
   seconds: float
+  predictions: dict = dataclasses.field(default_factory=dict)
 
 
 def eval_source(class_names, data_cfg, split: str, drop_unmapped: bool):
@@ -134,8 +146,11 @@ def evaluate_split(
     for v in variables.values():
       jax.block_until_ready(apply_jit(v, first))
   t = time.perf_counter()
-  results = evaluate(apply_jit, variables, batches(), len(names))
-  return SplitResult(results, src, dropped, time.perf_counter() - t)
+  predictions = {}
+  results = evaluate(apply_jit, variables, batches(), len(names), predictions)
+  return SplitResult(
+    results, src, dropped, time.perf_counter() - t, predictions
+  )
 
 
 @dataclasses.dataclass
