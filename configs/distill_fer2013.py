@@ -24,7 +24,7 @@ from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {
-  "smoke": "seconds-long, on the 210-row sample",
+  "smoke": "seconds-long, on the 210 shipped synthetic faces",
   "10ipc": "10 images per class (else 1)",
   "krr": "the kernel-ridge (FRePo) objective with learned labels",
   "random": "one outer step that changes nothing (random real images)",
@@ -57,7 +57,7 @@ def get_config(arg: str = ""):
     d.lr_images = d.lr_lrs = d.lr_labels = 0.0
     c.total_steps = c.eval_every = c.checkpoint.every = 1
   if "smoke" in v:
-    c.data.path = presets.FER2013_SAMPLE
+    c.data.path = presets.FER2013_SMOKE
     c.data.cache_dir = ""
     c.data.image_size = 16
     c.data.batch_size, c.data.eval_batch_size = 16, 32

@@ -23,7 +23,7 @@ Expected (PrivateTest, 3 seeds): `dtm` 49.96 +- 0.61% accuracy, macro-F1
 45.81 +- 0.39%); flexmatch, freematch and softmatch fail at this budget
 (34-39%, one seed; why: docs, DTM). Wall time 14 min 37 s for `fixed` on
 2 idle CPU cores, 14-26 min for the others. `:smoke` is a
-seconds-long variant on the 210-row sample.
+seconds-long variant on the 210 shipped synthetic faces.
 `:tpu` sizes it for a TPU v2-8 / v3-8
 (on paper, never run: `defaults.tpu_sized`). `:vgg` swaps in the shipped
 model's VGG (1.17 M parameters), the rest unchanged: its step times are in
@@ -35,7 +35,7 @@ from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {
-  "smoke": "seconds-long, on the 210-row sample",
+  "smoke": "seconds-long, on the 210 shipped synthetic faces",
   **presets.SEMI_VARIANTS,
 }
 

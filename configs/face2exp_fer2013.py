@@ -19,7 +19,8 @@ Expected (PrivateTest at step 1,000, 3 seeds): teacher 50.38 +- 0.36%
 (`exact_jvp`) and 50.43 +- 0.31% (`first_order`); student 44.55 +- 0.28%
 and 41.65 +- 0.47%; the 10% supervised baseline 45.89%. Wall time 25-28
 min on 2 CPU cores (docs: Meta-Face2Exp). `:smoke` is a
-seconds-long variant on the 210-row sample (with a finetune stage).
+seconds-long variant on the 210 shipped synthetic faces (with a
+finetune stage).
 `:tpu` sizes it for a TPU v2-8 / v3-8
 (on paper, never run: `defaults.tpu_sized`). `:vgg` swaps in the shipped
 model's VGG (1.17 M parameters), the rest unchanged: its step times are in
@@ -31,7 +32,8 @@ from jaxfer.core import presets
 from jaxfer.core import variants
 
 VARIANTS = {
-  "smoke": "seconds-long, on the 210-row sample (with a finetune stage)",
+  "smoke": "seconds-long, on the 210 shipped synthetic faces, with a "
+  "finetune stage",
   **presets.SEMI_VARIANTS,
 }
 

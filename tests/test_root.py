@@ -1,13 +1,20 @@
 """The data root (`jaxfer.data.root`): `$JAXFER_DATA` paths are read under
 the folder the variable names, a compressed CSV stands for a plain one
 there, other paths are used as written, and a missing dataset is an error
-naming the path, the root and where the data comes from."""
+naming the path, the root and where the data comes from; the `:smoke`
+variants need none of it (their faces ship in the package)."""
 
+import bz2
+
+import numpy as np
 import pytest
 
+from conftest import python
 from jaxfer import configs
+from jaxfer.core import presets
 from jaxfer.data import build
 from jaxfer.data import root
+from jaxfer.data import smoke
 from jaxfer.data.base import DataError
 
 
@@ -46,3 +53,32 @@ def test_a_missing_dataset_says_where_to_get_it(tmp_path, monkeypatch):
   lfw = configs.load("dtm_fer2013:lfw").data.unlabeled
   with pytest.raises(DataError, match="Labeled Faces in the Wild"):
     build.make_source(lfw, lfw.split)
+
+
+def test_the_shipped_smoke_faces_are_what_the_module_writes():
+  assert presets.FER2013_SMOKE == str(smoke.PATH)
+  assert bz2.decompress(smoke.PATH.read_bytes()).decode() == smoke.csv_text()
+  c = configs.load("supervised_fer2013:smoke")
+  assert c.data.path == str(smoke.PATH)
+  for split in smoke.USAGES:
+    src = build.make_source(c.data, split)
+    assert len(src) == 70
+    assert np.bincount(src.labels, minlength=7).tolist() == [10] * 7
+
+
+@pytest.mark.slow
+def test_smoke_runs_from_any_folder_with_no_data(tmp_path):
+  """A FER2013 config's `:smoke` from a temporary folder, the data root
+  empty: it trains and evaluates on the shipped faces."""
+  p = python(
+    "-m",
+    "jaxfer.main",
+    "--config",
+    "supervised_fer2013:smoke",
+    "--workdir",
+    tmp_path / "wd",
+    cwd=tmp_path,
+    env={"JAXFER_DATA": str(tmp_path / "empty")},
+  )
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert "step 6 PrivateTest" in p.stdout + p.stderr

@@ -35,7 +35,6 @@ def written(tmp_path_factory):
     model="model",
     folder=root / "zoo",
     metrics={"test": {"accuracy": 0.5}},
-    command="python -m jaxfer.main --config x",
   )
   return root, digests
 
@@ -50,7 +49,12 @@ def test_the_shipped_pair_is_the_workdirs_classifier(written):
   shipped = zoo.load_shipped("tiny", folder=root / "zoo", digests=digests)
   own = zoo.load(str(root / "wd"), model="model")
   assert shipped.class_names == own.class_names
-  assert shipped.card["command"] == "python -m jaxfer.main --config x"
+  # the command and code version the run recorded at its start
+  started = json.loads((root / "wd" / "started.json").read_text())
+  assert shipped.card["command"] == started["command"] and "pytest" in (
+    started["command"]
+  )
+  assert shipped.card["started"]["code"] == started["code"]
   assert shipped.card["preprocessing"]["size"] == 48
   # a face of another size goes through the same resize and normalisation
   faces = _faces() + [np.full((90, 70, 3), 100, np.uint8)]

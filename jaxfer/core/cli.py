@@ -8,6 +8,7 @@ starts with `start(argv)`; it runs with `run(main)`, which resolves
 with one line naming the command.
 """
 
+import pathlib
 import sys
 
 from absl import app
@@ -44,8 +45,33 @@ def fail(command: str, error: Exception, status: int = 1):
   sys.exit(status)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, where a `--config.<field>=...` naming no field of
+  the config is one line naming the argument (ml_collections raises a
+  KeyError inside the parse, which absl would print as a traceback)."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    why = e.args[0] if e.args else e
+    while isinstance(why, BaseException) and why.args:
+      why = why.args[0]
+    why = str(why).replace("\n", "; ")
+    field = why.split("'")[1] if why.count("'") >= 2 else ""
+    given = [a for a in argv[1:] if a.startswith("--config.")]
+    bad = [a for a in given if field and field in a.split("=")[0]] or given
+    path = pathlib.Path(argv[0])
+    prog = "jaxfer." + (
+      path.parent.name if path.stem == "__main__" else path.stem
+    )
+    raise SystemExit(
+      f"{prog}: error: {', '.join(bad)}: the config has no such field ({why})"
+    ) from None
+
+
 def run(main, **kw) -> None:
-  """`absl.app.run(main)` with `--config NAME` resolved to its file."""
+  """`absl.app.run(main)` with `--config NAME` resolved to its file and a
+  mistyped `--config.<field>` one line (`parse_flags`)."""
   from jaxfer import configs  # pylint: disable=g-import-not-at-top
 
+  kw.setdefault("flags_parser", parse_flags)
   app.run(main, argv=configs.argv(sys.argv), **kw)

@@ -3,15 +3,23 @@ semi-supervised protocol, LFW as a pool, the ConvNet-4 of the FER2013
 tables, the VGG of the shipped model and the seconds-long `:smoke` form.
 Fields: `defaults.py`."""
 
+import pathlib
+
 from jaxfer.core import defaults
 
 # The datasets under the data root ($JAXFER_DATA: `jaxfer.data.root`; the
 # layout: docs, Getting the data). FER2013's CSV may be compressed there
 # (fer2013.csv.bz2 or .gz).
 FER2013 = "$JAXFER_DATA/fer2013/fer2013.csv"
-# The 210-row sample CSV (10 rows per Usage and emotion) of the smoke
-# variants.
-FER2013_SAMPLE = "$JAXFER_DATA/fer2013/fer2013_sample_210.csv"
+# The smoke variants' FER2013 file: 210 synthetic faces (10 per Usage and
+# emotion) in the Kaggle CSV layout, shipped in the package
+# (`jaxfer.data.smoke` writes it; a file path, not an import: core sits
+# below data), so `:smoke` runs from any folder with no dataset.
+FER2013_SMOKE = str(
+  pathlib.Path(__file__).resolve().parents[1]
+  / "data"
+  / "fer2013_smoke_210.csv.bz2"
+)
 LFW = "$JAXFER_DATA/lfw"
 
 
@@ -92,11 +100,11 @@ def schedule(c, steps, *, log, every, checkpoint=None, best=None) -> None:
 
 
 def smoke(c, *, steps: int = 6) -> None:
-  """The seconds-long `:smoke` form of a FER2013 config `c`: the 210-row
-  sample CSV (no parse cache), `steps` steps with a log every 2 and an
+  """The seconds-long `:smoke` form of a FER2013 config `c`: the shipped
+  210 synthetic faces in FER2013's CSV (no parse cache), `steps` steps with a log every 2 and an
   evaluation and checkpoint every half, batches of 8 (32 to evaluate) and
   the network shrunk by `smoke_sized`."""
-  c.data.path = FER2013_SAMPLE
+  c.data.path = FER2013_SMOKE
   c.data.cache_dir = ""
   schedule(c, steps, log=2, every=steps // 2)
   c.data.batch_size, c.data.eval_batch_size = 8, 32

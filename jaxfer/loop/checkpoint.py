@@ -93,6 +93,12 @@ class Checkpointer:
     self.best.close()
 
 
+def has_best(workdir: str) -> bool:
+  """Whether `workdir/best` holds a checkpoint."""
+  best = pathlib.Path(workdir).absolute() / "best"
+  return best.is_dir() and ocp.CheckpointManager(best).latest_step() is not None
+
+
 def read_config(workdir: str, *, best: bool = True) -> tuple[dict, dict]:
   """(config, meta) saved with the best (or latest) checkpoint."""
   sub = "best" if best else "checkpoints"

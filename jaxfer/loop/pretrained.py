@@ -10,7 +10,12 @@
   the reference evaluates);
 * a jaxfer workdir: its best checkpoint's networks (face2exp to face2exp
   network by network; otherwise its first evaluated model into every
-  network), to fine-tune a trained model on another dataset.
+  network), to fine-tune a trained model on another dataset;
+* ``zoo:NAME``, a model shipped in the package (``zoo:fer2013_vgg``), or
+  any ``NAME.msgpack`` written by ``python -m jaxfer.zoo`` with its card
+  ``NAME.json`` beside it: its weights into every network (the shipped
+  files' digests are checked when `jaxfer.zoo` loads them for inference;
+  here a card whose network is not this config's is an error).
 
 A head whose class count differs is re-initialised (logged); a head
 missing from the file is an error unless `config.init_allow_missing_head`.
@@ -21,8 +26,10 @@ replaces it whole.)
 """
 
 import dataclasses
+import json
 import pathlib
 
+from flax import serialization
 import jax
 import numpy as np
 
@@ -87,6 +94,75 @@ def _roles_for(fields: list[str], roles: list[str], method: str) -> dict:
   return {f: "student" for f in fields}
 
 
+# The models shipped in the package (`jaxfer.zoo`'s folder; a path, not an
+# import: the zoo sits above the loop).
+SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "zoo"
+ZOO = "zoo:"
+
+
+def _shipped(config, source: str, state, fields):
+  """`zoo:NAME` or a `NAME.msgpack` beside its card `NAME.json`."""
+  if source.startswith(ZOO):
+    name = source[len(ZOO) :]
+    path = SHIPPED / f"{name}.msgpack"
+    if not path.exists():
+      known = sorted(p.stem for p in SHIPPED.glob("*.msgpack"))
+      raise ValueError(
+        f"config.init_from={source}: no shipped model {name!r} "
+        f"(shipped: {', '.join(ZOO + k for k in known) or 'none'})"
+      )
+  else:
+    path = pathlib.Path(source).expanduser()
+  card_path = path.with_suffix(".json")
+  if not card_path.exists():
+    raise ValueError(
+      f"config.init_from={source}: {card_path} is missing (a .msgpack "
+      "loads with the card python -m jaxfer.zoo writes beside it)"
+    )
+  card = json.loads(card_path.read_text())
+  mine = json.loads(config.model.to_json())  # tuples as the card's lists
+  if card["config"]["model"] != mine:
+    raise ValueError(
+      f"config.init_from={source}: its network is {card['config']['model']}"
+      f", this config's is {mine} (start from the "
+      "config it was trained with, e.g. supervised_fer2013:vgg)"
+    )
+  v = serialization.msgpack_restore(path.read_bytes())
+  out, notes = {}, []
+  for f in fields:
+    out[f], n = _fitted(config, state, f, v, len(card["class_names"]), source)
+    notes += n
+  return out, notes
+
+
+def _fitted(config, state, f: str, v, src_classes: int, where: str):
+  """(variables `v` fitted to the state's network `f`: a head of another
+  class count re-initialised; any other shape is an error, log lines)."""
+  t = _template(getattr(state, f))
+  v = {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
+  notes = []
+  if src_classes != config.data.num_classes and "Dense_0" in v["params"]:
+    v["params"] = {**v["params"], "Dense_0": t["params"]["Dense_0"]}
+    notes.append(
+      f"{where}: {src_classes} classes -> {config.data.num_classes}: the "
+      "head is re-initialised"
+    )
+  bad = [
+    f"{'/'.join(str(getattr(k, 'key', k)) for k in p)}: "
+    f"{np.shape(a)} vs {np.shape(b)}"
+    for (p, a), b in zip(
+      jax.tree_util.tree_leaves_with_path(v), jax.tree.leaves(t)
+    )
+    if np.shape(a) != np.shape(b)
+  ]
+  if jax.tree.structure(v) != jax.tree.structure(t) or bad:
+    raise ValueError(
+      f"config.init_from={where}: its network does not fit this config's "
+      f"model ({config.model.name})" + (f": {bad}" if bad else ": other layers")
+    )
+  return v, notes + [f"{f} <- {where}"]
+
+
 def _from_workdir(config, path: pathlib.Path, state, fields):
   src_config, _, method, src_state = restore.load(str(path))
   evals = method.eval_variables(src_state)
@@ -97,34 +173,15 @@ def _from_workdir(config, path: pathlib.Path, state, fields):
     pick = {f: first for f in fields}
   out, notes = {}, []
   for f, name in pick.items():
-    v = jax.device_get(evals[name])
-    t = _template(getattr(state, f))
-    v = {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
-    if (
-      src_config.data.num_classes != config.data.num_classes
-      and "Dense_0" in v["params"]
-    ):
-      v["params"] = {**v["params"], "Dense_0": t["params"]["Dense_0"]}
-      notes.append(
-        f"{path} [{name}]: {src_config.data.num_classes} classes "
-        f"-> {config.data.num_classes}: the head is re-initialised"
-      )
-    bad = [
-      f"{'/'.join(str(getattr(k, 'key', k)) for k in p)}: "
-      f"{np.shape(a)} vs {np.shape(b)}"
-      for (p, a), b in zip(
-        jax.tree_util.tree_leaves_with_path(v), jax.tree.leaves(t)
-      )
-      if np.shape(a) != np.shape(b)
-    ]
-    if jax.tree.structure(v) != jax.tree.structure(t) or bad:
-      raise ValueError(
-        f"config.init_from={path}: its {name!r} network does "
-        f"not fit this config's model ({config.model.name})"
-        + (f": {bad}" if bad else ": other layers")
-      )
-    out[f] = v
-    notes.append(f"{f} <- {path} [{name}]")
+    out[f], n = _fitted(
+      config,
+      state,
+      f,
+      jax.device_get(evals[name]),
+      src_config.data.num_classes,
+      f"{path} [{name}]",
+    )
+    notes += n
   return out, notes
 
 
@@ -139,7 +196,9 @@ def load_into(config, state):
       f"config.init_from: method {config.method!r} has no network to initialise"
     )
   path = pathlib.Path(source).expanduser()
-  if path.is_dir():
+  if source.startswith(ZOO) or path.suffix == ".msgpack":
+    loaded, notes = _shipped(config, source, state, fields)
+  elif path.is_dir():
     loaded, notes = _from_workdir(config, path, state, fields)
   else:
     roles = torch_import.read(path)

@@ -12,8 +12,13 @@ from jaxfer.loop import checkpoint as ckpt_lib
 def load(workdir: str, *, best: bool = True):
   """(config, meta, method, state) restored from a jaxfer.main workdir.
 
-  Uses the best checkpoint (or the latest) and the config saved with it.
+  Uses the best checkpoint (or the latest) and the config saved with it;
+  a run whose config chose no best checkpoint (`checkpoint.best_split`
+  empty, e.g. `finetune`) gives its latest.
   """
+  if best and not ckpt_lib.has_best(workdir):
+    saved, _ = ckpt_lib.read_config(workdir, best=False)
+    best = bool(saved["checkpoint"]["best_split"])
   config, meta = ckpt_lib.read_config(workdir, best=best)
   config = defaults.from_json(config)
   model = models.build(config.model, config.data.num_classes)

@@ -27,6 +27,7 @@ import tqdm
 from jaxfer import methods
 from jaxfer import models
 from jaxfer.core import parallel
+from jaxfer.core import provenance
 from jaxfer.core import report
 from jaxfer.data import build as data_build
 from jaxfer.loop import checkpoint as ckpt_lib
@@ -204,6 +205,8 @@ def _train(config, workdir: pathlib.Path) -> dict:
   )
   if is_main:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    if start == 0 and not (workdir / provenance.FILE).exists():
+      provenance.record(workdir)  # a fresh run: its command and code
   run.writer = run.evaluator.writer = report.Writer(workdir, resume_step=start)
   run.writer.text("data", "\n\n".join(run.data.log))
   if is_main:

@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxfer import models
 from jaxfer.core import defaults
+from jaxfer.core import provenance
 from jaxfer.data import views
 from jaxfer.loop import restore
 
@@ -238,11 +239,13 @@ def write(
   model: str,
   folder: pathlib.Path,
   metrics: dict,
-  command: str,
   best: bool = True,
 ) -> dict:
   """Writes `<name>.msgpack` and `<name>.json` of one evaluated model of
-  a workdir into `folder`; returns their SHA-256 digests."""
+  a workdir into `folder`; returns their SHA-256 digests. The card's
+  command and code version are the workdir's record from the run's start
+  (`jaxfer.core.provenance`)."""
+  started = provenance.read(workdir)
   config, meta, method, state = restore.load(workdir, best=best)
   variables = method.eval_variables(state)
   if model not in variables:
@@ -263,7 +266,8 @@ def write(
     "parameters": n_params,
     "preprocessing": preprocessing(config),
     "metrics": metrics,
-    "command": command,
+    "command": started["command"],
+    "started": {k: started[k] for k in ("cwd", "code", "started")},
     "terms": TERMS,
     "config": config.to_dict(),
   }

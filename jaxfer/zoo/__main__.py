@@ -1,13 +1,14 @@
 r"""Writes a shipped model from a workdir: weights, card and digests.
 
   python -m jaxfer.zoo --workdir /tmp/runs/vgg_s1 --model ema \
-      --name fer2013_vgg --splits PublicTest,PrivateTest \
-      --command "python -m jaxfer.main --config ..."
+      --name fer2013_vgg --splits PublicTest,PrivateTest
 
 Evaluates the chosen model (`--model`: one of the workdir's evaluated
 models) on each split, with and without mirrored test-time augmentation,
 writes `<name>.msgpack` and `<name>.json` into `--folder` (default: this
 package) and prints the SHA-256 lines to paste into `jaxfer.zoo.SHA256`.
+The card's command and code version are those the workdir recorded when
+its run started (`started.json`, `jaxfer.core.provenance`).
 """
 
 import json
@@ -31,7 +32,6 @@ def _define_flags():
     ["PublicTest", "PrivateTest"],
     "Splits to measure (the card's metrics).",
   )
-  flags.DEFINE_string("command", "", "The command that trained the workdir.")
   flags.DEFINE_string("data_path", "", "The dataset file, if not the config's.")
 
 
@@ -78,7 +78,6 @@ def main(argv):
     model=f.model,
     folder=f.folder,
     metrics=metrics,
-    command=f.command,
   )
   print("SHA256 = {")
   for name, digest in digests.items():
