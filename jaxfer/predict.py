@@ -120,6 +120,12 @@ def _define_flags():
     "(path, frame, time, track, box, one column per class).",
   )
   flags.DEFINE_integer("batch_size", 64, "Faces per model call.")
+  flags.DEFINE_bool(
+    "fail_on_damage",
+    False,
+    "Videos: exit with status 1 when frames did not decode (by default "
+    "they are skipped, counted and named, and the run succeeds).",
+  )
 
 
 read_image = images_lib.load_image
@@ -247,18 +253,21 @@ def run(
         **(video_options or {}),
       )
       stats["videos"] = stats.get("videos", 0) + 1
-      for k in ("frames", "detect_s", "model_s"):
+      for k in ("frames", "detect_s", "model_s", "rows", "damaged"):
         stats[f"video_{k}"] = stats.get(f"video_{k}", 0) + v[k]
-      stats["video_rows"] = stats.get("video_rows", 0) + v["rows"]
       stats["images"] -= 1
       if "error" in v:
         stats["errors"] += 1
+        stats["video_errors"] = stats.get("video_errors", 0) + 1
+        emit({"path": path, "error": v["error"], "frames_read": v["frames"]})
+      elif v["damaged"]:
+        stats.setdefault("damaged_videos", []).append(path)
         emit(
           {
             "path": path,
-            "error": v["error"],
+            "damaged": v["damaged"],
+            "damaged_frames": v["damaged_frames"],
             "frames_read": v["frames"],
-            "rows_kept": v["rows"],
           }
         )
       continue
@@ -282,25 +291,29 @@ def run(
 
 
 def summary(stats: dict) -> str:
+  """The run's one line: images (when there were any), then videos."""
+  parts = []
+  if stats["images"] or not stats.get("videos"):
+    total = stats["read_detect_s"] + stats["model_s"]
+    parts.append(
+      f"{stats['images']} images, {stats['faces']} faces, "
+      f"{stats['no_face']} with no face, {stats['errors'] - stats.get('video_errors', 0)} "
+      f"unreadable; {total:.2f} s ({stats['images'] / max(total, 1e-9):.1f} "
+      f"images/s; reading and detection {stats['read_detect_s']:.2f} s, "
+      f"model {stats['model_s']:.2f} s; compiled in {stats['compile_s']:.1f} s)"
+    )
   if stats.get("videos"):
     vt = stats["video_detect_s"] + stats["video_model_s"]
-    video_line = (
-      f"; {stats['videos']} videos, {stats['video_frames']} frames, "
-      f"{stats['video_rows']} face rows, {stats['video_frames'] / max(vt, 1e-9):.1f} "
-      f"frames/s (detection {stats['video_detect_s']:.2f} s, model "
-      f"{stats['video_model_s']:.2f} s)"
+    rate = (
+      f"{stats['video_frames'] / vt:.1f} frames/s" if vt > 0 else "no frame"
     )
-  else:
-    video_line = ""
-  total = stats["read_detect_s"] + stats["model_s"]
-  return (
-    f"jaxfer.predict: {stats['images']} images, {stats['faces']} faces, "
-    f"{stats['no_face']} with no face, {stats['errors']} unreadable; "
-    f"{total:.2f} s ({stats['images'] / max(total, 1e-9):.1f} images/s; "
-    f"reading and detection {stats['read_detect_s']:.2f} s, model "
-    f"{stats['model_s']:.2f} s; compiled in {stats['compile_s']:.1f} s)"
-    + video_line
-  )
+    parts.append(
+      f"{stats['videos']} videos, {stats['video_frames']} frames, "
+      f"{stats['video_rows']} face rows, {stats['video_damaged']} damaged "
+      f"frames skipped, {stats.get('video_errors', 0)} unreadable; {rate} (detection {stats['video_detect_s']:.2f} s, "
+      f"model {stats['video_model_s']:.2f} s)"
+    )
+  return "jaxfer.predict: " + "; ".join(parts)
 
 
 def main(argv):
@@ -323,13 +336,24 @@ def main(argv):
     print(f"jaxfer.predict: error: --model {e}", file=sys.stderr)
     sys.exit(1)
 
-  video_rows = []
+  rows_csv = video.CsvRows(f.csv, clf.class_names) if f.csv else None
 
   def emit(rec):
     if "error" in rec:
-      print(f"jaxfer.predict: {rec['path']}: {rec['error']}", file=sys.stderr)
-    if "frame" in rec:
-      video_rows.append(rec)
+      where = "" if rec["error"].startswith(rec["path"]) else f"{rec['path']}: "
+      print(f"jaxfer.predict: {where}{rec['error']}", file=sys.stderr)
+    if "damaged" in rec:
+      print(
+        f"jaxfer.predict: {rec['path']}: {rec['damaged']} damaged frames "
+        f"skipped (frames {video.Damaged.text(rec['damaged_frames'])}); "
+        f"{rec['frames_read']} frames read",
+        file=sys.stderr,
+      )
+      if f.json:
+        print(json.dumps(rec), flush=False)
+      return
+    if "frame" in rec and rows_csv:
+      rows_csv.write(rec)
     if f.json:
       print(json.dumps(rec), flush=False)
     elif "frame" in rec:
@@ -359,11 +383,12 @@ def main(argv):
   except (ImportError, ValueError) as e:
     print(f"jaxfer.predict: error: {e}", file=sys.stderr)
     sys.exit(1)
+  finally:
+    if rows_csv:
+      rows_csv.close()
   sys.stdout.flush()
-  if f.csv:
-    video.write_csv(f.csv, video_rows, clf.class_names)
   print(summary(stats), file=sys.stderr)
-  if stats["errors"]:
+  if stats["errors"] or (f.fail_on_damage and stats.get("damaged_videos")):
     sys.exit(1)
 
 

@@ -51,8 +51,9 @@ def test_the_shipped_pair_is_the_workdirs_classifier(written):
   assert shipped.class_names == own.class_names
   # the command and code version the run recorded at its start
   started = json.loads((root / "wd" / "started.json").read_text())
-  assert shipped.card["command"] == started["command"] and "pytest" in (
-    started["command"]
+  assert (
+    shipped.card["command"] == started["command"]
+    and "pytest" in (started["command"])
   )
   assert shipped.card["started"]["code"] == started["code"]
   assert shipped.card["preprocessing"]["size"] == 48

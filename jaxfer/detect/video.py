@@ -1,15 +1,17 @@
 """Video: frames read by OpenCV, faces tracked across them, one row per
-face per frame.
+face per frame, in memory that does not grow with the video's length.
 
-`frames` yields every `every`-th frame (RGB) with its index and time;
-a file OpenCV cannot open, or one that ends before the frame count its
-header gives (a truncated file), is a `DataError` naming it, raised after
-the frames that were read. `IoUTracker` gives each face a track id: a box
-continues the track whose last box it overlaps most (IoU >= `min_iou`),
-unmatched boxes start new tracks, a track unseen for `max_age` processed
-frames ends. `smooth` averages each track's probabilities over time (an
-exponential moving average). `probability_png` draws each track's
-probabilities over time.
+`frames` yields every `every`-th frame (RGB) with its index and time. A
+frame that does not decode (a damaged packet, or the end of a truncated
+file before the frame count its header gives) is skipped and recorded by
+number in a `Damaged`; a file OpenCV cannot open, or one that yields no
+frame, is a `DataError` naming it. `IoUTracker` gives each face a track
+id: a box continues the track whose last box it overlaps most (IoU >=
+`min_iou`), unmatched boxes start new tracks, a track unseen for
+`max_age` processed frames ends. `Smoother` averages each track's
+probabilities over time (an exponential moving average). `TrackPlot`
+keeps a bounded thinned copy of each track's probabilities and draws them
+over time; `CsvRows` writes the rows as they come.
 """
 
 import csv
@@ -24,11 +26,46 @@ from jaxfer.data.base import DataError
 VIDEO_EXTENSIONS = frozenset((".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"))
 
 
-def frames(path: str, every: int = 1):
+# Consecutive undecodable frames after which the rest of a file counts as
+# unreadable (a truncated file ends in them).
+MAX_GAP = 30
+
+
+class Damaged:
+  """The frame numbers that did not decode, as inclusive ranges."""
+
+  def __init__(self):
+    self.ranges: list[list[int]] = []
+
+  def add(self, first: int, last: int | None = None) -> None:
+    last = first if last is None else last
+    if self.ranges and self.ranges[-1][1] + 1 >= first:
+      self.ranges[-1][1] = max(self.ranges[-1][1], last)
+    else:
+      self.ranges.append([first, last])
+
+  def __len__(self) -> int:
+    return sum(b - a + 1 for a, b in self.ranges)
+
+  def __str__(self) -> str:
+    return self.text(self.ranges)
+
+  @staticmethod
+  def text(ranges) -> str:
+    """ "50-51, 60" for [[50, 51], [60, 60]]."""
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in ranges)
+
+
+def frames(path: str, every: int = 1, damaged: Damaged | None = None):
   """(index, seconds, uint8 RGB frame) of every `every`-th frame.
 
-  Raises DataError (naming the file) if it cannot be opened, or, after the
-  frames read, if it ends before its header's frame count.
+  A frame that does not decode is skipped and recorded in `damaged`. Frame
+  numbers come from the container's timestamps (so a packet the decoder
+  drops without an error still counts), else from counting reads; after
+  `MAX_GAP` failed reads in a row, or at the end, the frames missing up to
+  the header's count are recorded too. Without `damaged`, any such frame
+  is a DataError after the frames read. A file that cannot be opened or
+  yields no frame is a DataError naming it.
   """
   import cv2  # pylint: disable=g-import-not-at-top
 
@@ -39,27 +76,48 @@ def frames(path: str, every: int = 1):
     raise DataError(f"{path}: not a video OpenCV can open")
   fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
   expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-  index = 0
+  lost = Damaged() if damaged is None else damaged
+  index, gap, decoded = 0, 0, 0  # index: the next frame's number
   try:
-    while True:
-      ok = cap.grab()
-      if not ok:
-        break
+    while gap < MAX_GAP:
+      if not cap.grab():
+        if fps <= 0:  # no timestamps: a failed read is a frame
+          if index >= expected:
+            break
+          lost.add(index)
+          index += 1
+        gap += 1
+        continue
+      if fps > 0:
+        at = round(cap.get(cv2.CAP_PROP_POS_MSEC) * fps / 1000)
+        if at > index:
+          lost.add(index, at - 1)
+        index = max(index, at)
+      gap = 0
       if index % every == 0:
         ok, frame = cap.retrieve()
-        if not ok:
-          break
-        t = index / fps if fps > 0 else float("nan")
-        yield index, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if ok:
+          decoded += 1
+          yield (
+            index,
+            index / fps if fps > 0 else float("nan"),
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB),
+          )
+        else:
+          lost.add(index)
+      else:
+        decoded += 1
       index += 1
   finally:
     cap.release()
-  if index == 0:
+  if decoded == 0:
     raise DataError(f"{path}: no frame could be decoded")
-  if expected and index < expected:
+  if index < expected:
+    lost.add(index, expected - 1)
+  if damaged is None and len(lost):
     raise DataError(
-      f"{path}: truncated or corrupt: decoded {index} of the {expected} "
-      "frames its header announces"
+      f"{path}: damaged: decoded {decoded} of the {expected} frames its "
+      f"header announces (frames {lost} unreadable)"
     )
 
 
@@ -127,32 +185,57 @@ class Smoother:
     self.state[track] = out
     return out
 
+  def keep(self, tracks) -> None:
+    """Forgets the tracks that ended (bounded state on long videos)."""
+    self.state = {t: v for t, v in self.state.items() if t in tracks}
 
-def probability_png(rows: list[dict], class_names, path, title: str = ""):
-  """One panel per track: each class's probability against time."""
-  from jaxfer.core import report  # pylint: disable=g-import-not-at-top
 
-  tracks = sorted({r["track"] for r in rows})
-  if not tracks:
-    return None
-  fig, axes = report.subplots(
-    len(tracks), 1, figsize=(8, 2.2 * len(tracks) + 0.6)
-  )
-  axes = np.atleast_1d(axes)
-  for ax, t in zip(axes, tracks):
-    mine = [r for r in rows if r["track"] == t]
-    x = [r["time"] if np.isfinite(r["time"]) else r["frame"] for r in mine]
-    for c in class_names:
-      ax.plot(x, [r["probabilities"][c] for r in mine], label=c)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel(f"track {t}")
-  axes[-1].set_xlabel("time (s)")
-  axes[0].legend(ncol=len(class_names), fontsize=7, loc="upper center")
-  if title:
-    axes[0].set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  return path
+class TrackPlot:
+  """Each track's probabilities over time for `draw`, in bounded memory:
+  at most `points` per track (when full, every other point is dropped and
+  the track keeps every second one from then on) and the `tracks` longest
+  tracks."""
+
+  def __init__(self, class_names, points: int = 1000, tracks: int = 12):
+    self.class_names, self.points, self.max_tracks = class_names, points, tracks
+    self.data: dict[int, dict] = {}
+
+  def add(self, row: dict) -> None:
+    t = self.data.setdefault(row["track"], dict(x=[], p=[], stride=1, n=0))
+    if t["n"] % t["stride"] == 0:
+      x = row["time"] if np.isfinite(row["time"]) else row["frame"]
+      t["x"].append(x)
+      t["p"].append([row["probabilities"][c] for c in self.class_names])
+      if len(t["x"]) > self.points:
+        t["x"], t["p"], t["stride"] = t["x"][::2], t["p"][::2], 2 * t["stride"]
+    t["n"] += 1
+    if len(self.data) > self.max_tracks:
+      del self.data[min(self.data, key=lambda k: self.data[k]["n"])]
+
+  def draw(self, path, title: str = ""):
+    """One panel per track: each class's probability against time."""
+    from jaxfer.core import report  # pylint: disable=g-import-not-at-top
+
+    tracks = sorted(self.data)
+    if not tracks:
+      return None
+    fig, axes = report.subplots(
+      len(tracks), 1, figsize=(8, 2.2 * len(tracks) + 0.6)
+    )
+    axes = np.atleast_1d(axes)
+    for ax, t in zip(axes, tracks):
+      p = np.asarray(self.data[t]["p"])
+      for k, c in enumerate(self.class_names):
+        ax.plot(self.data[t]["x"], p[:, k], label=c)
+      ax.set_ylim(0, 1)
+      ax.set_ylabel(f"track {t}")
+    axes[-1].set_xlabel("time (s)")
+    axes[0].legend(ncol=len(self.class_names), fontsize=7, loc="upper center")
+    if title:
+      axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
 
 
 def analyse(
@@ -165,19 +248,19 @@ def analyse(
   smooth: float = 0.0,
   emit=None,
   annotate: str = "",
-) -> tuple[list[dict], dict]:
-  """Rows (one per face per processed frame: path, frame, time, track,
-  box, landmarks, probabilities) of a video, each `emit`ted as it comes;
-  `classify`: list of uint8 crops -> [N, C] probabilities; `finder`: a
-  `jaxfer.detect.Finder`. Returns (rows, stats); a read error is raised
-  after the rows of the frames read (stats["error"] says how many)."""
+  damaged: Damaged | None = None,
+) -> dict:
+  """Emits a row per face per processed frame (path, frame, time, track,
+  box, landmarks, probabilities) as it comes, keeping none; `classify`:
+  list of uint8 crops -> [N, C] probabilities; `finder`: a
+  `jaxfer.detect.Finder`; undecodable frames go to `damaged` (see
+  `frames`). Returns the counts and timings."""
   import time  # pylint: disable=g-import-not-at-top
 
-  tracker, smoother = IoUTracker(), Smoother(smooth)
-  rows, writer = [], None
+  tracker, smoother, writer = IoUTracker(), Smoother(smooth), None
   stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "model_s": 0.0}
   try:
-    for index, t, frame in frames(path, every):
+    for index, t, frame in frames(path, every, damaged):
       t0 = time.perf_counter()
       faces = finder(frame)
       t1 = time.perf_counter()
@@ -186,6 +269,7 @@ def analyse(
       stats["model_s"] += time.perf_counter() - t1
       stats["frames"] += 1
       ids = tracker([f.box for f in faces])
+      rows = []
       for face, track, p in zip(faces, ids, probs):
         p = smoother(track, np.asarray(p))
         row = {
@@ -203,15 +287,14 @@ def analyse(
         rows.append(row)
         if emit:
           emit(row)
+      smoother.keep(tracker.tracks)
       stats["faces"] += len(faces)
       if annotate:
-        writer = _annotate(
-          writer, annotate, frame, rows[len(rows) - len(faces) :]
-        )
+        writer = _annotate(writer, annotate, frame, rows)
   finally:
     if writer is not None:
       writer.release()
-  return rows, stats
+  return stats
 
 
 def _annotate(writer, out: str, frame: np.ndarray, rows: list[dict]):
@@ -267,22 +350,24 @@ def run_video(
   """One video: a row per face per processed frame `emit`ted, the tracks'
   probabilities drawn to `<out_dir>/<name>_tracks.png` (and, with
   `annotate`, the frames with their boxes to `<name>_annotated.mp4`);
-  returns its stats (with "error" and the rows kept when it fails)."""
+  returns its stats: "damaged" (the count) and "damaged_frames" (inclusive
+  ranges) for frames that did not decode, "error" when the file yields no
+  frame."""
   stem = pathlib.Path(path).stem
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  rows = []
+  plot, damaged, rows = TrackPlot(clf.class_names), Damaged(), [0]
 
   def keep(row):
-    rows.append(row)
+    rows[0] += 1
+    plot.add(row)
     emit(row)
 
   # A frame holds a few faces: a small fixed batch (one compilation)
   # instead of padding each frame's faces to a photo batch of 64.
   classify = functools.partial(clf.probabilities, batch_size=min(batch_size, 8))
-  stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "model_s": 0.0}
   try:
-    _, stats = analyse(
+    stats = analyse(
       path,
       classify,
       clf.class_names,
@@ -291,40 +376,42 @@ def run_video(
       smooth=smooth,
       emit=keep,
       annotate=str(out / f"{stem}_annotated.mp4") if annotate else "",
+      damaged=damaged,
     )
   except DataError as e:
-    stats = {
-      **stats,
-      "frames": len({r["frame"] for r in rows}),
-      "faces": len(rows),
-      "error": str(e),
-    }
-  if rows:
-    stats["png"] = str(
-      probability_png(
-        rows, clf.class_names, out / f"{stem}_tracks.png", title=str(path)
-      )
-    )
-  stats["rows"] = len(rows)
+    stats = {"frames": 0, "faces": 0, "detect_s": 0.0, "model_s": 0.0}
+    stats["error"] = str(e)
+  png = plot.draw(out / f"{stem}_tracks.png", title=str(path))
+  if png:
+    stats["png"] = str(png)
+  stats.update(rows=rows[0], damaged=len(damaged))
+  stats["damaged_frames"] = damaged.ranges
   return stats
 
 
-def write_csv(path: str, rows: list[dict], class_names) -> None:
-  """The video rows as CSV: path, frame, time, track, x, y, w, h, then one
-  probability column per class."""
-  with open(path, "w", newline="") as fh:
-    w = csv.writer(fh)
-    w.writerow(
+class CsvRows:
+  """Video rows written to a CSV as they come: path, frame, time, track,
+  x, y, w, h, then one probability column per class."""
+
+  def __init__(self, path: str, class_names):
+    self.class_names = class_names
+    self.fh = open(path, "w", newline="")  # pylint: disable=consider-using-with
+    self.w = csv.writer(self.fh)
+    self.w.writerow(
       ["path", "frame", "time", "track", "x", "y", "w", "h", *class_names]
     )
-    for r in rows:
-      w.writerow(
-        [
-          r["path"],
-          r["frame"],
-          r["time"],
-          r["track"],
-          *r["box"],
-          *(r["probabilities"][c] for c in class_names),
-        ]
-      )
+
+  def write(self, r: dict) -> None:
+    self.w.writerow(
+      [
+        r["path"],
+        r["frame"],
+        r["time"],
+        r["track"],
+        *r["box"],
+        *(r["probabilities"][c] for c in self.class_names),
+      ]
+    )
+
+  def close(self) -> None:
+    self.fh.close()
