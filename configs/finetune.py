@@ -22,9 +22,11 @@ then 300 steps of SGD-Nesterov lr 0.01 (20 warm-up steps, cosine), batch
 split every 100 steps and keeps the last checkpoint (no choice on the
 test split). `:ferplus` is the worked example on real data: FER+'s 8
 classes (contempt is new to the shipped head) on FER2013's faces, 300
-steps. Expected (`:ferplus`, FER+'s PrivateTest majority labels, one
-seed): see the docs, Inference (fine-tuning); wall time about 4 min on 2
-CPU cores. `:smoke` is a seconds-long variant for tests.
+steps. Expected (`:ferplus`, FER+'s PrivateTest majority labels, 3,521
+faces, one seed): accuracy 78.33%, mean class accuracy 48.49%, macro-F1
+0.491 (the shipped model on the 7 classes it knows: 66.52%, 68.02%,
+0.583; docs, Inference), 4 min 12 s on 2 CPU cores. `:smoke` is a
+seconds-long variant for tests.
 """
 
 from jaxfer.core import defaults

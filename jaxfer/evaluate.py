@@ -308,7 +308,9 @@ def _define_config(argv: list[str]) -> None:
   workdir = _workdir_arg(argv)
   try:
     if workdir:
-      saved, _ = ckpt_lib.read_config(workdir, best="--nobest" not in argv)
+      saved, _ = ckpt_lib.read_config(
+        workdir, best=ckpt_lib.chosen(workdir, "--nobest" not in argv)
+      )
       config = defaults.from_json(saved)
     else:
       config = zoo.load_shipped().config

@@ -72,3 +72,15 @@ def test_finetune_a_new_class_set_from_the_shipped_weights(tmp_path, capsys):
   rows = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
   assert len(rows) == 2
   assert all(set(r["faces"][0]["classes"]) == set(CLASSES) for r in rows)
+  # evaluate reads the run's latest checkpoint too (it chose no best one)
+  p = python(
+    "-m",
+    "jaxfer.evaluate",
+    f"--workdir={tmp_path / 'wd'}",
+    "--split=test",
+    f"--out={tmp_path / 'ev'}",
+    cwd=tmp_path,
+  )
+  assert p.returncode == 0, p.stderr[-3000:]
+  got = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+  assert got["examples"] == 12 and got["class_names"] == sorted(CLASSES)

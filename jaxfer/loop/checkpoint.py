@@ -99,6 +99,15 @@ def has_best(workdir: str) -> bool:
   return best.is_dir() and ocp.CheckpointManager(best).latest_step() is not None
 
 
+def chosen(workdir: str, best: bool) -> bool:
+  """`best`, unless the run's config chose no best checkpoint
+  (`checkpoint.best_split` empty, and so no `best/`): then its latest."""
+  if best and not has_best(workdir):
+    saved, _ = read_config(workdir, best=False)
+    return bool(saved["checkpoint"]["best_split"])
+  return best
+
+
 def read_config(workdir: str, *, best: bool = True) -> tuple[dict, dict]:
   """(config, meta) saved with the best (or latest) checkpoint."""
   sub = "best" if best else "checkpoints"

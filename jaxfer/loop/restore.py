@@ -16,9 +16,7 @@ def load(workdir: str, *, best: bool = True):
   a run whose config chose no best checkpoint (`checkpoint.best_split`
   empty, e.g. `finetune`) gives its latest.
   """
-  if best and not ckpt_lib.has_best(workdir):
-    saved, _ = ckpt_lib.read_config(workdir, best=False)
-    best = bool(saved["checkpoint"]["best_split"])
+  best = ckpt_lib.chosen(workdir, best)
   config, meta = ckpt_lib.read_config(workdir, best=best)
   config = defaults.from_json(config)
   model = models.build(config.model, config.data.num_classes)
