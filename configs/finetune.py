@@ -33,11 +33,11 @@ from jaxfer.core import defaults
 from jaxfer.core import presets
 from jaxfer.core import variants
 
-VARIANTS = {
-  "csv": "a labeled CSV per split (source labeled_csv)",
-  "ferplus": "the worked example: FER+'s 8 classes on FER2013's faces",
-  "smoke": "seconds-long, for tests",
-}
+VARIANTS = dict(
+  csv="a labeled CSV per split (source labeled_csv)",
+  ferplus="the worked example: FER+'s 8 classes on FER2013's faces",
+  smoke="seconds-long, for tests",
+)
 
 
 def get_config(arg: str = ""):
