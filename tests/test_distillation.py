@@ -10,10 +10,22 @@ import numpy as np
 import optax
 import pytest
 
+from jaxfer.core import defaults
 from jaxfer.loop import testing
 from jaxfer.meta import augment
 from jaxfer.meta import distillation
 from jaxfer.meta import unroll
+from jaxfer.methods import distill
+
+
+def _hyper(**fields):
+  """The statics of the default `config.distill` (3 classes, 2 synthetic
+  images each) with `fields` changed, built as a run builds them."""
+  c = defaults.base()
+  c.data.num_classes = 3
+  c.distill.images_per_class = 2
+  c.distill.update(fields)
+  return distill.hyper(c)
 
 
 @pytest.fixture
@@ -38,9 +50,7 @@ def _problem(norm="instance", momentum=0.0, learn_labels=True, **hp):
   params, stats = testing.init_variables(model, jax.random.key(3))
   init = unroll.Inner(params, stats, tx.init(params))
   real = {"image": f(5, 4, 4, 1), "label": jnp.array([0, 1, 2, 0, 1])}
-  hp = distillation.Hyper(
-    num_classes=3, steps_per_epoch=2, epochs=2, learn_labels=learn_labels, **hp
-  )
+  hp = _hyper(steps_per_epoch=2, epochs=2, learn_labels=learn_labels, **hp)
   return model, learned, labels, init, real, tx, hp
 
 
@@ -91,7 +101,7 @@ def test_remat_segments_and_scan_agree_with_the_plain_unroll(x64):
 
 
 def test_groups_take_every_class_in_each_inner_step():
-  hp = distillation.Hyper(num_classes=3, steps_per_epoch=2)
+  hp = _hyper(steps_per_epoch=2)
   ids = jnp.arange(6)  # class-major: class c holds 2c, 2c + 1
   np.testing.assert_array_equal(
     distillation._groups(ids, hp),  # pylint: disable=protected-access

@@ -34,7 +34,7 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
   need(FER_SAMPLE)
   config = _config()
   config.face2exp.feedback = "exact"
-  config.face2exp.unroll_steps = 2
+  config.face2exp.exact.unroll_steps = 2
   config.checkpoint.every = 2  # keeps steps 4 and 6
   result = train.run(config, str(tmp_path))
   for split in ("PublicTest", "PrivateTest"):

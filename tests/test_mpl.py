@@ -24,8 +24,9 @@ from jaxfer.meta import mpl
 from jaxfer.meta import unroll
 from jaxfer.methods import face2exp
 
-# first_order's own fields as the default config sets them.
+# first_order's and exact's own fields as the default config sets them.
 FO = dict(defaults.base().face2exp.first_order)
+EXACT = dict(defaults.base().face2exp.exact)
 
 
 def _hp(**kw):
@@ -64,13 +65,24 @@ def _problem(norm="batch", opt="sgd", unlabeled=6):
   return model, teacher, unroll.Inner(params, stats, state), batch, tx
 
 
-def _objective(hp, model, teacher, student, batch, tx):
+def _steps(k: int) -> mpl.Unroll:
+  """K plain student updates (no remat, no scan)."""
+  return dataclasses.replace(mpl.ONE_STEP, unroll_steps=k)
+
+
+def _objective(hp, model, teacher, student, batch, tx, k=1):
   """The bilevel objective f(θT) = L_l(θS^(K)(θT))."""
 
   def f(t_params):
     z, _ = mpl.teacher_logits(t_params, teacher[1], batch, apply_fn=model.apply)
     return mpl.meta_objective(
-      z, student, batch, apply_fn=model.apply, tx=tx, hp=hp
+      z,
+      student,
+      batch,
+      apply_fn=model.apply,
+      tx=tx,
+      hp=hp,
+      unroll_as=_steps(k),
     )[0]
 
   return f
@@ -79,8 +91,11 @@ def _objective(hp, model, teacher, student, batch, tx):
 def _feedback_grad(
   mode, hp, model, teacher, student, batch, tx, labels=None, **own
 ):
-  """(value, gradient in θT) of the feedback term of estimator `mode`."""
-  fn = feedback.bind(mode, hp, {"first_order": {**FO, **own}})
+  """(value, gradient in θT) of the feedback term of estimator `mode`,
+  `own` changing the fields of its section."""
+  sections = {"first_order": FO, "exact": EXACT}
+  sections[mode] = {**sections.get(mode, {}), **own}
+  fn = feedback.bind(mode, hp, sections)
   extra = {} if labels is None else {"labels": labels}
 
   def f(t_params):
@@ -103,8 +118,8 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov"])
 def test_exact_matches_central_finite_differences(k, opt):
   model, teacher, student, batch, tx = _problem("batch", opt)
-  hp = _hp(unroll_steps=k, label_smoothing=0.1)
-  f = _objective(hp, model, teacher, student, batch, tx)
+  hp = _hp(label_smoothing=0.1)
+  f = _objective(hp, model, teacher, student, batch, tx, k)
   check_grads(
     f, (teacher[0],), order=1, modes=["rev"], eps=1e-5, atol=1e-7, rtol=1e-6
   )
@@ -128,10 +143,21 @@ def test_exact_matches_central_finite_differences(k, opt):
 )
 def test_remat_and_scan_give_the_same_meta_gradient(remat, scan, segment):
   model, teacher, student, batch, tx = _problem("batch", "momentum")
-  base = _hp(unroll_steps=3)
-  other = dataclasses.replace(base, remat=remat, scan=scan, segment=segment)
-  _, ref = _feedback_grad("exact", base, model, teacher, student, batch, tx)
-  _, got = _feedback_grad("exact", other, model, teacher, student, batch, tx)
+  hp, k3 = _hp(), dict(unroll_steps=3)
+  _, ref = _feedback_grad("exact", hp, model, teacher, student, batch, tx, **k3)
+  _, got = _feedback_grad(
+    "exact",
+    hp,
+    model,
+    teacher,
+    student,
+    batch,
+    tx,
+    **k3,
+    remat=remat,
+    scan=scan,
+    segment=segment,
+  )
   assert _max_diff(ref, got) < 1e-12
 
 
@@ -172,7 +198,13 @@ def test_score_function_is_unbiased_by_enumeration():
   draws = [jnp.array(y) for y in itertools.product(range(3), repeat=3)]
   objective = [
     mpl.objective_for_targets(
-      jax.nn.one_hot(y, 3), student, batch, apply_fn=apply, tx=tx, hp=hp
+      jax.nn.one_hot(y, 3),
+      student,
+      batch,
+      apply_fn=apply,
+      tx=tx,
+      hp=hp,
+      unroll_as=mpl.ONE_STEP,
     )[0]
     for y in draws
   ]
@@ -234,7 +266,13 @@ def test_first_order_is_the_reference_formula():
   z, _ = mpl.teacher_logits(teacher[0], teacher[1], batch, apply_fn=apply)
   hard_weak = jnp.argmax(z["weak"], -1)
   l_new, (_, (_, s_l)) = mpl.objective_for_targets(
-    jax.nn.one_hot(hard_weak, 3), student, batch, apply_fn=apply, tx=tx, hp=hp
+    jax.nn.one_hot(hard_weak, 3),
+    student,
+    batch,
+    apply_fn=apply,
+    tx=tx,
+    hp=hp,
+    unroll_as=mpl.ONE_STEP,
   )
   l_old = jnp.mean(
     -jnp.take_along_axis(
@@ -253,8 +291,13 @@ def test_first_order_is_the_reference_formula():
 
 
 def test_inconsistent_statics_are_clear_errors():
-  with pytest.raises(ValueError, match="unroll_steps=2"):
-    feedback.bind("exact_jvp", _hp(unroll_steps=2), {"first_order": FO})
+  with pytest.raises(ValueError, match=r"exact\.unroll_steps=0 must be >= 1"):
+    feedback.bind("exact", _hp(), {"exact": {**EXACT, "unroll_steps": 0}})
+  # only exact unrolls: the others have no unroll_steps to set
+  assert feedback.student_steps("exact", {"exact": {"unroll_steps": 3}}) == 3
+  assert (
+    feedback.student_steps("exact_jvp", {"exact": {"unroll_steps": 3}}) == 1
+  )
   with pytest.raises(ValueError, match="feedback must be one of"):
     feedback.bind("exakt", _hp(), {"first_order": FO})
   with pytest.raises(ValueError, match="first_order.sign must be one of"):
@@ -267,5 +310,6 @@ def test_inconsistent_statics_are_clear_errors():
       jnp.ones((6, 3)) / 3,
       apply_fn=model.apply,
       tx=tx,
-      hp=_hp(unroll_steps=4),
+      hp=_hp(),
+      unroll_as=_steps(4),
     )

@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def _remat(name="face2exp_fer2013"):
   c = config(name, "smoke")
   if name == "face2exp_fer2013":
-    c.face2exp.remat = True
+    c.face2exp.exact.remat = True
   return c
 
 
@@ -28,7 +28,7 @@ def test_set_only_for_remat_and_never_over_the_users_flags():
   assert env == {}
   line = xla_cpu.configure([config("default", "smoke"), _remat()], env)
   assert env == {"XLA_FLAGS": xla_cpu.MEMORY_SCHEDULER}
-  assert "face2exp.remat" in line
+  assert "face2exp.exact.remat" in line
   for users in ("", "--xla_force_host_platform_device_count=4"):
     env = {"XLA_FLAGS": users}
     assert xla_cpu.configure([_remat()], env) is None
@@ -45,7 +45,7 @@ def test_xla_is_asked_whether_it_knows_the_flag():
   line = xla_cpu.configure([_remat()], env, knows=lambda flags: False)
   assert env == {}  # left unset, and said so
   assert "does not know --xla_cpu_scheduler_type" in line
-  assert "face2exp.remat" in line
+  assert "face2exp.exact.remat" in line
 
 
 def test_distill_remat_counts_only_for_the_unrolled_objective():
@@ -65,7 +65,7 @@ import jaxfer.main, jaxfer.omni            # every import of the entry points
 from jaxfer.core import xla_cpu
 from conftest import config
 c = config("face2exp_fer2013", "smoke")
-c.face2exp.remat = sys.argv[1] == "remat"
+c.face2exp.exact.remat = sys.argv[1] == "remat"
 print("LINE", xla_cpu.configure([c]))
 import jax, jax.numpy as jnp
 from ml_collections import ConfigDict
@@ -98,7 +98,7 @@ def _probe(arg):
 @pytest.mark.slow
 def test_the_flag_reaches_xla_after_the_entry_points_imports():
   line, temp_on = _probe("remat")
-  assert "face2exp.remat" in line
+  assert "face2exp.exact.remat" in line
   none, temp_off = _probe("plain")
   assert none == "None"
   # the memory-optimising scheduler packs this gradient's temporaries

@@ -90,8 +90,7 @@ def variants(
     c = config.copy_and_resolve_references()
     c.method = method
     c.mu = config.mu * mu_scale
-    for k, v in f2e.items():
-      c.face2exp[k] = v
+    c.face2exp.update(f2e)  # nested sections (exact=dict(...)) merge
     if dtm is not None:
       c.dtm.threshold = dtm
     rows.append((name, c, pool_size))
@@ -100,22 +99,21 @@ def variants(
   for mode in ("first_order", "score_function", "exact_jvp"):
     variant(mode, feedback=mode)
   for k in ks:
-    variant(f"exact K={k}", mu_scale=k, feedback="exact", unroll_steps=k)
+    variant(
+      f"exact K={k}", mu_scale=k, feedback="exact", exact=dict(unroll_steps=k)
+    )
     variant(
       f"exact K={k} remat",
       mu_scale=k,
       feedback="exact",
-      unroll_steps=k,
-      remat=True,
+      exact=dict(unroll_steps=k, remat=True),
     )
     if k in scan_ks:
       variant(
         f"exact K={k} remat+scan",
         mu_scale=k,
         feedback="exact",
-        unroll_steps=k,
-        remat=True,
-        scan=True,
+        exact=dict(unroll_steps=k, remat=True, scan=True),
       )
   for policy in dtm_policies:
     variant(f"dtm {policy}", method="dtm", dtm=policy, pool_size=DTM_POOL)

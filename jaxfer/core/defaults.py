@@ -149,10 +149,6 @@ def base() -> ml_collections.ConfigDict:
   c.face2exp = dict(
     # first_order (the reference) | score_function | exact | exact_jvp
     feedback="exact_jvp",
-    unroll_steps=1,  # K student updates (exact only)
-    remat=False,  # jax.checkpoint per unroll segment
-    segment=1,  # student steps per remat segment
-    scan=False,  # lax.scan over segments (else Python)
     label_view="weak",  # teacher view giving the student labels
     pseudo_temperature=1.0,  # soft/sampled labels softmax(z / T)
     meta_weight=1.0,  # weight of the feedback term
@@ -165,6 +161,13 @@ def base() -> ml_collections.ConfigDict:
       argmax_view="strong",  # view of the teacher argmax
       reduce="mean",
     ),  # or sum
+    # feedback="exact" only: how its K student updates unroll.
+    exact=dict(
+      unroll_steps=1,  # K student updates
+      remat=False,  # jax.checkpoint per unroll segment
+      segment=1,  # student steps per remat segment
+      scan=False,  # lax.scan over segments (else Python)
+    ),
     student_optimizer=optimizer(),
     # The student alone on the labeled set after the meta steps (counted
     # in total_steps).

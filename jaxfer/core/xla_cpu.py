@@ -9,7 +9,7 @@ program for peak memory instead. The training entry points (`jaxfer.main`,
 
 * the user has not set `XLA_FLAGS` (their choice always wins: set
   `XLA_FLAGS=` to an empty string to keep XLA's default), and
-* the config asks for remat (`face2exp.remat`, or `distill.remat` with the
+* the config asks for remat (`face2exp.exact.remat`, or `distill.remat` with the
   `unroll` objective): the flag costs the plain step time (docs, Benchmarks:
   `python -m jaxfer.bench scheduler`), so runs that do not rematerialise
   keep the default.
@@ -34,8 +34,8 @@ MEMORY_SCHEDULER = (
 def remat_fields(config) -> list[str]:
   """The config fields that ask for `jax.checkpoint` in the step."""
   method, out = config.method, []
-  if method == "face2exp" and config.face2exp.remat:
-    out.append("face2exp.remat")
+  if method == "face2exp" and config.face2exp.exact.remat:
+    out.append("face2exp.exact.remat")
   if (
     method == "distill"
     and config.distill.remat

@@ -61,7 +61,7 @@ def params_after(
       under jax.shard_map with check_vma=False, as a user would call it).
     norm: "batch" or "group".
     method: "supervised", "face2exp" (then mu = 2, and `fields` set
-      `config.face2exp`, e.g. feedback="exact", unroll_steps=2), "dtm"
+      `config.face2exp`, e.g. feedback="exact", exact=dict(unroll_steps=2)), "dtm"
       (mu = 2, `fields` set `config.dtm`; a pool of 64 faces) or "distill"
       (`fields` set `config.distill`).
     steps: optimizer steps.
@@ -157,7 +157,12 @@ PARALLEL_CASES = (
   ("batch", "supervised", ("mesh", "pmap", "shard_map"), {}),
   ("batch", "face2exp", ("pmap",), dict(feedback="score_function")),
   ("batch", "face2exp", ("mesh", "pmap"), dict(feedback="exact_jvp")),
-  ("batch", "face2exp", ("pmap",), dict(feedback="exact", unroll_steps=2)),
+  (
+    "batch",
+    "face2exp",
+    ("pmap",),
+    dict(feedback="exact", exact=dict(unroll_steps=2)),
+  ),
   ("batch", "distill", ("mesh", "pmap"), dict(objective="unroll")),
   ("group", "distill", ("pmap",), dict(objective="krr")),
   # FlexMatch's per-face buffer (global indices), negative learning on

@@ -58,21 +58,24 @@ class State:
 
 @dataclasses.dataclass(frozen=True)
 class Hyper:
-  """Statics of a distillation step (see `distill` in jaxfer/core/defaults.py)."""
+  """Statics of a distillation step: `config.distill`'s fields under their
+  own names, with the run's num_classes and seed (built by
+  `jaxfer.methods.distill.hyper`; the defaults are `config.distill`'s in
+  jaxfer/core/defaults.py only)."""
 
-  objective: str = "unroll"
-  num_classes: int = 7
-  steps_per_epoch: int = 1
-  epochs: int = 10
-  init: str = "resample"
-  learn_labels: bool = False
-  remat: bool = True
-  segment: int = 1
-  scan: bool = False
-  augment: bool = False
-  krr_reg: float = 1e-6
-  pool_max_age: int = 100
-  seed: int = 0
+  objective: str
+  num_classes: int
+  steps_per_epoch: int
+  epochs: int
+  init: str
+  learn_labels: bool
+  remat: bool
+  segment: int
+  scan: bool
+  augment: bool
+  krr_reg: float
+  pool_max_age: int
+  seed: int
 
   @property
   def inner_steps(self) -> int:

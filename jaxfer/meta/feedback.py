@@ -5,7 +5,9 @@ feedback term of the teacher's loss, whose gradient in `z` (pulled back
 through the teacher's forward) is the teacher's feedback gradient, and
 returns it with the updated student and metrics: ``(term, (new student,
 metrics))``. They share the statics `mpl.Student` and take keywords of their
-own only where they have some (first_order's `config.face2exp.first_order`).
+own only where they have some: first_order's `config.face2exp.first_order`
+and exact's `config.face2exp.exact` (how its K student updates unroll; the
+others take one).
 `REGISTRY` maps `config.face2exp.feedback` to the function; see
 ../shared/REFERENCE.md section 1 and `jaxfer/meta/mpl.py` for the maths.
 
@@ -67,7 +69,12 @@ def _hard_label_objective(z, student, batch, labels, *, hp, **kw):
   `labels` (`kw`: apply_fn, tx, axis_name)."""
   num_classes = z[hp.label_view].shape[-1]
   l_new, (new, (s_losses, s_l)) = mpl.objective_for_targets(
-    jax.nn.one_hot(labels, num_classes), student, batch, hp=hp, **kw
+    jax.nn.one_hot(labels, num_classes),
+    student,
+    batch,
+    hp=hp,
+    unroll_as=mpl.ONE_STEP,
+    **kw,
   )
   return l_new, new, _metrics(s_losses, s_l, l_new, batch, kw["axis_name"])
 
@@ -127,12 +134,34 @@ def score_function(
   )
 
 
-def exact(z, student, batch, rng, *, apply_fn, tx, hp, axis_name=None):
-  """`jax.grad` of the student's labeled loss after `hp.unroll_steps` real
-  optimizer updates on the soft labels softmax(z[label_view] / T)."""
+def exact(
+  z,
+  student,
+  batch,
+  rng,
+  *,
+  apply_fn,
+  tx,
+  hp,
+  unroll_steps,
+  remat,
+  segment,
+  scan,
+  axis_name=None,
+):
+  """`jax.grad` of the student's labeled loss after `unroll_steps` real
+  optimizer updates on the soft labels softmax(z[label_view] / T), unrolled
+  with `remat`, `segment` and `scan` (`mpl.Unroll`)."""
   del rng
   l_new, (new, (s_losses, s_l)) = mpl.meta_objective(
-    z, student, batch, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
+    z,
+    student,
+    batch,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    unroll_as=mpl.Unroll(unroll_steps, remat, segment, scan),
+    axis_name=axis_name,
   )
   l_new_value = jax.lax.stop_gradient(l_new)
   return l_new, (new, _metrics(s_losses, s_l, l_new_value, batch, axis_name))
@@ -189,11 +218,6 @@ def exact_jvp(z, student, batch, rng, *, apply_fn, tx, hp, axis_name=None):
   update) and u = J w (the student logits' JVP at θS), the gradient is that
   of -(1-alpha) mean_i q_i(z) . stopgrad(u_i)."""
   del rng
-  if hp.unroll_steps != 1:
-    raise ValueError(
-      f"config.face2exp.unroll_steps={hp.unroll_steps}: "
-      "only feedback='exact' unrolls more than 1 student step"
-    )
   q = jax.nn.softmax(
     jax.lax.stop_gradient(z[hp.label_view]) / hp.pseudo_temperature
   )
@@ -216,14 +240,23 @@ REGISTRY = {
 }
 
 # The allowed values of the estimators' own fields, by estimator (an
-# estimator's own fields are the section `config.face2exp.<its name>`).
+# estimator's own fields are the section `config.face2exp.<its name>`):
+# a tuple of choices, or the least value of an integer field.
 CHOICES = {
   "first_order": dict(
     sign=("old_minus_new", "new_minus_old"),
     argmax_view=("weak", "strong"),
     reduce=("mean", "sum"),
   ),
+  "exact": dict(unroll_steps=1, segment=1),
 }
+
+
+def student_steps(name: str, sections) -> int:
+  """The student updates per meta step of estimator `name`: its section's
+  `unroll_steps` where it has one (exact), else 1."""
+  own = sections[name] if name in sections else {}
+  return own.get("unroll_steps", 1)
 
 
 def bind(name: str, hp: mpl.Student, sections):
@@ -242,14 +275,14 @@ def bind(name: str, hp: mpl.Student, sections):
       f"config.face2exp.feedback must be one of {tuple(REGISTRY)}, got {name!r}"
     )
   mpl.check(hp)
-  if hp.unroll_steps > 1 and name != "exact":
-    raise ValueError(
-      f"config.face2exp.unroll_steps={hp.unroll_steps}: only "
-      "feedback='exact' unrolls more than 1 student step"
-    )
   own = dict(sections[name]) if name in sections else {}
   for field, allowed in CHOICES.get(name, {}).items():
-    if own[field] not in allowed:
+    if isinstance(allowed, int):
+      if own[field] < allowed:
+        raise ValueError(
+          f"config.face2exp.{name}.{field}={own[field]} must be >= {allowed}"
+        )
+    elif own[field] not in allowed:
       raise ValueError(
         f"config.face2exp.{name}.{field} must be one "
         f"of {allowed}, got {own[field]!r}"

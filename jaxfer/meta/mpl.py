@@ -52,10 +52,6 @@ class Student:
   their defaults are defined in `jaxfer/core/defaults.py` only.
 
   Attributes:
-    unroll_steps: K student updates (exact only; 1 otherwise).
-    remat: jax.checkpoint per unroll segment.
-    segment: student steps per remat segment.
-    scan: lax.scan over segments (else a Python loop).
     label_smoothing: alpha of the student's smoothed targets.
     same_bn_batch: L_new's forward on [labeled; strong] (else [labeled]).
     label_view: the teacher view ("weak" or "strong") labelling the
@@ -63,22 +59,36 @@ class Student:
     pseudo_temperature: soft or sampled labels are softmax(z / T).
   """
 
-  unroll_steps: int
-  remat: bool
-  segment: int
-  scan: bool
   label_smoothing: float
   same_bn_batch: bool
   label_view: str
   pseudo_temperature: float
 
 
+@dataclasses.dataclass(frozen=True)
+class Unroll:
+  """How the student's K updates are unrolled: `exact`'s own section
+  (`config.face2exp.exact`, field for field); the other estimators take
+  one plain update (`ONE_STEP`).
+
+  Attributes:
+    unroll_steps: K student updates.
+    remat: jax.checkpoint per unroll segment.
+    segment: student steps per remat segment.
+    scan: lax.scan over segments (else a Python loop).
+  """
+
+  unroll_steps: int
+  remat: bool
+  segment: int
+  scan: bool
+
+
+ONE_STEP = Unroll(unroll_steps=1, remat=False, segment=1, scan=False)
+
+
 def check(hp: Student) -> None:
   """Clear errors for inconsistent statics."""
-  if hp.unroll_steps < 1:
-    raise ValueError(
-      f"config.face2exp.unroll_steps={hp.unroll_steps} must be >= 1"
-    )
   if hp.label_view not in ("weak", "strong"):
     raise ValueError(
       f"config.face2exp.label_view must be one of "
@@ -133,14 +143,15 @@ def student_updates(
   apply_fn,
   tx,
   hp: Student,
+  unroll_as: Unroll,
   axis_name=None,
 ):
-  """K real optimizer updates of the student on K chunks of the strong
-  views (and the same labeled batch each time).
+  """K = `unroll_as.unroll_steps` real optimizer updates of the student on
+  K chunks of the strong views (and the same labeled batch each time).
 
   Returns (new student, (losses [K], labeled logits [K, B, C])).
   """
-  k = hp.unroll_steps
+  k = unroll_as.unroll_steps
   xu = batch["unlabeled_strong"]
   if xu.shape[0] % k:
     raise ValueError(
@@ -166,9 +177,9 @@ def student_updates(
     step,
     student,
     {"unlabeled": chunk(xu), "target": chunk(targets)},
-    remat=hp.remat,
-    segment=hp.segment,
-    scan=hp.scan,
+    remat=unroll_as.remat,
+    segment=unroll_as.segment,
+    scan=unroll_as.scan,
   )
 
 
@@ -194,10 +205,11 @@ def objective_for_targets(
   apply_fn,
   tx,
   hp: Student,
+  unroll_as: Unroll,
   axis_name=None,
 ):
   """L_l(θS^(K)): the student's labeled loss after K updates on `targets`
-  (a distribution per strong view).
+  (a distribution per strong view), unrolled as `unroll_as`.
 
   Returns (objective, (new student, (student losses, labeled logits))).
   """
@@ -208,6 +220,7 @@ def objective_for_targets(
     apply_fn=apply_fn,
     tx=tx,
     hp=hp,
+    unroll_as=unroll_as,
     axis_name=axis_name,
   )
   l_new = labeled_loss(
@@ -221,11 +234,26 @@ def objective_for_targets(
 
 
 def meta_objective(
-  z, student: unroll.Inner, batch, *, apply_fn, tx, hp: Student, axis_name=None
+  z,
+  student: unroll.Inner,
+  batch,
+  *,
+  apply_fn,
+  tx,
+  hp: Student,
+  unroll_as: Unroll,
+  axis_name=None,
 ):
   """The exact bilevel objective as a function of the teacher's logits: the
   soft pseudo-labels are softmax(z[label_view] / T)."""
   q = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
   return objective_for_targets(
-    q, student, batch, apply_fn=apply_fn, tx=tx, hp=hp, axis_name=axis_name
+    q,
+    student,
+    batch,
+    apply_fn=apply_fn,
+    tx=tx,
+    hp=hp,
+    unroll_as=unroll_as,
+    axis_name=axis_name,
   )

@@ -37,6 +37,7 @@ from jaxfer.core import losses
 from jaxfer.core import optim
 from jaxfer.core import parallel
 from jaxfer.core import report
+from jaxfer.core import statics
 from jaxfer.methods import base
 from jaxfer.methods import thresholds as thr
 from jaxfer.models import net as net_lib
@@ -52,20 +53,31 @@ class State:
 
 
 @dataclasses.dataclass(frozen=True)
-class Hyper:
-  """The statics of a DTM step (see `dtm` in jaxfer/core/defaults.py)."""
+class Negative:
+  """`config.dtm.negative`, field for field."""
 
-  num_classes: int = 7
-  teacher: str = "self"
-  soft: bool = False
-  temperature: float = 1.0
-  unlabeled_weight: float = 1.0
-  negative: bool = False
-  negative_cut: float = 0.05
-  negative_weight: float = 1.0
-  fairness_weight: float = 0.0
-  label_smoothing: float = 0.0
-  ema_decay: float = 0.0
+  enabled: bool
+  cut: float
+  weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+  """The statics of a DTM step: `config.dtm`'s fields under their own names
+  (`negative`: its section), with the run's num_classes, label_smoothing
+  and ema_decay; fairness_weight is `dtm.freematch.fairness_weight` when
+  the policy is FreeMatch and 0 for the others. The defaults are
+  `config.dtm`'s (jaxfer/core/defaults.py) only."""
+
+  teacher: str
+  soft: bool
+  temperature: float
+  unlabeled_weight: float
+  negative: Negative
+  num_classes: int
+  fairness_weight: float
+  label_smoothing: float
+  ema_decay: float
 
 
 def _gather(x, axis_name):
@@ -150,9 +162,9 @@ def dtm_step(
     l_u = unlabeled_terms(z_w, z_s, w, hp)
     total = l_sup + hp.unlabeled_weight * l_u
     m = {"sup_loss": l_sup, "unsup_loss": l_u}
-    if hp.negative:
-      l_neg = negative_loss(z_s, probs, w, cut=hp.negative_cut)
-      total += hp.negative_weight * l_neg
+    if hp.negative.enabled:
+      l_neg = negative_loss(z_s, probs, w, cut=hp.negative.cut)
+      total += hp.negative.weight * l_neg
       m["negative_loss"] = l_neg
     if hp.fairness_weight:
       l_fair = thr.freematch_fairness(w, z_s, pol, axis_name=axis_name)
@@ -201,15 +213,14 @@ def hyper(config) -> Hyper:
     )
   if d.teacher == "ema" and not config.ema_decay > 0:
     raise ValueError("config.dtm.teacher='ema' needs config.ema_decay > 0")
-  return Hyper(
+  return statics.from_section(
+    Hyper,
+    d,
+    where="config.dtm",
+    negative=statics.from_section(
+      Negative, d.negative, where="config.dtm.negative"
+    ),
     num_classes=config.data.num_classes,
-    teacher=d.teacher,
-    soft=d.soft,
-    temperature=d.temperature,
-    unlabeled_weight=d.unlabeled_weight,
-    negative=d.negative.enabled,
-    negative_cut=d.negative.cut,
-    negative_weight=d.negative.weight,
     fairness_weight=(
       d.freematch.fairness_weight if d.threshold == "freematch" else 0.0
     ),

@@ -237,7 +237,7 @@ def build(config, model, run: base.Run) -> base.Method:
       f"config.face2exp.finetune.steps={ft_steps} leaves no "
       f"meta steps of config.total_steps={run.total_steps}"
     )
-  k = hp.student.unroll_steps
+  k = feedback_lib.student_steps(f.feedback, f)
   teacher_tx, t_sched = optim.build(config.optimizer, main_steps)
   student_tx, s_sched = optim.build(
     _scaled(f.student_optimizer, k), main_steps * k
