@@ -45,16 +45,15 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
   ]
   train_rows = [r for r in rows if r["split"] == "train"]
-  # Logged at steps 2, 3, 4 (meta) and 6 (mean of the finetune steps 5, 6).
-  assert [(r["step"], r["stage"]) for r in train_rows] == [
-    (2, 0.0),
-    (3, 0.0),
-    (4, 0.0),
-    (6, 1.0),
-  ]
+  # Logged at steps 2, 3, 4 (meta) and 6 (mean of the finetune steps 5,
+  # 6): each phase's rows hold its own metrics.
+  assert [r["step"] for r in train_rows] == [2, 3, 4, 6]
   assert all(
     np.isfinite(r["l_new"]) and r["teacher_loss"] > 0 for r in train_rows[:3]
   )
+  assert "teacher_loss" not in train_rows[3]
+  assert train_rows[3]["finetune_lr"] > 0
+  assert train_rows[3]["loss"] == train_rows[3]["student_loss"] > 0
   meta, tuned = _state(tmp_path, 4), _state(tmp_path, 6)
   moved = lambda net: any(
     np.any(a != b)
@@ -146,4 +145,7 @@ def test_the_finetune_phase_follows_the_meta_phase():
     # learning rate is 0).
     assert (moved(a[0].teacher, s.teacher) > 0) == (stage == 0)
     assert moved(a[0].student, s.student) > 0
-    assert float(a[1]["stage"]) == stage
+    # Each phase's metrics are its own: the teacher's only in the meta one.
+    assert ("teacher_loss" in a[1]) == (stage == 0)
+    assert ("finetune_lr" in a[1]) == (stage == 1)
+    assert meth.phase_at(step) == int(stage)

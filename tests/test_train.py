@@ -179,3 +179,33 @@ def test_predict_cli_matches_in_process_model(tmp_path):
       assert float(value) == pytest.approx(
         p[clf.class_names.index(name)], abs=1e-3
       )
+
+
+def test_a_phase_boundary_ends_a_training_row(tmp_path, monkeypatch):
+  """Phases need not share metric keys: the loop ends the pending row at
+  the last step of a phase (here step 7, no log step), so each row holds
+  one phase's metrics, and the second phase's step is the one that runs
+  from its first step on."""
+  from conftest import config  # pylint: disable=g-import-not-at-top
+  from jaxfer import methods  # pylint: disable=g-import-not-at-top
+
+  built = methods.build
+
+  def two_phases(*args, **kwargs):
+    m = built(*args, **kwargs)
+
+    def second(state, batch, rng):
+      state, metrics = m.step(state, batch, rng)
+      return state, {"loss": metrics["loss"] * 0 + 7.0, "second": 1.0}
+
+    return methods.Method(m.init, ((0, m.step), (7, second)), m.eval_variables)
+
+  monkeypatch.setattr(train.methods, "build", two_phases)
+  c = config("default", "smoke")
+  c.total_steps, c.log_every, c.eval_every, c.checkpoint.every = 12, 5, 12, 12
+  train.run(c, str(tmp_path))
+  rows = [r for r in _rows(tmp_path) if r["split"] == "train"]
+  assert [r["step"] for r in rows] == [5, 7, 10, 12]
+  first, second = rows[:2], rows[2:]
+  assert all("second" not in r and r["loss"] != 7.0 for r in first)
+  assert all(r["second"] == 1.0 and r["loss"] == 7.0 for r in second)

@@ -2,13 +2,13 @@
 
 `evaluate` folds batches into confusion matrices and metrics for several
 models in one pass; `Evaluator` is the loop's evaluation of every split
-(metrics rows, printed lines, confusion PNGs, means over model groups, the
-value checkpoints are selected by).
+(metrics and confusion per model, means over model groups, the value
+checkpoints are selected by) as an `Evaluation`, which
+`jaxfer.loop.reporter` writes, prints and draws.
 """
 
 from collections.abc import Callable
 import dataclasses
-import pathlib
 import time
 
 import jax
@@ -17,7 +17,6 @@ import numpy as np
 
 from jaxfer.core import losses
 from jaxfer.core import metrics as metrics_lib
-from jaxfer.core import report
 from jaxfer.data import base
 from jaxfer.data import build as data_build
 from jaxfer.data import pipeline
@@ -242,24 +241,47 @@ def group_summaries(metrics: dict) -> dict:
   return out
 
 
-def _line(prefix: str, m: dict) -> str:
-  return prefix + ", ".join(f"{k} {v:.4f}" for k, v in m.items())
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """One evaluation of the loop: what `Evaluator` computed, nothing
+  written yet (`jaxfer.loop.reporter.Reporter` writes, prints and draws it).
+
+  Attributes:
+    step: the state's step.
+    splits: {split: {model: (metrics, confusion matrix)}}.
+    summaries: {split: {"<group>/mean" or "<group>/std": metrics}} of the
+      models named "<group>/<i>" (`group_summaries`).
+    selection: the value checkpoints are chosen by (the selection split's
+      first model, or its group's mean), None when that split is not
+      evaluated.
+  """
+
+  step: int
+  splits: dict
+  summaries: dict
+  selection: float | None
+
+  def flat(self) -> dict:
+    """{"<split>/<model>/<metric>": value} of every model and summary."""
+    out = {}
+    for split, evals in self.splits.items():
+      rows = {name: m for name, (m, _) in evals.items()}
+      for name, m in {**rows, **self.summaries[split]}.items():
+        out.update({f"{split}/{name}/{k}": v for k, v in m.items()})
+    return out
 
 
 @dataclasses.dataclass
 class Evaluator:
-  """The loop's evaluation of every split of `data.evals`.
+  """The loop's evaluation of every split of `data.evals`: computes, and
+  writes nothing.
 
   Attributes:
-    apply: the method's eval-mode apply.
+    apply: the network's eval-mode apply.
     data: the run's `jaxfer.data.build.Data`.
     to_global: host batch -> global (sharded) batch.
-    writer: the run's `jaxfer.core.report.Writer`.
-    workdir: where confusion PNGs go.
     num_classes, eval_batch_size: from config.data.
     best_split, best_metric: config.checkpoint's selection.
-    confusion_every_eval: PNGs at every evaluation, else the last only.
-    is_main: process 0 prints and draws.
     out_sharding: the outputs' sharding (replicated over the mesh, so
       every process reads them).
   """
@@ -267,26 +289,21 @@ class Evaluator:
   apply: Callable
   data: object
   to_global: Callable
-  writer: object
-  workdir: pathlib.Path
   num_classes: int
   eval_batch_size: int
   best_split: str
   best_metric: str
-  confusion_every_eval: bool
-  is_main: bool
   out_sharding: object
-  result: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     self._apply_jit = jax.jit(
       eval_fn(self.apply), out_shardings=self.out_sharding
     )
 
-  def __call__(self, variables: dict, step: int, final: bool):
-    """Evaluates `variables` on every split; returns the selection value
-    (None when the selection split is not evaluated)."""
-    best_value = None
+  def __call__(self, variables: dict, step: int) -> Evaluation:
+    """Evaluates `variables` ({model: flax variables}, the first the one
+    checkpoints are chosen by) on every split."""
+    splits, summaries, selection = {}, {}, None
     for split, src in self.data.evals.items():
       batches = (
         self.to_global(b)
@@ -299,36 +316,11 @@ class Evaluator:
         )
       )
       evals = evaluate(self._apply_jit, variables, batches, self.num_classes)
-      for name, (m, cm) in evals.items():
-        self._record(step, split, name, m)
-        if self.is_main and (final or self.confusion_every_eval):
-          report.confusion_png(
-            cm,
-            self.data.class_names,
-            self.workdir / f"confusion_{split}_{name.replace('/', '_')}.png",
-            f"{split}, {name}, step {step}: accuracy {m['accuracy']:.3f}",
-          )
-      summaries = group_summaries({k: m for k, (m, _) in evals.items()})
-      for name, m in summaries.items():
-        self.writer.write(step, split, m, model=name)
-        self.result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
-      if self.is_main:
-        for group in {n.rsplit("/", 1)[0] for n in summaries}:
-          mean, std = summaries[f"{group}/mean"], summaries[f"{group}/std"]
-          print(
-            f"  step {step} {split} {group} (mean +- std): "
-            + ", ".join(f"{k} {mean[k]:.4f} +- {std[k]:.4f}" for k in mean),
-            flush=True,
-          )
+      splits[split] = evals
+      summaries[split] = group_summaries({k: m for k, (m, _) in evals.items()})
       if split == self.best_split:
         first = next(iter(variables))
         group = first.rsplit("/", 1)[0]
-        chosen = summaries.get(f"{group}/mean", evals[first][0])
-        best_value = chosen[self.best_metric]
-    return best_value
-
-  def _record(self, step: int, split: str, name: str, m: dict) -> None:
-    self.writer.write(step, split, m, model=name)
-    self.result.update({f"{split}/{name}/{k}": v for k, v in m.items()})
-    if self.is_main:
-      print(_line(f"  step {step} {split} {name}: ", m), flush=True)
+        chosen = summaries[split].get(f"{group}/mean", evals[first][0])
+        selection = chosen[self.best_metric]
+    return Evaluation(step, splits, summaries, selection)

@@ -7,7 +7,8 @@ functions and one data-parallel runner per phase of the method
 `_restore_or_init` resumes a workdir that holds checkpoints (data iterator
 included) or starts fresh (with `config.init_from`'s weights); `_steps` is
 the loop body: step, log, evaluate (`jaxfer/loop/evaluation.py`, shared
-with `python -m jaxfer.evaluate`), checkpoint, stop on SIGTERM. Only process
+with `python -m jaxfer.evaluate`; `jaxfer/loop/reporter.py` writes what it
+computed), checkpoint, stop on SIGTERM. Only process
 0 writes metrics and shows progress; Orbax writes checkpoints once.
 """
 
@@ -33,6 +34,7 @@ from jaxfer.data import build as data_build
 from jaxfer.loop import checkpoint as ckpt_lib
 from jaxfer.loop import evaluation
 from jaxfer.loop import pretrained
+from jaxfer.loop import reporter as reporter_lib
 from jaxfer.loop import runguard
 
 
@@ -95,22 +97,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
       lock.release()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Run:
   """What `_setup` builds and the loop body reads."""
 
   data: data_build.Data
   method: methods.Method
-  runners: list  # [(first step, runner)] per phase
+  runners: list  # one runner per phase of `method.stages`
   rng: jax.Array  # the run's base key of the steps
   evaluator: evaluation.Evaluator
   ckpt: ckpt_lib.Checkpointer
-  writer: report.Writer
   cfg_dict: dict  # the config as saved with checkpoints
   meta: dict  # saved with checkpoints
 
 
-def _setup(config, workdir: pathlib.Path, is_main: bool):
+def _setup(config, workdir: pathlib.Path):
   """(the run's parts, the initial state): data, model, method, runners."""
   mesh = parallel.make_mesh()
   for field in ("batch_size", "eval_batch_size"):
@@ -128,38 +129,31 @@ def _setup(config, workdir: pathlib.Path, is_main: bool):
   method = methods.build(
     config, model, config.total_steps, axis_name=axis, pool_size=data.pool_size
   )
-  runners = [
-    (first, parallel.make_runner(config.parallel.mode, fn, mesh))
-    for first, fn in method.stages
-  ]
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels
   state = jax.jit(method.init, out_shardings=repl)(
     init_rng, jnp.zeros((1, size, size, ch))
   )
   sel = config.checkpoint
-  evaluator = evaluation.Evaluator(
-    apply=models.eval_apply(model),
-    data=data,
-    to_global=lambda b: _global(b, sharded),
-    writer=None,
-    workdir=workdir,
-    num_classes=config.data.num_classes,
-    eval_batch_size=config.data.eval_batch_size,
-    best_split=sel.best_split,
-    best_metric=sel.best_metric,
-    confusion_every_eval=config.confusion_every_eval,
-    is_main=is_main,
-    out_sharding=repl,
-  )
   run = _Run(
     data=data,
     method=method,
-    runners=runners,
+    runners=[
+      parallel.make_runner(config.parallel.mode, fn, mesh)
+      for _, fn in method.stages
+    ],
     rng=rng,
-    evaluator=evaluator,
+    evaluator=evaluation.Evaluator(
+      apply=models.eval_apply(model),
+      data=data,
+      to_global=lambda b: _global(b, sharded),
+      num_classes=config.data.num_classes,
+      eval_batch_size=config.data.eval_batch_size,
+      best_split=sel.best_split,
+      best_metric=sel.best_metric,
+      out_sharding=repl,
+    ),
     ckpt=ckpt_lib.Checkpointer(workdir, keep=sel.keep),
-    writer=None,
     cfg_dict=json.loads(config.to_json_best_effort()),
     meta={"class_names": list(data.class_names), "pool_size": data.pool_size},
   )
@@ -198,7 +192,7 @@ def _train(config, workdir: pathlib.Path) -> dict:
   is_main = jax.process_index() == 0
   if is_main:
     print(f"jaxfer: writing to {workdir}", flush=True)
-  run, state, repl = _setup(config, workdir, is_main)
+  run, state, repl = _setup(config, workdir)
   train_iter = iter(run.data.train)
   state, start, pending = _restore_or_init(
     config, workdir, run, state, train_iter, repl, is_main
@@ -207,83 +201,104 @@ def _train(config, workdir: pathlib.Path) -> dict:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     if start == 0 and not (workdir / provenance.FILE).exists():
       provenance.record(workdir)  # a fresh run: its command and code
-  run.writer = run.evaluator.writer = report.Writer(workdir, resume_step=start)
-  run.writer.text("data", "\n\n".join(run.data.log))
+  reporter = reporter_lib.Reporter(
+    writer=report.Writer(workdir, resume_step=start),
+    workdir=workdir,
+    class_names=tuple(run.data.class_names),
+    confusion_every_eval=config.confusion_every_eval,
+    is_main=is_main,
+  )
+  reporter.text("data", "\n\n".join(run.data.log))
   if is_main:
     print("\n".join(f"  {line}" for line in run.data.log), flush=True)
   try:
-    _steps(config, run, state, train_iter, start, pending, is_main)
+    last = _steps(config, run, reporter, state, train_iter, start, pending)
   finally:
     run.ckpt.close()
-    run.writer.close()
+    reporter.close()
   if start >= config.total_steps and is_main:
     print(
       f"jaxfer: {workdir} already holds step {config.total_steps}; "
       "nothing to do"
     )
-  return run.evaluator.result
+  return {} if last is None else last.flat()
+
+
+@dataclasses.dataclass
+class _Window:
+  """The metrics of the steps since the last training row, and the time
+  they took (of it, `wait` for data)."""
+
+  pending: list
+  start: float = dataclasses.field(default_factory=time.perf_counter)
+  wait: float = 0.0
+
+  def perf(self, batch_size: int) -> dict:
+    dt, n = time.perf_counter() - self.start, len(self.pending)
+    return {
+      "steps_per_sec": n / dt,
+      "images_per_sec": n * batch_size / dt,
+      "data_wait_fraction": self.wait / dt,
+    }
 
 
 def _steps(
-  config, run: _Run, state, train_iter, start: int, pending: list, is_main: bool
-) -> None:
-  """The loop body, from step `start + 1` to `config.total_steps`."""
-  runner = run.runners[0][1]
+  config, run: _Run, reporter, state, train_iter, start: int, pending: list
+):
+  """The loop body, from step `start + 1` to `config.total_steps`; returns
+  the last `Evaluation` (None when no step ran)."""
+  method, total = run.method, config.total_steps
+  runner = run.runners[method.phase_at(start)]
   state = runner.put_state(state)
-  last_ckpt = start or None
-  t_log, wait = time.perf_counter(), 0.0
-  total = config.total_steps
+  last_ckpt, last_eval = start or None, None
+  window = _Window(pending)
   bar = tqdm.tqdm(
     total=total,
     initial=start,
-    disable=not is_main,
+    disable=not reporter.is_main,
     unit="step",
     dynamic_ncols=True,
     mininterval=2.0,
   )
 
+  def row(step):  # the training row of the steps up to `step`
+    nonlocal window
+    _check_finite(window.pending, step - len(window.pending), last_ckpt)
+    mean = _mean_metrics(window.pending)
+    reporter.train(step, mean, window.perf(config.data.batch_size))
+    bar.set_postfix(loss=f"{mean['loss']:.3f}", refresh=False)
+    window = _Window([])
+
   def save(step, **kw):
-    run.writer.sync()  # the rows up to here, before the save
+    reporter.sync()  # the rows up to here, before the save
     run.ckpt.save(
       step, runner.host_state(state), train_iter.get_state(), run.cfg_dict, **kw
     )
 
-  preemption = runguard.Preemption().__enter__()
-  try:
+  with runguard.Preemption() as preemption, bar:
     for step in range(start + 1, total + 1):
+      phase = method.phase_at(step - 1)
+      if window.pending and step > 1 and phase != method.phase_at(step - 2):
+        row(step - 1)  # a phase's row holds its own metrics only
+      runner = run.runners[phase]
       t0 = time.perf_counter()
       batch = runner.put_batch(next(train_iter))
-      wait += time.perf_counter() - t0
-      stage = next(r for f, r in reversed(run.runners) if step - 1 >= f)
-      state, m = stage.step(state, batch, run.rng)
-      pending.append(m)
+      window.wait += time.perf_counter() - t0
+      state, m = runner.step(state, batch, run.rng)
+      window.pending.append(m)
       bar.update(1)
       is_eval = step % config.eval_every == 0 or step == total
       is_ckpt = step % config.checkpoint.every == 0 or step == total
       if step % config.log_every == 0 or is_eval or is_ckpt:
-        _check_finite(pending, step - len(pending), last_ckpt)
-        mean = _mean_metrics(pending)
-        run.writer.write(step, "train", mean)
-        dt = time.perf_counter() - t_log
-        run.writer.write(
-          step,
-          "perf",
-          {
-            "steps_per_sec": len(pending) / dt,
-            "images_per_sec": len(pending) * config.data.batch_size / dt,
-            "data_wait_fraction": wait / dt,
-          },
-        )
-        bar.set_postfix(loss=f"{mean['loss']:.3f}", refresh=False)
-        pending, t_log, wait = [], time.perf_counter(), 0.0
+        row(step)
       best_value = None
       if is_eval:
         host = runner.host_state(state)
-        best_value = run.evaluator(
-          run.method.eval_variables(host), step, step == total
-        )
-        if is_main and run.method.export is not None:
-          run.method.export(host, run.evaluator.workdir, run.data.class_names)
+        last_eval = run.evaluator(method.eval_variables(host), step)
+        reporter.evaluation(last_eval, final=step == total)
+        best_value = last_eval.selection
+        if reporter.is_main and method.export is not None:
+          method.export(host, reporter.workdir, run.data.class_names)
       if is_ckpt or best_value is not None:
         save(step, meta=run.meta, last=is_ckpt, best_value=best_value)
         last_ckpt = step if is_ckpt else last_ckpt
@@ -295,7 +310,7 @@ def _steps(
               **run.meta,
               "pending_metrics": [
                 {k: float(v) for k, v in m.items()}
-                for m in jax.device_get(pending)
+                for m in jax.device_get(window.pending)
               ],
             },
           )
@@ -304,6 +319,4 @@ def _steps(
           f"run the same command again to resume (exit status "
           f"{runguard.REQUEUE_EXIT})"
         )
-  finally:
-    preemption.__exit__()
-    bar.close()
+  return last_eval

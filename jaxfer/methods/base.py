@@ -61,10 +61,16 @@ class Method:
         f"Method.stages must start at step 0 and ascend, got firsts {firsts}"
       )
 
+  def phase_at(self, step: int) -> int:
+    """The index in `stages` of the phase that holds (0-based) state step
+    `step`: the loop runs that phase's step and ends a metrics row where
+    the phase changes."""
+    return max(i for i, (first, _) in enumerate(self.stages) if step >= first)
+
   def step_at(self, step: int) -> Callable:
     """The step function of the phase that holds (0-based) state step
     `step`."""
-    return next(fn for first, fn in reversed(self.stages) if step >= first)
+    return self.stages[self.phase_at(step)][1]
 
   @property
   def step(self) -> Callable:

@@ -150,7 +150,6 @@ def meta_step(
   m.update(
     loss=m["teacher_loss"] + m["student_loss"],
     uda_weight=w_u,
-    stage=jnp.float32(0),
   )
   return State(state.step + 1, teacher, student, state.finetune_opt), m
 
@@ -163,10 +162,10 @@ def finetune_step(
   apply_fn,
   tx,
   hp: Statics,
-  metric_keys,
   axis_name=None,
 ):
-  """The finetune stage: the student alone on the labeled batch."""
+  """The finetune stage: the student alone on the labeled batch. Its
+  metrics are its own (the loop ends a row where the phase changes)."""
   del rng
   (loss, (_, stats)), grads = jax.value_and_grad(
     supervised.loss_fn, has_aux=True
@@ -187,8 +186,7 @@ def finetune_step(
     hp.ema_decay,
     state.step,
   )
-  m = dict.fromkeys(metric_keys, jnp.float32(0))
-  m.update(loss=loss, student_loss=loss, stage=jnp.float32(1))
+  m = {"loss": loss, "student_loss": loss}
   return State(state.step + 1, state.teacher, student, new.opt_state), m
 
 
@@ -242,7 +240,9 @@ def build(config, model, run: base.Run) -> base.Method:
   student_tx, s_sched = optim.build(
     _scaled(f.student_optimizer, k), main_steps * k
   )
-  ft_tx = optim.build(f.finetune, max(ft_steps, 1))[0] if ft_steps else None
+  ft_tx, ft_sched = (
+    optim.build(f.finetune, ft_steps) if ft_steps else (None, None)
+  )
   ema = hp.ema_decay > 0
 
   def init(rng, images):
@@ -268,18 +268,13 @@ def build(config, model, run: base.Run) -> base.Method:
     base.with_lrs, teacher_lr=t_sched, student_lr=lambda t: s_sched(t * k)
   )
 
-  def tune(state, batch, rng):
-    keys = jax.eval_shape(meta, state, batch, rng)[1].keys()
-    return finetune_step(
-      state,
-      batch,
-      rng,
-      apply_fn=model.apply,
-      tx=ft_tx,
-      hp=hp,
-      metric_keys=tuple(keys),
-      axis_name=run.axis_name,
-    )
+  tune = functools.partial(
+    finetune_step,
+    apply_fn=model.apply,
+    tx=ft_tx,
+    hp=hp,
+    axis_name=run.axis_name,
+  )
 
   def eval_variables(state):
     return {
@@ -289,5 +284,7 @@ def build(config, model, run: base.Run) -> base.Method:
 
   stages = ((0, with_lrs(meta)),)
   if ft_steps:
-    stages += ((main_steps, with_lrs(tune)),)
+    # The finetune schedule counts from the phase's first step.
+    lr = lambda t: ft_sched(t - main_steps)
+    stages += ((main_steps, base.with_lrs(tune, finetune_lr=lr)),)
   return base.Method(init, stages, eval_variables)
