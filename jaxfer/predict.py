@@ -73,13 +73,15 @@ def _define_flags():
   )
   flags.DEFINE_float(
     "margin",
-    0.2,
+    detect.MARGIN,
     "Margin around a detected face, as a fraction of its side, on each side.",
   )
-  flags.DEFINE_integer("min_face", 32, "Smallest face side to detect (px).")
+  flags.DEFINE_integer(
+    "min_face", detect.MIN_FACE, "Smallest face side to detect (px)."
+  )
   flags.DEFINE_enum(
     "detector",
-    "mtcnn",
+    detect.DETECTORS[0],
     list(detect.DETECTORS),
     "mtcnn: boxes and five landmarks; haar: OpenCV's cascade, boxes only.",
   )

@@ -150,3 +150,46 @@ def test_docstring_gives_command_expected_result_and_wall_time(name):
   assert "Expected" in doc
   assert re.search(r"\d+\s+(min|s|h)\b|hours|days", doc), "no wall time"
   assert "README" not in doc, "figures live in the docstring and the docs"
+
+
+@pytest.mark.parametrize("preset", ["base", "vgg"])
+def test_a_models_own_defaults_agree_with_its_config_section(preset):
+  """One value per setting: where a network's dataclass gives a field a
+  default, it is the value of its `config.model` section (the base
+  config's ConvNet, the shipped VGG's preset)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  from jaxfer.core import defaults  # pylint: disable=g-import-not-at-top
+  from jaxfer.core import presets  # pylint: disable=g-import-not-at-top
+
+  section = (
+    dict(defaults.base().model)
+    if preset == "base"
+    else getattr(presets, preset)()
+  )
+  cls = {"convnet": models.ConvNet, "vgg": models.VGG}[section["name"]]
+  own = {
+    f.name: f.default
+    for f in dataclasses.fields(cls)
+    if f.default is not dataclasses.MISSING
+  }
+  for field, value in section.items():
+    if field in own and field not in ("name", "dtype"):  # names of things
+      assert own[field] == value, (cls.__name__, field, own[field], value)
+
+
+def test_predicts_flags_are_the_detectors_defaults():
+  """`python -m jaxfer.predict`'s detector flags default to what
+  `jaxfer.detect.Finder` does without them."""
+  import inspect  # pylint: disable=g-import-not-at-top
+
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  from jaxfer import detect  # pylint: disable=g-import-not-at-top
+  from jaxfer import predict  # pylint: disable=g-import-not-at-top
+
+  if "min_face" not in flags.FLAGS:
+    predict._define_flags()  # pylint: disable=protected-access
+  finder = inspect.signature(detect.Finder).parameters
+  for name in ("min_face", "margin", "detector"):
+    assert flags.FLAGS[name].default == finder[name].default, name

@@ -19,7 +19,13 @@ from jaxfer.detect import align as align_lib
 from jaxfer.detect import haar
 from jaxfer.detect import mtcnn
 
-DETECTORS = ("mtcnn", "haar")
+DETECTORS = ("mtcnn", "haar")  # the first is the default
+# The Finder's defaults, and so `python -m jaxfer.predict`'s: faces of
+# 32 px and more (MTCNN's own default, 20, adds finer pyramid scales: more
+# time per photo for faces too small for a 48x48 classifier), cropped with
+# 20% of the box's side around it on each side (FER2013's framing).
+MIN_FACE = 32
+MARGIN = 0.2
 
 
 @dataclasses.dataclass
@@ -39,10 +45,10 @@ class Finder:
 
   def __init__(
     self,
-    detector: str = "mtcnn",
+    detector: str = DETECTORS[0],
     *,
-    min_face: int = 32,
-    margin: float = 0.2,
+    min_face: int = MIN_FACE,
+    margin: float = MARGIN,
     align: bool = False,
     side: int = 192,
   ):

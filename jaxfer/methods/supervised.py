@@ -90,14 +90,15 @@ def train_step(
   *,
   apply_fn,
   tx,
-  label_smoothing: float = 0.0,
-  ema_decay: float = 0.999,
-  mixup_alpha: float = 0.0,
-  cutmix_alpha: float = 0.0,
-  num_classes: int = 0,
+  label_smoothing: float,
+  ema_decay: float,
+  mixup_alpha: float,
+  cutmix_alpha: float,
+  num_classes: int,
   axis_name: str | None = None,
 ):
-  """One optimizer step on a labeled batch. Pure.
+  """One optimizer step on a labeled batch. Pure. Its settings have no
+  defaults here: `build` passes the config's (`jaxfer.core.defaults`).
 
   Args:
     state: the State.

@@ -8,13 +8,14 @@ from jaxfer.models import layers
 class ConvNet(layers.Network):
   """`depth` blocks of 3x3 conv, norm, ReLU, 2x2 average pool, then a head.
 
-  Returns (logits, penultimate features). With the default instance norm
-  there is no mutable state, which keeps unrolled inner loops simple.
+  Returns (logits, penultimate features). The defaults are those of
+  `config.model` (`jaxfer.core.defaults`: depth 3, width 32, BatchNorm);
+  dataset distillation's ConvNet-128 is `width=128, norm="instance"` (no
+  mutable state, which keeps unrolled inner loops simple).
   """
 
   depth: int = 3
-  width: int = 128
-  norm: str = "instance"
+  width: int = 32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
