@@ -10,11 +10,17 @@ import pytest
 from conftest import FER_SAMPLE
 from conftest import config
 from conftest import need
+from jaxfer.data import build as data_build
 from jaxfer.data.sources import distilled
+from jaxfer.loop import restore
 from jaxfer.loop import train
 
 # Subprocesses, kills, notebooks or real runs: the slow tier.
 pytestmark = pytest.mark.slow
+
+
+def _no_data(*args, **kwargs):
+  raise AssertionError(f"a data source was opened: {args}")
 
 
 def _config(module, variant):
@@ -23,7 +29,7 @@ def _config(module, variant):
   return c
 
 
-def test_distill_then_train_on_labeled_plus_distilled(tmp_path):
+def test_distill_then_train_on_labeled_plus_distilled(tmp_path, monkeypatch):
   need(FER_SAMPLE)
   config = _config("distill_fer2013", "smoke")
   result = train.run(config, str(tmp_path / "distill"))
@@ -38,6 +44,14 @@ def test_distill_then_train_on_labeled_plus_distilled(tmp_path):
     (tmp_path / "distill" / "metrics.jsonl").read_text().splitlines()[0]
   )
   assert np.isfinite(start["loss"])
+  # Loading the workdir (inference, selection) builds the network and the
+  # state's structure only: no training image is read, the checkpoint's
+  # synthetic set comes back.
+  with monkeypatch.context() as m:
+    m.setattr(data_build, "make_source", _no_data)
+    _, _, _, state = restore.load(str(tmp_path / "distill"))
+  assert state.learned["images"].shape == (7, 16, 16, 1)
+  assert float(np.abs(np.asarray(state.learned["images"])).min()) > 0
 
   sup = _config("supervised_fer2013", "smoke")
   sup.data.image_size = 16

@@ -227,3 +227,26 @@ def build(config, *, process_index: int = 0, process_count: int = 1) -> Data:
     log,
     0 if unlabeled is None else len(unlabeled),
   )
+
+
+def per_class_images(cfg, n: int) -> np.ndarray:
+  """float32 [num_classes * n, H, W, C]: `n` random labeled training images
+  per class of `cfg` (a `config.data` section), class-major, in the
+  evaluation view (deterministic by `split_seed`). The error names a class
+  with fewer than `n`."""
+  src = make_source(cfg, cfg.train_split)
+  labeled, _ = split_indices(cfg, src.labels)
+  labels = np.asarray(src.labels)[labeled]
+  rng = np.random.default_rng(cfg.split_seed)
+  view = eval_view(cfg)
+  out = []
+  for c in range(cfg.num_classes):
+    members = labeled[labels == c]
+    if len(members) < n:
+      raise base.DataError(
+        f"{src.name}: class {c} has {len(members)} labeled "
+        f"images, fewer than distill.images_per_class={n}"
+      )
+    for i in rng.choice(members, n, replace=False):
+      out.append(view(src[int(i)])["image"])
+  return np.stack(out).astype(np.float32)

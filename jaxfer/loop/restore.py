@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxfer import methods
 from jaxfer import models
@@ -20,10 +21,19 @@ def load(workdir: str, *, best: bool = True):
   config, meta = ckpt_lib.read_config(workdir, best=best)
   config = defaults.from_json(config)
   model = models.build(config.model, config.data.num_classes)
-  method = methods.build(
-    config, model, config.total_steps, pool_size=meta.get("pool_size", 0)
-  )
   size, ch = config.data.image_size, config.data.channels
+  # The state's structure only (the checkpoint gives its arrays): no image
+  # of the training data is read to load a model.
+  blank = lambda n: np.zeros(
+    (config.data.num_classes * n, size, size, ch), np.float32
+  )
+  method = methods.build(
+    config,
+    model,
+    config.total_steps,
+    pool_size=meta.get("pool_size", 0),
+    labeled_images=blank,
+  )
   state = jax.eval_shape(
     method.init, jax.random.key(0), jnp.zeros((1, size, size, ch))
   )

@@ -13,6 +13,7 @@ computed), checkpoint, stop on SIGTERM. Only process
 """
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -127,7 +128,12 @@ def _setup(config, workdir: pathlib.Path):
   axis = parallel.PMAP_AXIS if config.parallel.mode == "pmap" else None
   model = models.build(config.model, config.data.num_classes, bn_axis_name=axis)
   method = methods.build(
-    config, model, config.total_steps, axis_name=axis, pool_size=data.pool_size
+    config,
+    model,
+    config.total_steps,
+    axis_name=axis,
+    pool_size=data.pool_size,
+    labeled_images=functools.partial(data_build.per_class_images, config.data),
   )
   init_rng, rng = jax.random.split(jax.random.key(config.seed))
   size, ch = config.data.image_size, config.data.channels

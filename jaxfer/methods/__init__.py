@@ -20,7 +20,13 @@ REGISTRY = {
 
 
 def build(
-  config, model, total_steps: int, *, axis_name=None, pool_size: int = 0
+  config,
+  model,
+  total_steps: int,
+  *,
+  axis_name=None,
+  pool_size: int = 0,
+  labeled_images=None,
 ) -> Method:
   """The Method named by `config.method`.
 
@@ -31,10 +37,11 @@ def build(
     axis_name: the mapped data axis under pmap/shard_map.
     pool_size: the unlabeled pool's size (0: none or unknown); methods that
       keep per-face state (FlexMatch's buffer) need it.
+    labeled_images: `base.Run.labeled_images`.
   """
   if config.method not in REGISTRY:
     raise ValueError(
       f"config.method must be one of {sorted(REGISTRY)}, got {config.method!r}"
     )
-  run = base.Run(total_steps, axis_name=axis_name, pool_size=pool_size)
+  run = base.Run(total_steps, axis_name, pool_size, labeled_images)
   return REGISTRY[config.method](config, model, run)

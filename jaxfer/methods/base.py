@@ -18,11 +18,17 @@ class Run:
     axis_name: the mapped data axis under pmap/shard_map, else None.
     pool_size: the unlabeled pool's size (0: none or unknown); methods that
       keep per-face state (FlexMatch's buffer) need it.
+    labeled_images: (n) -> float32 [classes * n, H, W, C], n labeled
+      training images per class, class-major, in the evaluation view (the
+      loop passes `jaxfer.data.build.per_class_images`; distillation's
+      real start calls it in `init`), or None. A builder reads no data
+      itself.
   """
 
   total_steps: int
   axis_name: str | None = None
   pool_size: int = 0
+  labeled_images: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,6 @@ import optax
 
 from jaxfer.core import optim
 from jaxfer.core import statics
-from jaxfer.data import build as data_build
 from jaxfer.data.sources import distilled as distilled_data
 from jaxfer.meta import augment
 from jaxfer.meta import distillation
@@ -32,28 +31,6 @@ from jaxfer.models import net as net_lib
 
 def softplus_inverse(y: float) -> float:
   return float(np.log(np.expm1(y)))
-
-
-def real_images(config, n: int) -> np.ndarray:
-  """n random labeled training images per class, class-major, normalized
-  as the evaluation view (deterministic by `data.split_seed`)."""
-  cfg = config.data
-  src = data_build.make_source(cfg, cfg.train_split)
-  labeled, _ = data_build.split_indices(cfg, src.labels)
-  labels = np.asarray(src.labels)[labeled]
-  rng = np.random.default_rng(cfg.split_seed)
-  view = data_build.eval_view(cfg)
-  out = []
-  for c in range(cfg.num_classes):
-    members = labeled[labels == c]
-    if len(members) < n:
-      raise ValueError(
-        f"{src.name}: class {c} has {len(members)} labeled "
-        f"images, fewer than distill.images_per_class={n}"
-      )
-    for i in rng.choice(members, n, replace=False):
-      out.append(view(src[int(i)])["image"])
-  return np.stack(out)
 
 
 def hyper(config) -> Hyper:
@@ -128,18 +105,25 @@ def build(config, model, run: base.Run) -> base.Method:
     {k: k for k in keys},
   )
   use_pool = hp.objective == "krr" or hp.init == "pool"
-  start = real_images(config, n) if d.init_images == "real" else None
   if d.init_images not in ("real", "noise"):
     raise ValueError(
       f"config.distill.init_images must be real or noise, got {d.init_images!r}"
+    )
+  real = d.init_images == "real"
+  if real and run.labeled_images is None:
+    raise ValueError(
+      "config.distill.init_images='real' starts the synthetic set from "
+      "labeled images: pass methods.build(..., labeled_images=) (the "
+      "loop passes jaxfer.data.build.per_class_images), or set "
+      "config.distill.init_images='noise'"
     )
 
   def init(rng, example):
     k_img, k_pool = jax.random.split(rng)
     shape = (c * n,) + tuple(example.shape[1:])
     images = (
-      jnp.asarray(start)
-      if start is not None
+      jnp.asarray(run.labeled_images(n)).reshape(shape)
+      if real
       else jax.random.normal(k_img, shape)
     )
     labels = jnp.repeat(jnp.arange(c, dtype=jnp.int32), n)
