@@ -224,8 +224,12 @@ def test_the_fallback_rule_catches_one():
 
 def test_no_code_points_to_a_readme_section():
   """The README is the short front page: explanations live in the docs,
-  so no message, docstring or comment of the package or configs sends a
-  reader to a README section."""
-  paths = [*(ROOT / "jaxfer").rglob("*.py"), *(ROOT / "configs").glob("*.py")]
+  so no message, docstring or comment of the package, configs or
+  notebooks sends a reader to a README section."""
+  paths = [
+    *(ROOT / "jaxfer").rglob("*.py"),
+    *(ROOT / "configs").glob("*.py"),
+    *(ROOT / "notebooks").glob("*.ipynb"),
+  ]
   found = [str(p) for p in paths if "README" in p.read_text()]
   assert not found, found
