@@ -1,7 +1,5 @@
 """Configs through the data builder and the loop, on real data."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -9,6 +7,7 @@ from conftest import FER_SAMPLE
 from conftest import LFW
 from conftest import need
 from jaxfer import configs
+from jaxfer.core import report
 from jaxfer.data import build
 from jaxfer.loop import train
 
@@ -21,10 +20,7 @@ def test_fer2013_smoke_config_end_to_end(tmp_path):
   result = train.run(config, str(tmp_path))
   for split in ("PublicTest", "PrivateTest"):
     assert 0 <= result[f"{split}/model/accuracy"] <= 1
-  rows = [
-    json.loads(line)
-    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-  ]
+  rows = report.read_rows(tmp_path)
   assert {r["split"] for r in rows} >= {"train", "PublicTest", "PrivateTest"}
   assert (tmp_path / "best").exists()
 

@@ -4,8 +4,6 @@ FER2013 sample (thresholds PNG, precision of kept labels). Resume after
 SIGKILL: tests/test_train.py; 1 device = mesh = pmap: tests/test_parallel.py.
 """
 
-import json
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -18,6 +16,7 @@ from conftest import need
 from jaxfer import methods
 from jaxfer import models
 from jaxfer.core import defaults
+from jaxfer.core import report
 from jaxfer.loop import train
 from jaxfer.methods import dtm
 
@@ -141,10 +140,7 @@ def test_smoke_run_logs_thresholds_and_precision_and_draws_them(tmp_path):
   need(FER_SAMPLE)
   result = train.run(_config(), str(tmp_path))
   assert "PrivateTest/model/macro_f1" in result
-  rows = [
-    json.loads(line)
-    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-  ]
+  rows = report.read_rows(tmp_path)
   tr = [r for r in rows if r["split"] == "train"]
   assert [r["step"] for r in tr] == [2, 3, 4, 6]
   for r in tr:

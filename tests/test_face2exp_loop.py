@@ -1,7 +1,6 @@
 """Meta-Face2Exp in the training loop: the smoke config end to end on the
 real FER2013 sample (with a finetune stage), resume equality, LFW pool."""
 
-import json
 import pathlib
 import shutil
 
@@ -13,6 +12,7 @@ from conftest import FER_SAMPLE
 from conftest import LFW
 from conftest import config
 from conftest import need
+from jaxfer.core import report
 from jaxfer.loop import checkpoint
 from jaxfer.loop import train
 
@@ -40,10 +40,7 @@ def test_smoke_trains_student_and_teacher_then_finetunes(tmp_path):
   for split in ("PublicTest", "PrivateTest"):
     for model in ("student", "teacher"):
       assert 0 <= result[f"{split}/{model}/accuracy"] <= 1
-  rows = [
-    json.loads(line)
-    for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-  ]
+  rows = report.read_rows(tmp_path)
   train_rows = [r for r in rows if r["split"] == "train"]
   # Logged at steps 2, 3, 4 (meta) and 6 (mean of the finetune steps 5,
   # 6): each phase's rows hold its own metrics.

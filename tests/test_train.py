@@ -1,7 +1,6 @@
 """The training loop end to end: CLI, config errors, resume after SIGKILL,
 non-finite loss."""
 
-import json
 import os
 import pathlib
 import random
@@ -15,6 +14,7 @@ import pytest
 from conftest import python
 from conftest import spawn
 from jaxfer import configs
+from jaxfer.core import report
 from jaxfer.data.base import DataError
 from jaxfer.loop import checkpoint
 from jaxfer.loop import train
@@ -34,8 +34,7 @@ def _cli(*args, log=None):
 
 
 def _rows(workdir, drop=("perf",)):
-  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return [r for r in map(json.loads, lines) if r["split"] not in drop]
+  return [r for r in report.read_rows(workdir) if r["split"] not in drop]
 
 
 def _final_params(workdir):
