@@ -196,16 +196,9 @@ def test_score_function_is_unbiased_by_enumeration():
     return jax.nn.log_softmax(z[hp.label_view] / hp.pseudo_temperature)
 
   draws = [jnp.array(y) for y in itertools.product(range(3), repeat=3)]
+  kw = dict(apply_fn=apply, tx=tx, hp=hp, unroll_as=mpl.ONE_STEP)
   objective = [
-    mpl.objective_for_targets(
-      jax.nn.one_hot(y, 3),
-      student,
-      batch,
-      apply_fn=apply,
-      tx=tx,
-      hp=hp,
-      unroll_as=mpl.ONE_STEP,
-    )[0]
+    mpl.objective_for_targets(jax.nn.one_hot(y, 3), student, batch, **kw)[0]
     for y in draws
   ]
 

@@ -233,27 +233,10 @@ def objective_for_targets(
   return parallel.pmean(l_new, axis_name), (new, ys)
 
 
-def meta_objective(
-  z,
-  student: unroll.Inner,
-  batch,
-  *,
-  apply_fn,
-  tx,
-  hp: Student,
-  unroll_as: Unroll,
-  axis_name=None,
-):
+def meta_objective(z, student: unroll.Inner, batch, **kw):
   """The exact bilevel objective as a function of the teacher's logits: the
-  soft pseudo-labels are softmax(z[label_view] / T)."""
+  soft pseudo-labels are softmax(z[label_view] / T); `kw` are
+  `objective_for_targets`'s (apply_fn, tx, hp, unroll_as, axis_name)."""
+  hp = kw["hp"]
   q = jax.nn.softmax(z[hp.label_view] / hp.pseudo_temperature)
-  return objective_for_targets(
-    q,
-    student,
-    batch,
-    apply_fn=apply_fn,
-    tx=tx,
-    hp=hp,
-    unroll_as=unroll_as,
-    axis_name=axis_name,
-  )
+  return objective_for_targets(q, student, batch, **kw)
