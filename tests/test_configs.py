@@ -13,6 +13,7 @@ from jaxfer import configs
 from jaxfer import methods
 from jaxfer import models
 from jaxfer.core import variants
+from jaxfer.data import build as data_build
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Every shipped config but omni's (a pipeline of several configs, its own
@@ -25,9 +26,7 @@ def _built(config):
   model = models.build(config.model, config.data.num_classes)
   size, ch = config.data.image_size, config.data.channels
   # No data read: the structure of distillation's real start.
-  blank = lambda n: np.zeros(
-    (config.data.num_classes * n, size, size, ch), np.float32
-  )
+  blank = data_build.blank_per_class_images(config.data)
   method = methods.build(
     config, model, config.total_steps, labeled_images=blank
   )

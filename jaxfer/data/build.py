@@ -250,3 +250,11 @@ def per_class_images(cfg, n: int) -> np.ndarray:
     for i in rng.choice(members, n, replace=False):
       out.append(view(src[int(i)])["image"])
   return np.stack(out).astype(np.float32)
+
+
+def blank_per_class_images(cfg):
+  """(n) -> zeros of `per_class_images(cfg, n)`'s shape: for a state's
+  structure where no image is to be read (loading a workdir, whose
+  checkpoint gives the arrays; checking a config)."""
+  shape = (cfg.image_size, cfg.image_size, cfg.channels)
+  return lambda n: np.zeros((cfg.num_classes * n, *shape), np.float32)

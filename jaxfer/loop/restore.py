@@ -2,11 +2,11 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxfer import methods
 from jaxfer import models
 from jaxfer.core import defaults
+from jaxfer.data import build as data_build
 from jaxfer.loop import checkpoint as ckpt_lib
 
 
@@ -24,15 +24,12 @@ def load(workdir: str, *, best: bool = True):
   size, ch = config.data.image_size, config.data.channels
   # The state's structure only (the checkpoint gives its arrays): no image
   # of the training data is read to load a model.
-  blank = lambda n: np.zeros(
-    (config.data.num_classes * n, size, size, ch), np.float32
-  )
   method = methods.build(
     config,
     model,
     config.total_steps,
     pool_size=meta.get("pool_size", 0),
-    labeled_images=blank,
+    labeled_images=data_build.blank_per_class_images(config.data),
   )
   state = jax.eval_shape(
     method.init, jax.random.key(0), jnp.zeros((1, size, size, ch))
